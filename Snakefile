@@ -1,0 +1,28 @@
+# vlmflow: where does information flow inside a VideoLLM? (Kim, Kim & Han, ICLR 2026)
+# Stages: dataset -> frames -> features -> knockouts -> figures/tables. All logic lives in the
+# package src/vlmflow; rules are thin wrappers. See README.md.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/knockout.smk"
+include: "workflow/rules/figures.smk"
+
+
+report: "workflow/report/workflow.rst"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

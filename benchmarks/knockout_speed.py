@@ -1,0 +1,136 @@
+"""Knockout engine vs the paper's reference method, on the same inputs, at paper shape.
+
+The full paper sweep for one sample: cross-frame + vql-to-ql + question-and-options-to-last +
+vq-to-true-opt, every layer as a window centre, window 9: (1 + 4 + 3 + 3) x L conditions. The
+reference method (knockout/reference.py) runs one full forward per condition plus one baseline per
+family script, as the authors' scripts do; the engine runs one clean pass plus its reuse paths.
+
+Shape: 32 layers, 8 frames of 12 x 12 = 1152 video tokens, about 1270 tokens in all (the MVBench
+system prompt and a TVBench-length question). On CPU the hidden width is reduced; `--gpu7b` uses
+the 7B width (4096, 32 heads, MLP 11008) in bf16 on a GPU. Timings are ratios measured in the same
+run on the same machine, never absolute targets. Ends with one line:
+
+RESULT speedup=<full sweep> speedup_no_crossframe=<other three families> max_diff=<y> ref_mask_mb=<a> engine_mask_mb=<b>
+
+max_diff is the largest |difference| of the relative change (p_new - p_base) / p_base, as a fraction.
+
+    python benchmarks/knockout_speed.py --quick     # under a minute on CPU, fewer layers and frames
+    python benchmarks/knockout_speed.py             # paper shape, reduced width (CPU: minutes)
+    python benchmarks/knockout_speed.py --gpu7b     # 7B-shaped, bf16, one GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import numpy as np
+import torch
+
+from vlmflow.knockout.engine import KnockoutEngine
+from vlmflow.knockout.reference import dense_mask, reference_probs
+from vlmflow.knockout.spec import FAMILIES, Condition, Knockout, explicit_window, sweep
+from vlmflow.models import toy
+from vlmflow.models.base import Question
+from vlmflow.models.llava_video import LlavaVideoAdapter
+from vlmflow.prompt import MVBENCH_SYSTEM
+
+
+def build(layers: int, frames: int, hidden: int, heads: int, kv_heads: int, mlp: int, dtype, device) -> LlavaVideoAdapter:
+    """A random-weight model of the LLaVA video family: 24 x 24 patches pooled to 12 x 12 per frame."""
+    from transformers import LlavaForConditionalGeneration
+
+    tok = toy.build_tokenizer()
+    cfg = toy.build_model(tok, 0).config
+    v = cfg.vision_config
+    v.image_size, v.patch_size, v.hidden_size, v.intermediate_size, v.num_hidden_layers = 96, 4, 32, 64, 2
+    t = cfg.text_config
+    t.num_hidden_layers, t.hidden_size, t.num_attention_heads = layers, hidden, heads
+    t.num_key_value_heads, t.intermediate_size, t.max_position_embeddings = kv_heads, mlp, 4096
+    cfg.pooling_shape = [frames, 12, 12]
+    cfg.video_position_ids = "sequential"
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = LlavaForConditionalGeneration(cfg).to(dtype)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(20)  # peaked, like a trained model's answer distribution
+    proc = toy.build_image_processor()
+    proc.size, proc.crop_size = {"shortest_edge": 96}, {"height": 96, "width": 96}
+    return LlavaVideoAdapter(model, tok, proc, system_prompt=MVBENCH_SYSTEM)
+
+
+def question() -> Question:
+    q = "In which order do the squares appear and which way does the red square move " * 2
+    cands = ["red then blue and then left", "blue then red and then right", "red then green and then up",
+             "green then blue and then down"]
+    return Question("bench", "bench", "0", q.strip() + "?", cands, 1)
+
+
+def timed(fn):
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    out = fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return out, time.perf_counter() - t
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="8 layers, 4 frames, window 3: under a minute on CPU")
+    ap.add_argument("--gpu7b", action="store_true", help="7B-shaped model in bf16 on the GPU")
+    ap.add_argument("--backend", default="sdpa", choices=["sdpa", "eager"])
+    args = ap.parse_args(argv)
+    device = "cuda" if args.gpu7b else "cpu"
+    if args.gpu7b and not torch.cuda.is_available():
+        ap.error("--gpu7b needs a CUDA GPU")
+    dtype = torch.bfloat16 if args.gpu7b else torch.float32
+    layers, frames, window = (8, 4, 3) if args.quick else (32, 8, 9)
+    width = dict(hidden=4096, heads=32, kv_heads=32, mlp=11008) if args.gpu7b else dict(hidden=64, heads=4, kv_heads=4, mlp=128)
+    a = build(layers, frames, dtype=dtype, device=device, **width)
+    q = question()
+    rng = np.random.default_rng(0)
+    size = a.image_processor.crop_size["height"]
+    frames_px = rng.integers(0, 255, size=(frames, size, size, 3), dtype=np.uint8)
+
+    engine = KnockoutEngine(a, backend=args.backend)
+    sample = a.prepare(q, a.video_features(a.pixel_values(frames_px)))
+    N = sample.layout.n_tokens
+    print(f"device {device} ({torch.cuda.get_device_name() if device == 'cuda' else platform.processor() or 'cpu'}), "
+          f"{dtype}, {layers} layers, width {width['hidden']}, {N} tokens, {a.grid} video grid, window {window}")
+
+    fams = {f: [Condition(k, w) for k in FAMILIES[f] for w in sweep(layers, window)] for f in FAMILIES}
+    ref_t, eng_t, diffs = {}, {}, []
+    clean, t_clean = timed(lambda: engine.clean(sample))
+    pred = int(clean.probs.argmax())
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    for fam, conds in fams.items():
+        fast, eng_t[fam] = timed(lambda: engine.run(sample, conds, clean))
+        # the paper's scripts: one baseline forward per family, then one full forward per condition
+        def ref_sweep():
+            base = reference_probs(a, q, frames_px, Condition(Knockout("none", ()), explicit_window([0], layers)))
+            return base, torch.stack([reference_probs(a, q, frames_px, c) for c in conds])
+
+        (_, ref), ref_t[fam] = timed(ref_sweep)
+        rel = lambda p: (p[:, pred] - clean.probs[pred]) / clean.probs[pred]  # noqa: E731
+        diffs.append(float((rel(fast) - rel(ref)).abs().max()))
+        print(f"  {fam:30s} {len(conds):4d} conditions: reference {ref_t[fam]:8.2f} s  engine {eng_t[fam]:7.2f} s  "
+              f"x{ref_t[fam] / eng_t[fam]:6.1f}  max|diff| {diffs[-1]:.2e}", flush=True)
+    other = [f for f in fams if f != "cross_frame"]
+    speedup = sum(ref_t.values()) / (t_clean + sum(eng_t.values()))
+    speedup_other = sum(ref_t[f] for f in other) / (t_clean + sum(eng_t[f] for f in other))
+    n_heads = a.model.config.text_config.num_attention_heads
+    ref_mask = dense_mask(sample.layout, fams["cross_frame"][0], n_heads, dtype)
+    ref_mask_mb = ref_mask.numel() * ref_mask.element_size() / 2**20  # one [1, H, N, N] mask held per config
+    engine_mask_mb = engine.peak_mask_bytes / 2**20
+    if device == "cuda":
+        print(f"peak GPU memory of the whole comparison: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
+    print(f"RESULT speedup={speedup:.1f} speedup_no_crossframe={speedup_other:.1f} max_diff={max(diffs):.2e} "
+          f"ref_mask_mb={ref_mask_mb:.1f} engine_mask_mb={engine_mask_mb:.1f}")
+
+
+if __name__ == "__main__":
+    main()

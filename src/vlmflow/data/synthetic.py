@@ -1,0 +1,280 @@
+"""Synthetic temporal VideoQA benchmark: the paper's five analysed TVBench tasks as toy videos.
+
+Every task asks about something no single frame shows: a direction of motion, the order of two
+events, a change of scene, a change of size or presence, a number of flashes. Options carry
+content ("red then blue") that must be matched against the video, so the answer has to travel
+through the option tokens, and option order (hence the letter) is random.
+
+`sample_question` draws one question (parameters + text); `render` draws its frames at any list of
+frame indices, so training renders exactly the frames the evaluation sampler would pick.
+`write_benchmark` writes the TVBench layout (json/<task>.json + video/<task>/*.mp4) with PyAV.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vlmflow.data.frames import segment_midpoints
+from vlmflow.io import atomic_path
+
+SIZE = 48  # frame height = width in pixels
+FPS = 8
+N_VIDEO_FRAMES = 16  # frames of an unbounded clip (2 s)
+N_BOUNDED_FRAMES = 24  # action_sequence videos: 3 s with the clip in [0.5 s, 2.5 s]
+CLIP_BOUNDS = (0.5, 2.5)
+
+COLOURS = {
+    "red": (230, 40, 40),
+    "green": (40, 200, 60),
+    "blue": (50, 80, 240),
+    "yellow": (240, 220, 40),
+    "white": (245, 245, 245),
+}
+SCENES = {  # background colours for scene transitions
+    "grass": (30, 110, 40),
+    "sea": (20, 60, 150),
+    "desert": (170, 130, 60),
+    "night": (35, 20, 70),
+}
+BACKGROUND = (16, 16, 16)
+NUMBERS = ["one", "two", "three", "four"]
+DIRECTIONS = ["left", "right", "up", "down"]
+CHANGES = ["grow", "shrink", "appear", "disappear"]
+
+# Task names in the paper's figure order; ids are the alphabetical order as in TVBench.
+TASKS = ["action_antonym", "action_sequence", "scene_transition", "moving_direction", "object_count"]
+STATIC_TASKS = ["static_colour", "static_position"]  # image-stage training only
+CORNERS = ["top left", "top right", "bottom left", "bottom right"]
+TASK_TITLES = {
+    "action_antonym": "Action Antonym",
+    "action_sequence": "Action Sequence",
+    "scene_transition": "Scene Transition",
+    "moving_direction": "Moving Direction",
+    "object_count": "Object Count",
+}
+
+
+@dataclass
+class SyntheticQuestion:
+    """One question: what to render (`params`) and what to ask."""
+
+    task: str
+    question: str
+    candidates: list[str]  # option texts in display order
+    answer: str
+    params: dict = field(default_factory=dict)
+    n_frames: int = N_VIDEO_FRAMES
+    bounds: tuple[float, float] | None = None  # clip bounds in seconds
+
+    def sampled_indices(self, n: int = 8) -> list[int]:
+        """Indices the evaluation sampler picks from this question's video."""
+        return segment_midpoints(self.n_frames, FPS, n, self.bounds)
+
+
+def _shuffle(rng: np.random.Generator, correct: str, wrong: list[str]) -> list[str]:
+    options = [correct, *wrong]
+    return [options[i] for i in rng.permutation(len(options))]
+
+
+def _distinct(rng: np.random.Generator, names, k: int) -> list[str]:
+    return [str(x) for x in rng.choice(list(names), size=k, replace=False)]
+
+
+def sample_question(task: str, rng: np.random.Generator) -> SyntheticQuestion:
+    """Draw one question of `task` with its render parameters."""
+    colour = _distinct(rng, COLOURS, 1)[0]
+    if task == "moving_direction":
+        direction = DIRECTIONS[rng.integers(4)]
+        dist = int(rng.integers(20, 29))
+        size = 10
+        lo, hi = 1, SIZE - size - 1
+        x0, y0 = rng.integers(lo, hi + 1, size=2)
+        dx, dy = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}[direction]
+        # keep the whole path inside the frame
+        x0 = int(np.clip(x0, lo + max(0, -dx) * dist, hi - max(0, dx) * dist))
+        y0 = int(np.clip(y0, lo + max(0, -dy) * dist, hi - max(0, dy) * dist))
+        params = dict(colour=colour, x0=x0, y0=y0, dx=dx * dist, dy=dy * dist, size=size)
+        wrong = [d for d in DIRECTIONS if d != direction]
+        q = f"Which way does the {colour} square move?"
+        return SyntheticQuestion(task, q, _shuffle(rng, direction, wrong), direction, params)
+    if task == "action_sequence":
+        c1, c2, c3, c4 = _distinct(rng, COLOURS, 4)
+        pos = _two_positions(rng)
+        switch = float(rng.uniform(0.4, 0.6))
+        params = dict(first=c1, second=c2, pos=pos, switch=switch, distractor=c3)
+        correct = f"{c1} then {c2}"
+        wrong = [f"{c2} then {c1}", f"{c1} then {c4}", f"{c4} then {c2}"]
+        q = "In which order do the squares appear?"
+        return SyntheticQuestion(
+            task, q, _shuffle(rng, correct, wrong), correct, params, N_BOUNDED_FRAMES, CLIP_BOUNDS
+        )
+    if task == "scene_transition":
+        s1, s2, s3 = _distinct(rng, SCENES, 3)
+        params = dict(first=s1, second=s2, switch=float(rng.uniform(0.35, 0.65)), colour=colour)
+        correct = f"from {s1} to {s2}"
+        wrong = [f"from {s2} to {s1}", f"from {s1} to {s3}", f"from {s3} to {s2}"]
+        q = "How does the scene change?"
+        return SyntheticQuestion(task, q, _shuffle(rng, correct, wrong), correct, params)
+    if task == "action_antonym":
+        change = CHANGES[rng.integers(4)]
+        small, big = int(rng.integers(6, 11)), int(rng.integers(18, 25))
+        x, y = rng.integers(2, SIZE - big - 2, size=2)
+        params = dict(
+            colour=colour, change=change, small=small, big=big, x=int(x), y=int(y),
+            switch=float(rng.uniform(0.35, 0.65)),
+        )
+        wrong = [c for c in CHANGES if c != change]
+        q = f"What does the {colour} square do?"
+        return SyntheticQuestion(task, q, _shuffle(rng, change, wrong), change, params)
+    if task == "object_count":
+        count = int(rng.integers(1, 5))
+        # flashes land on non-adjacent sampled frames, so each one is seen on its own
+        slots = _non_adjacent(rng, 8, count)
+        x, y = rng.integers(2, SIZE - 14, size=2)
+        params = dict(colour=colour, slots=slots, x=int(x), y=int(y), size=12)
+        correct = NUMBERS[count - 1]
+        wrong = [n for n in NUMBERS if n != correct]
+        q = f"How many times does the {colour} square flash?"
+        return SyntheticQuestion(task, q, _shuffle(rng, correct, wrong), correct, params)
+    if task == "static_colour":
+        x, y = rng.integers(2, SIZE - 18, size=2)
+        params = dict(colour=colour, x=int(x), y=int(y), size=16)
+        wrong = _distinct(rng, [c for c in COLOURS if c != colour], 3)
+        q = "What colour is the square?"
+        return SyntheticQuestion(task, q, _shuffle(rng, colour, wrong), colour, params)
+    if task == "static_position":
+        corner = CORNERS[rng.integers(4)]
+        params = dict(colour=colour, corner=corner, size=14)
+        wrong = [c for c in CORNERS if c != corner]
+        q = f"Where is the {colour} square?"
+        return SyntheticQuestion(task, q, _shuffle(rng, corner, wrong), corner, params)
+    raise ValueError(f"unknown synthetic task {task!r}; known: {TASKS + STATIC_TASKS}")
+
+
+def _two_positions(rng: np.random.Generator) -> list[list[int]]:
+    """Top-left corners of two 14-px squares in different halves of the frame."""
+    a = [int(rng.integers(2, 10)), int(rng.integers(2, 32))]
+    b = [int(rng.integers(26, 32)), int(rng.integers(2, 32))]
+    return [a, b] if rng.random() < 0.5 else [b, a]
+
+
+def _non_adjacent(rng: np.random.Generator, n: int, k: int) -> list[int]:
+    while True:
+        slots = sorted(int(s) for s in rng.choice(n, size=k, replace=False))
+        if all(b - a > 1 for a, b in zip(slots, slots[1:])):
+            return slots
+
+
+def render(q: SyntheticQuestion, indices: list[int]) -> np.ndarray:
+    """Frames of `q` at the given video frame indices -> uint8 [len(indices), SIZE, SIZE, 3]."""
+    start, end = _clip_range(q)
+    sampled = q.sampled_indices()
+    out = np.empty((len(indices), SIZE, SIZE, 3), np.uint8)
+    for i, idx in enumerate(indices):
+        u = (idx - start) / max(end - start, 1)  # 0..1 inside the clip
+        out[i] = _frame(q, u, idx, sampled, inside=start <= idx <= end)
+    return out
+
+
+def _clip_range(q: SyntheticQuestion) -> tuple[int, int]:
+    if q.bounds is None:
+        return 0, q.n_frames - 1
+    return round(q.bounds[0] * FPS), min(round(q.bounds[1] * FPS), q.n_frames - 1)
+
+
+def _square(img: np.ndarray, x: int, y: int, size: int, colour: str) -> None:
+    img[y : y + size, x : x + size] = COLOURS[colour]
+
+
+def _frame(q: SyntheticQuestion, u: float, idx: int, sampled: list[int], inside: bool) -> np.ndarray:
+    p = q.params
+    img = np.empty((SIZE, SIZE, 3), np.uint8)
+    img[:] = BACKGROUND
+    if q.task == "moving_direction":
+        _square(img, round(p["x0"] + u * p["dx"]), round(p["y0"] + u * p["dy"]), p["size"], p["colour"])
+    elif q.task == "action_sequence":
+        if not inside:  # outside the clip bounds a distractor flashes: a sampler ignoring them is wrong
+            _square(img, 17, 17, 14, p["distractor"])
+        else:
+            which = 0 if u < p["switch"] else 1
+            x, y = p["pos"][which]
+            _square(img, x, y, 14, p["first"] if which == 0 else p["second"])
+    elif q.task == "scene_transition":
+        img[:] = SCENES[p["first"] if u < p["switch"] else p["second"]]
+    elif q.task == "action_antonym":
+        late = u >= p["switch"]
+        ch = p["change"]
+        if ch in ("grow", "shrink"):
+            frac = u if ch == "grow" else 1 - u
+            size = round(p["small"] + frac * (p["big"] - p["small"]))
+            _square(img, p["x"], p["y"], size, p["colour"])
+        elif (ch == "appear") == late:
+            _square(img, p["x"], p["y"], 14, p["colour"])
+    elif q.task == "object_count":
+        # a flash is "on" exactly at the sampled frames listed in slots
+        if idx in sampled and sampled.index(idx) in p["slots"]:
+            _square(img, p["x"], p["y"], p["size"], p["colour"])
+    elif q.task == "static_colour":
+        _square(img, p["x"], p["y"], p["size"], p["colour"])
+    elif q.task == "static_position":
+        s = p["size"]
+        x = 4 if "left" in p["corner"] else SIZE - s - 4
+        y = 4 if "top" in p["corner"] else SIZE - s - 4
+        _square(img, x, y, s, p["colour"])
+    return img
+
+
+def vocabulary() -> list[str]:
+    """Every word the synthetic questions and options can use."""
+    words = set(COLOURS) | set(SCENES) | set(NUMBERS) | set(DIRECTIONS) | set(CHANGES)
+    words |= {w for c in CORNERS for w in c.split()}
+    rng = np.random.default_rng(0)
+    for task in TASKS + STATIC_TASKS:
+        for _ in range(50):
+            q = sample_question(task, rng)
+            for text in [q.question, *q.candidates]:
+                words.update(_words(text))
+    return sorted(words)
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in text.replace("?", " ").split() if w]
+
+
+def write_video(path: Path, frames: np.ndarray, fps: int = FPS) -> None:
+    """Encode uint8 RGB frames [n, H, W, 3] as an H.264 mp4 (lossless, 4:4:4) with PyAV."""
+    import av
+
+    with atomic_path(path) as tmp:
+        with av.open(str(tmp), "w", format="mp4") as container:
+            stream = container.add_stream("libx264", rate=fps)
+            stream.width, stream.height = frames.shape[2], frames.shape[1]
+            stream.pix_fmt = "yuv444p"
+            stream.options = {"crf": "0", "preset": "medium"}
+            for frame in frames:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+
+
+def write_benchmark(root: Path, n_per_task: int, seed: int, tasks: list[str] = TASKS) -> None:
+    """Write a TVBench-format benchmark: json/<task>.json and video/<task>/<id>.mp4."""
+    root = Path(root)
+    for t_i, task in enumerate(tasks):
+        rng = np.random.default_rng([seed, t_i])
+        entries = []
+        for i in range(n_per_task):
+            q = sample_question(task, rng)
+            name = f"{task}_{i:04d}.mp4"
+            write_video(root / "video" / task / name, render(q, list(range(q.n_frames))))
+            entry = {"video": name, "question": q.question, "candidates": q.candidates, "answer": q.answer}
+            if q.bounds is not None:
+                entry["start"], entry["end"] = q.bounds
+            entries.append(entry)
+        with atomic_path(root / "json" / f"{task}.json") as tmp:
+            tmp.write_text(json.dumps(entries, indent=1))

@@ -1,0 +1,49 @@
+"""TVBench / MVBench annotation format: json/<task>.json = [{video, question, candidates, answer,
+start?, end?}], videos under video/<task>/. The synthetic benchmark is written in this format."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class VideoQuestion:
+    """A question with where its video is: the loader's output, before frames are decoded."""
+
+    sample_id: str
+    task: str
+    question: str
+    candidates: list[str]
+    answer_index: int
+    video: str
+    bounds: tuple[float, float] | None
+
+
+def load_task(root: str | Path, task: str) -> tuple[list[VideoQuestion], list[dict]]:
+    """Questions of one task, and the entries skipped with their reason."""
+    root = Path(root)
+    path = root / "json" / f"{task}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"TVBench annotations not found: {path} (set the dataset's root in config.yaml)")
+    try:
+        entries = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from err
+    if not isinstance(entries, list):
+        raise ValueError(f"{path}: expected a list of questions, got {type(entries).__name__}")
+    out, skipped = [], []
+    for i, e in enumerate(entries):
+        sid = f"{task}_{i:04d}"
+        missing = [k for k in ("video", "question", "candidates", "answer") if k not in e]
+        if missing:
+            skipped.append(dict(sample_id=sid, task=task, reason=f"missing fields {missing} in {path}"))
+            continue
+        if e["answer"] not in e["candidates"]:
+            skipped.append(dict(sample_id=sid, task=task, reason=f"answer {e['answer']!r} is not among the candidates"))
+            continue
+        bounds = (float(e["start"]), float(e["end"])) if "start" in e and "end" in e else None
+        out.append(VideoQuestion(sid, task, e["question"], list(e["candidates"]), e["candidates"].index(e["answer"]),
+                                 str(root / "video" / task / e["video"]), bounds))
+    return out, skipped

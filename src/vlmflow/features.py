@@ -1,0 +1,61 @@
+"""Feature caching stage: video tokens once per sample, plus the baseline prediction of every sample."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from vlmflow.data.extract import load_frames
+from vlmflow.io import atomic_path, write_parquet
+from vlmflow.knockout.engine import plain_forward
+from vlmflow.models.base import Question
+from vlmflow.prompt import LETTERS
+
+
+def to_question(dataset: str, row) -> Question:
+    return Question(dataset, row.task, row.sample_id, row.question, list(row.candidates), int(row.answer_index))
+
+
+@dataclass
+class Baseline:
+    pred: int  # predicted token id
+    p: float  # its probability
+    p_gt: float  # probability of the correct letter
+    correct: bool
+
+
+def baseline(adapter, sample, question: Question) -> Baseline:
+    probs = plain_forward(adapter, sample)
+    pred = int(probs.argmax())
+    correct = adapter.tokenizer.convert_ids_to_tokens(pred).strip().lower() == LETTERS[question.answer_index].lower()
+    return Baseline(pred, float(probs[pred]), float(probs[sample.gt_token]), correct)
+
+
+@torch.no_grad()
+def cache_task(adapter, dataset: str, questions_path: Path, frames_path: Path, features_out: Path,
+               baseline_out: Path, model_name: str) -> None:
+    """Write video tokens {sample_id: [n_video, d]} (.pt) and the baseline table (.parquet)."""
+    qs = pd.read_parquet(questions_path)
+    frames = load_frames(frames_path, list(qs.sample_id))
+    feats, rows = {}, []
+    for k, (row, fr) in enumerate(zip(qs.itertuples(), frames)):
+        q = to_question(dataset, row)
+        video = adapter.video_features(adapter.pixel_values(fr))
+        sample = adapter.prepare(q, video)
+        b = baseline(adapter, sample, q)
+        feats[q.sample_id] = video.cpu()
+        rows.append(dict(dataset=dataset, task=q.task, model=model_name, sample_id=q.sample_id,
+                         n_tokens=sample.layout.n_tokens, gt=LETTERS[q.answer_index],
+                         pred_base=adapter.tokenizer.convert_ids_to_tokens(b.pred), p_base=b.p,
+                         p_base_gt=b.p_gt, correct_base=b.correct, n_options=len(q.candidates)))
+        if (k + 1) % 25 == 0:
+            print(f"[features] {model_name} {q.task}: {k + 1}/{len(qs)}", flush=True)
+    with atomic_path(features_out) as tmp:
+        torch.save(feats, tmp)
+    df = pd.DataFrame(rows)
+    write_parquet(df, baseline_out)
+    print(f"[features] {model_name} {dataset}/{qs.task.iloc[0]}: accuracy {df.correct_base.mean():.3f} "
+          f"on {len(df)} samples", flush=True)

@@ -1,0 +1,90 @@
+"""The one attention function every knockout goes through, registered in transformers'
+AttentionInterface. It always builds causality itself (it never trusts a missing mask to mean
+"causal"), looks up the blocked pairs of the calling layer (`module.layer_idx`) in the plan passed
+as the `knockout` keyword, and can prepend clean cached keys/values for rows it does not recompute.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+
+NAME = "vlmflow_knockout"
+BACKENDS = ("sdpa", "eager")
+REFUSED = ("flash_attention_2", "flash_attention_3", "flash_attention", "paged_attention")
+
+
+class Plan(Protocol):
+    """What the attention function asks of the engine, per layer."""
+
+    backend: str
+    mode: str  # "pre_softmax" | "post_softmax"
+    q_offset: int  # absolute position of the first query row passed in
+
+    def kv(self, layer: int, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def blocked(self, layer: int) -> torch.Tensor | None:  # [b, 1|H, q, k] bool
+        ...
+
+
+def check_backend(name: str) -> str:
+    if name in REFUSED or name.startswith("flash"):
+        raise ValueError(
+            f"attention backend {name!r} ignores additive masks, so knockouts would silently do nothing; "
+            f"use one of {BACKENDS}"
+        )
+    if name not in BACKENDS:
+        raise ValueError(f"unknown attention backend {name!r}; use one of {BACKENDS}")
+    return name
+
+
+def _repeat_kv(x: torch.Tensor, n: int) -> torch.Tensor:
+    return x if n == 1 else x.repeat_interleave(n, dim=1)
+
+
+def knockout_attention(module, query, key, value, attention_mask, scaling, dropout=0.0, knockout=None, **_):
+    """query [b, H, q, d]; key, value [b, Hkv, k, d] (RoPE applied) -> ([b, q, H, d], None)."""
+    if attention_mask is not None and attention_mask.dtype == torch.bool and not bool(attention_mask.all()):
+        raise ValueError("vlmflow attention builds its own causal mask; padded batches are not supported")
+    plan: Plan | None = knockout
+    layer = module.layer_idx
+    q_offset = 0
+    blocked = None
+    backend, mode = "sdpa", "pre_softmax"
+    if plan is not None:
+        key, value = plan.kv(layer, key, value)
+        blocked = plan.blocked(layer)
+        q_offset, backend, mode = plan.q_offset, plan.backend, plan.mode
+    n_rep = query.shape[1] // key.shape[1]
+    key, value = _repeat_kv(key, n_rep), _repeat_kv(value, n_rep)
+    q_len, k_len = query.shape[2], key.shape[2]
+    q_pos = torch.arange(q_offset, q_offset + q_len, device=query.device)
+    causal = torch.arange(k_len, device=query.device)[None, :] <= q_pos[:, None]  # [q, k]
+
+    if backend == "sdpa" and mode == "pre_softmax":
+        if blocked is None and q_offset == 0 and q_len == k_len:
+            out = F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=scaling)
+        else:
+            allowed = causal if blocked is None else causal & ~blocked  # [b|1, 1|H, q, k] bool
+            if not bool(allowed.any(-1).all()):  # a fully blocked row: the paper's additive min gives
+                bias = torch.zeros(allowed.shape, dtype=query.dtype, device=query.device)  # uniform weights
+                allowed = bias.masked_fill_(~allowed, torch.finfo(query.dtype).min)
+            out = F.scaled_dot_product_attention(query, key, value, attn_mask=allowed, scale=scaling)
+        return out.transpose(1, 2).contiguous(), None
+
+    scores = torch.matmul(query, key.transpose(2, 3)) * scaling  # [b, H, q, k]
+    pre = causal if (blocked is None or mode == "post_softmax") else causal & ~blocked
+    scores = scores.masked_fill(~pre, torch.finfo(scores.dtype).min)
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    if blocked is not None and mode == "post_softmax":
+        probs = probs.masked_fill(blocked, 0.0)  # not renormalised
+    out = torch.matmul(probs, value)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def register() -> None:
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(NAME, knockout_attention)

@@ -1,0 +1,137 @@
+"""LLaVA-NeXT-Video-FT (PLLaVA format) and the LLaVA image models run through the same video path.
+
+Video tokens (spec A.2): each of T frames through the CLIP tower, hidden states of
+`vision_feature_layer` (-2), CLS dropped -> projector per patch -> reshape [1, d, T, h, w] ->
+AdaptiveAvgPool3d(pooling_shape) -> frame-major, row-major tokens that replace the single image
+placeholder. No AnyRes, no newline token. The embedded toy VideoLLMs are checkpoints of this same
+family (`config.video_position_ids = "frame_shared"` is their one difference, see README).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from vlmflow.layout import TokenLayout, build_layout
+from vlmflow.models.base import DecoderParts, PreparedSample, Question
+from vlmflow.prompt import LETTERS, MVBENCH_SYSTEM, build_prompt
+
+DEFAULT_POOLING = (8, 12, 12)
+
+
+class LlavaVideoAdapter:
+    family = "llava_video"
+
+    def __init__(self, model, tokenizer, image_processor, system_prompt: str = MVBENCH_SYSTEM,
+                 pooling_shape: tuple[int, int, int] | None = None):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.image_processor = image_processor
+        self.system_prompt = system_prompt
+        cfg = model.config
+        self.grid = tuple(pooling_shape or getattr(cfg, "pooling_shape", None) or DEFAULT_POOLING)
+        self.pool = nn.AdaptiveAvgPool3d(self.grid)
+        self.position_mode = getattr(cfg, "video_position_ids", "sequential")
+        self.image_token = tokenizer.convert_ids_to_tokens(cfg.image_token_id)
+
+    @classmethod
+    def from_pretrained(cls, path: str, dtype: torch.dtype = torch.float32, device: str = "cpu", **kw):
+        """Load from a hub id or a local directory (config, safetensors, tokenizer, image processor)."""
+        from transformers import AutoImageProcessor, AutoTokenizer, LlavaForConditionalGeneration
+
+        model = LlavaForConditionalGeneration.from_pretrained(path, dtype=dtype).to(device)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        image_processor = AutoImageProcessor.from_pretrained(path)
+        return cls(model, tokenizer, image_processor, **kw)
+
+    # --- parts -------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.model.lm_head.weight.device
+
+    def decoder(self) -> DecoderParts:
+        lm = self.model.model.language_model
+        return DecoderParts(lm.layers, lm.norm, lm.rotary_emb, self.model.lm_head, lm.embed_tokens)
+
+    def _letter_id(self, letter: str) -> int:
+        ids = self.tokenizer.convert_tokens_to_ids([letter])
+        if ids[0] is None or ids[0] == self.tokenizer.unk_token_id:
+            raise ValueError(f"tokenizer has no token for the option letter {letter!r}")
+        return ids[0]
+
+    # --- video -------------------------------------------------------------------------------
+    def pixel_values(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 RGB frames [T, H, W, 3] -> processed pixels [T, 3, S, S]."""
+        out = self.image_processor(images=list(frames), return_tensors="pt")
+        return out["pixel_values"].to(self.device, self.model.dtype)
+
+    def video_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Pixels [T, 3, S, S] (or [B, T, 3, S, S]) -> video tokens [T'*H'*W', d] (or [B, ..., d]).
+
+        Gradients flow, so training uses this same path.
+        """
+        batched = pixel_values.dim() == 5
+        pix = pixel_values if batched else pixel_values.unsqueeze(0)
+        B, T = pix.shape[:2]
+        cfg = self.model.config
+        vision = self.model.model.vision_tower(pix.flatten(0, 1), output_hidden_states=True)
+        feats = vision.hidden_states[cfg.vision_feature_layer]  # [B*T, 1+P, Dv]
+        if cfg.vision_feature_select_strategy == "default":
+            feats = feats[:, 1:]  # drop CLS
+        feats = self.model.model.multi_modal_projector(feats)  # [B*T, P, d]
+        P, d = feats.shape[1:]
+        side = int(round(P**0.5))
+        grid = feats.reshape(B, T, side, side, d).permute(0, 4, 1, 2, 3)  # [B, d, T, h, w]
+        tokens = self.pool(grid).flatten(2).transpose(1, 2)  # [B, T'*H'*W', d]
+        return tokens if batched else tokens[0]
+
+    # --- text --------------------------------------------------------------------------------
+    def encode(self, q: Question) -> tuple[list[int], TokenLayout, list[int]]:
+        """Prompt token ids (one video placeholder), the expanded layout, and the option-letter ids."""
+        prompt = build_prompt(self.system_prompt, q.question, q.candidates, self.image_token)
+        enc = self.tokenizer(prompt.text, return_offsets_mapping=True)
+        ids = enc["input_ids"]
+        where = [i for i, t in enumerate(ids) if t == self.model.config.image_token_id]
+        if len(where) != 1:
+            raise ValueError(f"{q.sample_id}: expected one video placeholder, found {len(where)}")
+        layout = build_layout(prompt, enc["offset_mapping"], where[0], self.grid, q.answer_index)
+        n_ctx = getattr(self.model.config.text_config, "max_position_embeddings", None)
+        if n_ctx is not None and layout.n_tokens > n_ctx:
+            raise ValueError(f"{q.sample_id}: prompt of {layout.n_tokens} tokens exceeds the context ({n_ctx})")
+        letters = [self._letter_id(LETTERS[k]) for k in range(len(q.candidates))]
+        return ids, layout, letters
+
+    def prepare(self, q: Question, video_tokens: torch.Tensor) -> PreparedSample:
+        """Prompt + video tokens [n_video, d] -> decoder inputs and the token layout."""
+        ids, layout, letters = self.encode(q)
+        p = layout.video[0]
+        text = self.decoder().embed_tokens(torch.tensor(ids, device=self.device))  # [n_text, d]
+        embeds = torch.cat([text[:p], video_tokens.to(text.dtype), text[p + 1 :]]).unsqueeze(0)  # [1, N, d]
+        return PreparedSample(
+            inputs_embeds=embeds,
+            position_ids=self.position_ids(layout).unsqueeze(0).to(self.device),
+            layout=layout,
+            gt_token=letters[q.answer_index],
+            option_tokens=letters,
+        )
+
+    def position_ids(self, layout) -> torch.Tensor:
+        """[N] positions; "frame_shared" gives every frame the same H*W positions (toy models)."""
+        N = layout.n_tokens
+        if self.position_mode == "sequential":
+            return torch.arange(N)
+        if self.position_mode != "frame_shared":
+            raise ValueError(f"unknown video_position_ids {self.position_mode!r}")
+        v0, v1 = layout.video
+        hw = self.grid[1] * self.grid[2]
+        pos = torch.arange(N)
+        pos[v0:v1] = v0 + torch.arange(v1 - v0) % hw
+        pos[v1:] = v0 + hw + torch.arange(N - v1)
+        return pos
+
+
+def load(path: str | Path, **kw) -> LlavaVideoAdapter:
+    return LlavaVideoAdapter.from_pretrained(str(path), **kw)

@@ -1,0 +1,91 @@
+"""The embedded toy VideoLLMs: tiny checkpoints of the LLaVA video family, built from transformers
+classes (LlavaForConditionalGeneration with a CLIP vision tower and a Llama decoder), a real word-level
+tokenizer with a chat template, and a CLIP image processor. Saved with `save_pretrained` and loaded
+back through `vlmflow.models.llava_video`, exactly as a real checkpoint is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vlmflow.data import synthetic
+from vlmflow.prompt import ANSWER_PREFIX, LETTERS, POST_QUESTION
+
+SYSTEM_PROMPT = "Watch the video and choose the best option."
+SPECIAL = ["<unk>", "<s>", "</s>", "<pad>", "<image>"]
+PROMPT_WORDS = ["USER", "ASSISTANT", "Question", "Options", "Only", "give", "best", "option", "Best"]
+PUNCT = [":", "(", ")", "?", "."]
+GRID = (8, 3, 3)  # pooled video tokens: 8 frames of 3 x 3
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{{ system }}\n USER: <image>\n USER: Question: {{ question }}\nOptions:"
+    "{% for c in candidates %}{{ '\\n' }}({{ 'ABCDEFGH'[loop.index0] }}) {{ c }}{% endfor %}"
+    + POST_QUESTION
+    + " ASSISTANT:"
+    + ANSWER_PREFIX
+)
+
+
+def build_tokenizer():
+    """Word-level fast tokenizer over the synthetic benchmark's words and the prompt's words."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    words = list(dict.fromkeys(SYSTEM_PROMPT.replace(".", " ").split() + PROMPT_WORDS + synthetic.vocabulary()))
+    vocab = {tok: i for i, tok in enumerate(SPECIAL + PUNCT + list(LETTERS[:4]) + words)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation("isolated")]
+    )
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", vocab["<s>"])])
+    tok.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+        extra_special_tokens={"image_token": "<image>"},
+    )
+    fast.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def build_model(tokenizer, seed: int):
+    """Random-init toy: CLIP tower 48 px / patch 8 (2 layers, width 64) + Llama (8 layers, width 128)."""
+    import torch
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+
+    torch.manual_seed(seed)
+    vision = CLIPVisionConfig(
+        image_size=synthetic.SIZE, patch_size=8, hidden_size=64, intermediate_size=256,
+        num_hidden_layers=2, num_attention_heads=4, projection_dim=64,
+    )
+    text = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=128, intermediate_size=512, num_hidden_layers=8,
+        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False,
+    )
+    config = LlavaConfig(
+        vision_config=vision, text_config=text, image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        vision_feature_layer=-2, vision_feature_select_strategy="default", projector_hidden_act="gelu",
+        tie_word_embeddings=False,
+    )
+    # PLLaVA fields, plus the toy's one departure (documented in the README)
+    config.pooling_shape = list(GRID)
+    config.num_frames = GRID[0]
+    config.use_pooling = True
+    config.video_position_ids = "frame_shared"
+    return LlavaForConditionalGeneration(config)
+
+
+def build_image_processor():
+    from transformers import CLIPImageProcessorPil
+
+    s = synthetic.SIZE
+    return CLIPImageProcessorPil(size={"shortest_edge": s}, crop_size={"height": s, "width": s})
+
+
+def save(model, tokenizer, image_processor, out: Path) -> None:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    image_processor.save_pretrained(out)

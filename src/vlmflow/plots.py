@@ -1,0 +1,84 @@
+"""One function per paper figure. Each reads tidy result tables only and writes PNG, PDF and the
+CSV of exactly the plotted numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from vlmflow.io import atomic_path  # noqa: E402
+from vlmflow.stats import curve_table  # noqa: E402
+
+PAPER_COLOURS = {  # Fig. 3 line colours
+    "Video -> Question": "tab:purple",
+    "Video -> Last": "tab:blue",
+    "Question -> Last": "tab:orange",
+    "Last -> Last": "tab:red",
+}
+
+
+def _save(fig, table: pd.DataFrame, stem: Path) -> None:
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    for ext in ("png", "pdf"):
+        with atomic_path(stem.with_suffix(f".{ext}")) as tmp:
+            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
+    with atomic_path(stem.with_suffix(".csv")) as tmp:
+        table.to_csv(tmp, index=False)
+    plt.close(fig)
+
+
+def curve_panels(df: pd.DataFrame, hue: str, stem: Path, tasks: list[str], titles: dict[str, str],
+                 palette=None, title: str = "") -> pd.DataFrame:
+    """Per-task panels of mean % change vs layer with 95 % bootstrap bands."""
+    table = curve_table(df, ["task", hue, "layer"])
+    sns.set_theme(style="whitegrid", font_scale=0.9)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 2.8), squeeze=False, sharex=True)
+    hues = list(dict.fromkeys(table[hue])) if palette is None else [h for h in palette if h in set(table[hue])]
+    colours = palette or dict(zip(hues, sns.color_palette(n_colors=len(hues))))
+    for ax, task in zip(axes[0], tasks):
+        t = table[table.task == task]
+        for h in hues:
+            c = t[t[hue] == h].sort_values("layer")
+            if c.empty:
+                continue
+            ax.plot(c.layer, c["mean"], color=colours[h], label=h, lw=1.6)
+            ax.fill_between(c.layer, c.ci_low, c.ci_high, color=colours[h], alpha=0.2, lw=0)
+        n = int(t.groupby(hue)["n"].max().max()) if not t.empty else 0
+        ax.set_title(f"{titles.get(task, task)} (n={n})" if n else f"{titles.get(task, task)} (no sample)")
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xlabel("Layer")
+    axes[0][0].set_ylabel("% Change in Probability")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    for ax in axes[0][1:]:
+        h2, l2 = ax.get_legend_handles_labels()
+        for h_, l_ in zip(h2, l2):
+            if l_ not in labels:
+                handles.append(h_)
+                labels.append(l_)
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), bbox_to_anchor=(0.5, -0.12), frameon=False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, table, stem)
+    return table
+
+
+def fig2_cross_frame(video: pd.DataFrame, image: pd.DataFrame, labels: tuple[str, str], stem: Path,
+                     tasks: list[str], titles: dict[str, str]) -> pd.DataFrame:
+    """Fig. 2: cross-frame knockout, VideoLLM (green) vs its ImageLLM base (pink)."""
+    df = pd.concat([video.assign(model_label=labels[0]), image.assign(model_label=labels[1])])
+    palette = {labels[0]: "tab:green", labels[1]: "tab:pink"}
+    return curve_panels(df, "model_label", stem, tasks, titles, palette,
+                        "No cross-frame interactions: % change of the predicted answer's probability")
+
+
+def fig3_vql_to_ql(df: pd.DataFrame, stem: Path, tasks: list[str], titles: dict[str, str]) -> pd.DataFrame:
+    """Fig. 3: Video/Question/Last -> Question/Last knockouts."""
+    return curve_panels(df, "block", stem, tasks, titles, PAPER_COLOURS,
+                        "Cross-modal information flow: % change of the predicted answer's probability")

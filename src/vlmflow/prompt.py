@@ -1,0 +1,52 @@
+"""The multiple-choice prompt of spec A.3 (MVBench style), with the character span of every region.
+
+    {system}\\n USER: <image>\\n USER: Question: {q}\\nOptions:\\n(A) {c0}\\n(B) {c1} \\nOnly give the
+    best option. ASSISTANT:Best option:(
+
+The answer is read from the next token after "Best option:(" (the option letter).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LETTERS = "ABCDEFGH"
+MVBENCH_SYSTEM = (
+    "Carefully watch the video and pay attention to the cause and sequence of events, the detail and "
+    "movement of objects, and the action and pose of persons. Based on your observations, select the "
+    "best option that accurately addresses the question."
+)
+POST_QUESTION = " \nOnly give the best option."
+ANSWER_PREFIX = "Best option:("
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """Prompt text and the character spans [start, end) of its regions."""
+
+    text: str
+    placeholder: tuple[int, int]  # the video placeholder
+    question: tuple[int, int]  # "Question: ... (D) last option"
+    non_option_question: tuple[int, int]  # the raw question text
+    options: tuple[tuple[int, int], ...]  # "(X) option text", in display order
+
+
+def build_prompt(system: str, question: str, candidates: list[str], placeholder: str) -> Prompt:
+    if len(candidates) > len(LETTERS):
+        raise ValueError(f"{len(candidates)} options; at most {len(LETTERS)} are supported")
+    head = f"{system}\n USER: "
+    video = (len(head), len(head) + len(placeholder))
+    text = head + placeholder + "\n USER: "
+    q_start = len(text)
+    text += "Question: "
+    nq = (len(text), len(text) + len(question))
+    text += question + "\nOptions:"
+    options = []
+    for letter, cand in zip(LETTERS, candidates):
+        text += "\n"
+        start = len(text)
+        text += f"({letter}) {cand}"
+        options.append((start, len(text)))
+    q_span = (q_start, len(text))
+    text += POST_QUESTION + " ASSISTANT:" + ANSWER_PREFIX
+    return Prompt(text, video, q_span, nq, tuple(options))

@@ -1,0 +1,14 @@
+"""Provenance columns stamped on every result row."""
+
+from __future__ import annotations
+
+
+def provenance(model_id: str, dtype: str, backend: str, engine: str, n_frames: int, seed: int) -> dict:
+    import torch
+    import transformers
+
+    import vlmflow
+
+    return dict(model_id=str(model_id), dtype=dtype, attention_backend=backend, engine=engine,
+                n_frames=n_frames, seed=seed, torch_version=torch.__version__,
+                transformers_version=transformers.__version__, vlmflow_version=vlmflow.__version__)

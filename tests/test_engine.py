@@ -1,0 +1,112 @@
+"""Every fast path equals the paper's dense-mask method (the oracle) on tiny random-weight models."""
+
+import pytest
+import torch
+
+from conftest import make_tiny_checkpoint, synthetic_sample
+from vlmflow.knockout import attention
+from vlmflow.knockout.engine import KnockoutEngine, canary, plain_forward
+from vlmflow.knockout.reference import reference_probs
+from vlmflow.knockout.spec import FAMILIES, Condition, Edge, Knockout, explicit_window, sweep
+from vlmflow.models import toy
+from vlmflow.models.llava_video import LlavaVideoAdapter
+
+REL_TOL = 1e-4  # on relative change of the predicted answer's probability (fp32)
+
+
+def prepared(adapter, task="action_sequence", seed=0):
+    q, frames = synthetic_sample(task, seed)
+    return q, frames, adapter.prepare(q, adapter.video_features(adapter.pixel_values(frames)))
+
+
+def rel_change(probs, base, token):
+    return (probs[..., token] - base[token]) / base[token]
+
+
+@pytest.fixture(scope="module", params=["gqa", "mha-sequential"])
+def model_variant(request, tmp_path_factory):
+    kw = dict(kv_heads=2) if request.param == "gqa" else dict(kv_heads=4, positions="sequential", layers=5)
+    path = make_tiny_checkpoint(tmp_path_factory.mktemp(request.param) / "m", **kw)
+    return LlavaVideoAdapter.from_pretrained(str(path), system_prompt=toy.SYSTEM_PROMPT)
+
+
+@pytest.mark.parametrize("backend", ["sdpa", "eager"])
+@pytest.mark.parametrize("style", ["center", "inverse", "top_down", "bottom_up"])
+def test_engine_equals_oracle_for_every_family_and_style(model_variant, backend, style):
+    a = model_variant
+    q, frames, sample = prepared(a)
+    engine = KnockoutEngine(a, backend=backend, batch_size=5)
+    n_layers = len(engine.parts.layers)
+    conds = [Condition(k, w) for fam in FAMILIES.values() for k in fam for w in sweep(n_layers, 3, style)]
+    clean = engine.clean(sample)
+    fast = engine.run(sample, conds, clean)
+    ref = torch.stack([reference_probs(a, q, frames, c) for c in conds])
+    pred = int(clean.probs.argmax())
+    diff = (rel_change(fast, clean.probs, pred) - rel_change(ref, clean.probs, pred)).abs().max()
+    assert diff <= REL_TOL, f"max |rel_change difference| {diff:.2e}"
+    assert (fast - ref).abs().max() <= 1e-5
+    assert (rel_change(ref, clean.probs, pred).abs() > 1e-3).any()  # the knockouts do change things
+
+
+def test_head_subset_and_explicit_window_equal_oracle(tiny_adapter):
+    q, frames, sample = prepared(tiny_adapter, "moving_direction")
+    engine = KnockoutEngine(tiny_adapter)
+    ko = Knockout("video -> question, heads 0 and 2", (Edge("video", "question"), Edge("question", "last")),
+                  heads=(0, 2))
+    conds = [Condition(ko, explicit_window([0, 2], 4)), Condition(FAMILIES["cross_frame"][0], explicit_window([1], 4))]
+    fast = engine.run(sample, conds)
+    ref = torch.stack([reference_probs(tiny_adapter, q, frames, c) for c in conds])
+    assert (fast - ref).abs().max() <= 1e-5
+
+
+def test_clean_pass_and_plain_forward_agree_with_the_full_model(tiny_adapter):
+    q, frames, sample = prepared(tiny_adapter)
+    clean = KnockoutEngine(tiny_adapter).clean(sample)
+    assert (clean.probs - plain_forward(tiny_adapter, sample)).abs().max() <= 1e-6
+    assert (clean.probs - reference_probs(tiny_adapter, q, frames, Condition(Knockout("none", ()),
+                                          explicit_window([0], 4)))).abs().max() <= 1e-6
+
+
+def test_post_softmax_zeroing_differs_from_pre_softmax(tiny_adapter):
+    _, _, sample = prepared(tiny_adapter)
+    engine = KnockoutEngine(tiny_adapter, backend="eager")
+    w = explicit_window([0, 1, 2, 3], 4)
+    pre = Knockout("q->last", (Edge("question", "last"),))
+    post = Knockout("q->last", (Edge("question", "last"),), mode="post_softmax")
+    p = engine.run(sample, [Condition(pre, w), Condition(post, w)])
+    assert (p[0] - p[1]).abs().max() > 1e-4
+    sdpa = KnockoutEngine(tiny_adapter, backend="sdpa").run(sample, [Condition(post, w)])
+    assert (sdpa[0] - p[1]).abs().max() <= 1e-6  # post-softmax always takes the explicit path
+
+
+def test_canary_passes_and_catches_an_ignored_bias(tiny_adapter, monkeypatch):
+    _, _, sample = prepared(tiny_adapter)
+    engine = KnockoutEngine(tiny_adapter)
+    canary(engine, sample)
+    from vlmflow.knockout import engine as engine_mod
+
+    monkeypatch.setattr(engine_mod._Plan, "blocked", lambda self, layer: None)
+    with pytest.raises(RuntimeError, match="not applied"):
+        canary(engine, sample)
+
+
+@pytest.mark.parametrize("name", ["flash_attention_2", "flash_attention_3", "flex_whatever"])
+def test_mask_ignoring_backends_are_refused(name):
+    with pytest.raises(ValueError):
+        attention.check_backend(name)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_engine_equals_oracle_in_bf16_on_gpu(tiny_checkpoint):
+    a = LlavaVideoAdapter.from_pretrained(str(tiny_checkpoint), dtype=torch.bfloat16, device="cuda",
+                                          system_prompt=toy.SYSTEM_PROMPT)
+    q, frames, sample = prepared(a)
+    engine = KnockoutEngine(a)
+    conds = [Condition(k, w) for fam in FAMILIES.values() for k in fam for w in sweep(4, 3)]
+    clean = engine.clean(sample)
+    fast = engine.run(sample, conds, clean)
+    ref = torch.stack([reference_probs(a, q, frames, c) for c in conds])
+    pred = int(clean.probs.argmax())
+    diff = (rel_change(fast, clean.probs, pred) - rel_change(ref, clean.probs, pred)).abs().max()
+    assert diff <= 0.05  # bf16: different kernels round differently; 5 % of the probability at most

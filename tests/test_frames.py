@@ -1,0 +1,50 @@
+import numpy as np
+import pytest
+
+from vlmflow.data import synthetic
+from vlmflow.data.frames import read_frames, segment_midpoints
+
+
+def spec_indices(n_frames, fps, n, bounds):
+    """Spec B.3 written out literally (numpy's half-to-even rounding)."""
+    start, end = (-100000, 100000) if bounds is None else bounds
+    start_idx = max(0, round(start * fps))
+    end_idx = min(round(end * fps), n_frames - 1)
+    seg = (end_idx - start_idx) / n
+    return [int(start_idx + seg / 2 + np.round(seg * k)) for k in range(n)]
+
+
+@pytest.mark.parametrize("n_frames,fps,bounds", [(16, 8, None), (24, 8, (0.5, 2.5)), (300, 30, None),
+                                                 (301, 29.97, (1.25, 7.5)), (9, 8, None), (250, 25, (0, 3))])
+def test_segment_midpoints_follow_spec(n_frames, fps, bounds):
+    assert segment_midpoints(n_frames, fps, 8, bounds) == spec_indices(n_frames, fps, 8, bounds)
+
+
+def test_half_to_even_rounding():
+    # seg = 1.875: round(7.5) must give 8 (half to even), not 7 or 9 by other conventions
+    assert segment_midpoints(16, 8, 8) == [0, 2, 4, 6, 8, 9, 11, 13]
+
+
+def test_bounds_selecting_nothing_is_an_error():
+    with pytest.raises(ValueError, match="select no frame"):
+        segment_midpoints(10, 8, 8, (5.0, 6.0))
+
+
+def test_read_frames_returns_the_sampled_frames(tmp_path):
+    n = 24
+    frames = np.zeros((n, 32, 32, 3), np.uint8)
+    frames[:, :, :, 0] = (np.arange(n) * 10)[:, None, None]  # frame index coded in the red channel
+    synthetic.write_video(tmp_path / "v.mp4", frames, fps=8)
+    got = read_frames(tmp_path / "v.mp4", 8, (0.5, 2.5))
+    idx = segment_midpoints(n, 8, 8, (0.5, 2.5))
+    assert got.shape == (8, 32, 32, 3)
+    assert np.abs(got[..., 0].mean(axis=(1, 2)) - np.array(idx) * 10).max() < 2
+
+
+def test_missing_and_corrupt_videos_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.mp4"):
+        read_frames(tmp_path / "nope.mp4")
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video at all" * 10)
+    with pytest.raises(ValueError, match="bad.mp4"):
+        read_frames(bad)

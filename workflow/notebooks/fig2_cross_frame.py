@@ -1,0 +1,36 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Fig. 2: cross-frame interactions
+# Attention from each frame's tokens to all earlier frames' tokens is blocked in a window of layers
+# centred on each layer. Curves: mean relative change (%) of the probability of the answer the
+# unmodified model predicted, over correctly answered samples, with 95 % bootstrap bands;
+# the VideoLLM (green) against its image-stage base (pink).
+
+# %%
+from pathlib import Path
+
+import pandas as pd
+
+from vlmflow.data.synthetic import TASK_TITLES
+from vlmflow.io import log_to
+from vlmflow.plots import fig2_cross_frame
+
+sm = snakemake  # noqa: F821  (run by the workflow's `script:` directive)
+video = pd.read_parquet(sm.input.video)
+image = pd.read_parquet(sm.input.image)
+
+# %%
+with log_to(sm.log[0]):
+    table = fig2_cross_frame(video, image, tuple(sm.params.labels), Path(sm.output[0]).with_suffix(""),
+                             list(sm.params.tasks), TASK_TITLES)
+table.groupby(["model_label", "task"])["mean"].min()

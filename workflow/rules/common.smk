@@ -1,0 +1,93 @@
+# Config checks the schema cannot express, and the helpers the rules share.
+from pathlib import Path
+
+
+wildcard_constraints:
+    dataset="[^/]+",
+    model="[^/]+",
+    task="[^/]+",
+    family="[^/]+",
+
+
+def _check_config():
+    for run in config["runs"]:
+        if run["dataset"] not in config["datasets"]:
+            raise ValueError(
+                f"config runs: unknown dataset {run['dataset']!r}; defined: {sorted(config['datasets'])}"
+            )
+        for m in run["models"]:
+            if m not in config["models"]:
+                raise ValueError(
+                    f"config runs: unknown model {m!r}; defined: {sorted(config['models'])}"
+                )
+    for name, fig in config["figures"].items():
+        for key in ("model", "image_model"):
+            if key in fig and fig[key] not in config["models"]:
+                raise ValueError(
+                    f"config figures.{name}.{key}: unknown model {fig[key]!r}"
+                )
+        if fig["dataset"] not in config["datasets"]:
+            raise ValueError(
+                f"config figures.{name}.dataset: unknown dataset {fig['dataset']!r}"
+            )
+
+
+_check_config()
+
+TOY_TRAINED = {
+    "toy-image": "results/toy_models/toy-image",
+    "toy-video": "results/toy_models/toy-video",
+}
+
+
+def model_cfg(name):
+    m = dict(config["models"][name])
+    if config.get("toy_training", {}).get("use") == "train" and name in TOY_TRAINED:
+        m["path"] = TOY_TRAINED[name]
+    return m
+
+
+def model_files(wc):
+    """Local checkpoints are inputs (a changed checkpoint reruns its analyses); hub ids are not."""
+    path = model_cfg(wc.model)["path"]
+    if path in TOY_TRAINED.values():
+        return [f"{path}/model.safetensors"]
+    p = Path(path)
+    return [str(p / "config.json")] if p.is_dir() else []
+
+
+def dataset_cfg(wc):
+    return config["datasets"][wc.dataset]
+
+
+def annotation(wc):
+    return f"{dataset_cfg(wc)['root']}/json/{wc.task}.json"
+
+
+def _fig(name):
+    return config["figures"][name]
+
+
+def dataset_tasks(dataset):
+    return config["datasets"][dataset]["tasks"]
+
+
+def knockout_tables(dataset, model, family):
+    return expand(
+        "results/{dataset}/{model}/knockout/{family}.parquet",
+        dataset=dataset,
+        model=model,
+        family=family,
+    )
+
+
+def all_targets():
+    targets = []
+    for run in config["runs"]:
+        for m in run["models"]:
+            targets += knockout_tables(run["dataset"], m, run["families"])
+            targets.append(f"results/{run['dataset']}/{m}/skipped.parquet")
+    targets.append("figures/accuracy.csv")
+    for name in config["figures"]:
+        targets += expand("figures/{name}.{ext}", name=name, ext=["png", "pdf", "csv"])
+    return targets

@@ -1,0 +1,78 @@
+# Model stages: the toy models' training recipe, and feature caching (video tokens + baseline).
+
+
+rule train_toy_models:
+    output:
+        "results/toy_models/toy-image/model.safetensors",
+        "results/toy_models/toy-video/model.safetensors",
+    log:
+        "logs/train_toy_models.log",
+    conda:
+        "../../envs/models.yaml"
+    resources:
+        runtime=240,
+    params:
+        recipe=config["toy_training"]["recipe"],
+        device=config["toy_training"].get("device", "auto"),
+        image_dir=lambda wc, output: str(Path(output[0]).parent),
+        video_dir=lambda wc, output: str(Path(output[1]).parent),
+    script:
+        "../scripts/train_toy_models.py"
+
+
+rule cache_features:
+    input:
+        frames="results/{dataset}/frames/{task}.npz",
+        questions="results/{dataset}/questions/{task}.parquet",
+        model=model_files,
+    output:
+        features="results/{dataset}/{model}/features/{task}.pt",
+        baseline="results/{dataset}/{model}/baseline/{task}.parquet",
+    log:
+        "logs/cache_features/{dataset}/{model}/{task}.log",
+    conda:
+        "../../envs/models.yaml"
+    resources:
+        gpu=lambda wc: model_cfg(wc.model).get("gpu", 0),
+        mem_mb=lambda wc: model_cfg(wc.model).get("mem_mb", 4000),
+    params:
+        model=lambda wc: model_cfg(wc.model),
+    script:
+        "../scripts/cache_features.py"
+
+
+rule skipped_samples:
+    input:
+        lambda wc: expand(
+            "results/{dataset}/skipped/{task}.parquet",
+            dataset=wc.dataset,
+            task=dataset_tasks(wc.dataset),
+        ),
+    output:
+        "results/{dataset}/{model}/skipped.parquet",
+    log:
+        "logs/skipped/{dataset}/{model}.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/gather.py"
+
+
+rule accuracy_table:
+    input:
+        [
+            f"results/{run['dataset']}/{m}/baseline/{task}.parquet"
+            for run in config["runs"]
+            for m in run["models"]
+            for task in dataset_tasks(run["dataset"])
+        ],
+    output:
+        report(
+            "figures/accuracy.csv", caption="../report/accuracy.rst", category="Tables"
+        ),
+    log:
+        "logs/accuracy_table.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/accuracy.py"
