@@ -36,15 +36,20 @@ def baseline(adapter, sample, question: Question) -> Baseline:
 
 @torch.no_grad()
 def cache_task(adapter, dataset: str, questions_path: Path, frames_path: Path, features_out: Path,
-               baseline_out: Path, model_name: str) -> None:
-    """Write video tokens {sample_id: [n_video, d]} (.pt) and the baseline table (.parquet)."""
+               baseline_out: Path, skipped_out: Path, model_name: str) -> None:
+    """Write video tokens {sample_id: [n_video, d]} (.pt), the baseline table and the samples this
+    model cannot take (e.g. a prompt longer than its context), with the reason."""
     qs = pd.read_parquet(questions_path)
     frames = load_frames(frames_path, list(qs.sample_id))
-    feats, rows = {}, []
+    feats, rows, skipped = {}, [], []
     for k, (row, fr) in enumerate(zip(qs.itertuples(), frames)):
         q = to_question(dataset, row)
         video = adapter.video_features(adapter.pixel_values(fr))
-        sample = adapter.prepare(q, video)
+        try:
+            sample = adapter.prepare(q, video)
+        except ValueError as err:
+            skipped.append(dict(sample_id=q.sample_id, task=q.task, reason=f"{model_name}: {err}"))
+            continue
         b = baseline(adapter, sample, q)
         feats[q.sample_id] = video.cpu()
         rows.append(dict(dataset=dataset, task=q.task, model=model_name, sample_id=q.sample_id,
@@ -57,5 +62,6 @@ def cache_task(adapter, dataset: str, questions_path: Path, frames_path: Path, f
         torch.save(feats, tmp)
     df = pd.DataFrame(rows)
     write_parquet(df, baseline_out)
+    write_parquet(pd.DataFrame(skipped, columns=["sample_id", "task", "reason"]), skipped_out)
     print(f"[features] {model_name} {dataset}/{qs.task.iloc[0]}: accuracy {df.correct_base.mean():.3f} "
           f"on {len(df)} samples", flush=True)

@@ -77,9 +77,8 @@ class Batcher:
 
 
 class ToyTrainer:
-    def __init__(self, adapter: LlavaVideoAdapter, stage: str, device: str):
+    def __init__(self, adapter: LlavaVideoAdapter, device: str):
         self.a = adapter
-        self.stage = stage
         self.device = device
         h = adapter.model.config.text_config.hidden_size
         self.pointer = torch.nn.Linear(h, 1).to(device)
@@ -148,15 +147,15 @@ def train(stage: str, out: Path, steps: int, seed: int, init: Path | None = None
           positions: str = "frame_shared", frame_diff_weight: float = 1.0, stop_after: int | None = None) -> None:
     """One training segment; `stop_after` ends it early, keeping the schedule of `steps`."""
     torch.manual_seed(seed)
-    tok = toy.build_tokenizer() if init is None else None
     if init is None:
+        tok = toy.build_tokenizer()
         model = toy.build_model(tok, seed)
         adapter = LlavaVideoAdapter(model, tok, toy.build_image_processor(), system_prompt=toy.SYSTEM_PROMPT)
     else:
         adapter = LlavaVideoAdapter.from_pretrained(str(init), system_prompt=toy.SYSTEM_PROMPT)
     adapter.position_mode = adapter.model.config.video_position_ids = positions
     adapter.model.to(device).train()
-    trainer = ToyTrainer(adapter, stage, device)
+    trainer = ToyTrainer(adapter, device)
     batcher = Batcher(adapter, STAGE_TASKS[stage], seed)
     opt = torch.optim.AdamW(trainer.params(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
     out = Path(out)

@@ -61,7 +61,12 @@ def dataset_cfg(wc):
 
 
 def annotation(wc):
-    return f"{dataset_cfg(wc)['root']}/json/{wc.task}.json"
+    """The task's annotation file: an input where the workflow writes it or it is on disk (a missing
+    real benchmark fails in extract_frames with the path to fix, and dry-runs still work).
+    """
+    ds = dataset_cfg(wc)
+    path = f"{ds['root']}/json/{wc.task}.json"
+    return [path] if "generate" in ds or Path(path).exists() else []
 
 
 def _fig(name):

@@ -14,6 +14,7 @@ rule knockout:
         "logs/knockout/{dataset}/{model}/{family}/{task}.log",
     conda:
         "../../envs/models.yaml"
+    threads: 1
     resources:
         gpu=lambda wc: model_cfg(wc.model).get("gpu", 0),
         mem_mb=lambda wc: model_cfg(wc.model).get("mem_mb", 4000),

@@ -1,23 +1,26 @@
 # Model stages: the toy models' training recipe, and feature caching (video tokens + baseline).
 
 
-rule train_toy_models:
-    output:
-        "results/toy_models/toy-image/model.safetensors",
-        "results/toy_models/toy-video/model.safetensors",
-    log:
-        "logs/train_toy_models.log",
-    conda:
-        "../../envs/models.yaml"
-    resources:
-        runtime=240,
-    params:
-        recipe=config["toy_training"]["recipe"],
-        device=config["toy_training"].get("device", "auto"),
-        image_dir=lambda wc, output: str(Path(output[0]).parent),
-        video_dir=lambda wc, output: str(Path(output[1]).parent),
-    script:
-        "../scripts/train_toy_models.py"
+if "toy_training" in config:
+
+    rule train_toy_models:
+        output:
+            "results/toy_models/toy-image/model.safetensors",
+            "results/toy_models/toy-video/model.safetensors",
+        log:
+            "logs/train_toy_models.log",
+        conda:
+            "../../envs/models.yaml"
+        threads: workflow.cores
+        resources:
+            runtime=240,
+        params:
+            recipe=config["toy_training"]["recipe"],
+            device=config["toy_training"].get("device", "auto"),
+            image_dir=lambda wc, output: str(Path(output[0]).parent),
+            video_dir=lambda wc, output: str(Path(output[1]).parent),
+        script:
+            "../scripts/train_toy_models.py"
 
 
 rule cache_features:
@@ -28,10 +31,12 @@ rule cache_features:
     output:
         features="results/{dataset}/{model}/features/{task}.pt",
         baseline="results/{dataset}/{model}/baseline/{task}.parquet",
+        skipped="results/{dataset}/{model}/skipped/{task}.parquet",
     log:
         "logs/cache_features/{dataset}/{model}/{task}.log",
     conda:
         "../../envs/models.yaml"
+    threads: 1
     resources:
         gpu=lambda wc: model_cfg(wc.model).get("gpu", 0),
         mem_mb=lambda wc: model_cfg(wc.model).get("mem_mb", 4000),
@@ -44,8 +49,12 @@ rule cache_features:
 rule skipped_samples:
     input:
         lambda wc: expand(
-            "results/{dataset}/skipped/{task}.parquet",
+            [
+                "results/{dataset}/skipped/{task}.parquet",
+                "results/{dataset}/{model}/skipped/{task}.parquet",
+            ],
             dataset=wc.dataset,
+            model=wc.model,
             task=dataset_tasks(wc.dataset),
         ),
     output:

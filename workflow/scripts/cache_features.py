@@ -1,11 +1,14 @@
 """Rule cache_features: video tokens once per sample + the baseline prediction of every sample."""
 
+import torch
+
 from vlmflow.io import log_to
 from vlmflow.features import cache_task
 from vlmflow.models.loading import load_from_config
 
 sm = snakemake  # noqa: F821
+torch.set_num_threads(sm.threads)  # one job per core: no oversubscription
 with log_to(sm.log[0]):
     adapter = load_from_config(sm.params.model)
     cache_task(adapter, sm.wildcards.dataset, sm.input.questions, sm.input.frames, sm.output.features,
-               sm.output.baseline, sm.wildcards.model)
+               sm.output.baseline, sm.output.skipped, sm.wildcards.model)

@@ -1,10 +1,13 @@
 """Rule knockout: one knockout family on one task (fast engine or the paper's reference method)."""
 
+import torch
+
 from vlmflow.io import log_to
 from vlmflow.knockout.run import run_family
 from vlmflow.models.loading import load_from_config, model_provenance
 
 sm = snakemake  # noqa: F821
+torch.set_num_threads(sm.threads)  # one job per core: no oversubscription
 with log_to(sm.log[0]):
     ko, model = sm.params.knockout, sm.params.model
     adapter = load_from_config(model)

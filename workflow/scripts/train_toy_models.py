@@ -1,8 +1,11 @@
 """Rule train_toy_models: the seeded recipe that produced the committed toy checkpoints."""
 
+import torch
+
 from vlmflow.io import log_to
 from vlmflow.train_toy import train_recipe
 
 sm = snakemake  # noqa: F821
+torch.set_num_threads(sm.threads)  # one job per core: no oversubscription
 with log_to(sm.log[0]):
     train_recipe(sm.params.recipe, sm.params.image_dir, sm.params.video_dir, sm.params.device)
