@@ -49,8 +49,11 @@ def curve_panels(df: pd.DataFrame, hue: str, stem: Path, tasks: list[str], title
                 continue
             ax.plot(c.layer, c["mean"], color=colours[h], label=h, lw=1.6)
             ax.fill_between(c.layer, c.ci_low, c.ci_high, color=colours[h], alpha=0.2, lw=0)
-        n = int(t.groupby(hue)["n"].max().max()) if not t.empty else 0
-        ax.set_title(f"{titles.get(task, task)} (n={n})" if n else f"{titles.get(task, task)} (no sample)")
+        ns = t.groupby(hue, sort=False)["n"].max()
+        ax.set_title(titles.get(task, task))
+        note = ", ".join(f"{h}: {int(n)}" for h, n in ns.items()) if hue == "model_label" else (
+            f"{int(ns.max())}" if len(ns) else "0")
+        ax.text(0.98, 0.03, f"n = {note}", transform=ax.transAxes, ha="right", va="bottom", fontsize=7)
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_xlabel("Layer")
     axes[0][0].set_ylabel("% Change in Probability")

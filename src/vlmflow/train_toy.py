@@ -144,8 +144,10 @@ def pointer_weight(step: int, steps: int) -> float:
 
 def train(stage: str, out: Path, steps: int, seed: int, init: Path | None = None, lr: float = 1e-3,
           batch_size: int = 32, warmup: int = 100, eval_every: int = 200, device: str = "cpu",
-          positions: str = "frame_shared", frame_diff_weight: float = 1.0, stop_after: int | None = None) -> None:
-    """One training segment; `stop_after` ends it early, keeping the schedule of `steps`."""
+          positions: str = "frame_shared", frame_diff_weight: float = 1.0, stop_after: int | None = None,
+          task_weights: dict[str, float] | None = None) -> None:
+    """One training segment; `stop_after` ends it early, keeping the schedule of `steps`;
+    `task_weights` overrides the stage's sampling weight of some tasks."""
     torch.manual_seed(seed)
     if init is None:
         tok = toy.build_tokenizer()
@@ -156,7 +158,7 @@ def train(stage: str, out: Path, steps: int, seed: int, init: Path | None = None
     adapter.position_mode = adapter.model.config.video_position_ids = positions
     adapter.model.to(device).train()
     trainer = ToyTrainer(adapter, device)
-    batcher = Batcher(adapter, STAGE_TASKS[stage], seed)
+    batcher = Batcher(adapter, {**STAGE_TASKS[stage], **(task_weights or {})}, seed)
     opt = torch.optim.AdamW(trainer.params(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ as the `knockout` keyword, and can prepend clean cached keys/values for rows it 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 import torch
@@ -14,6 +15,20 @@ import torch.nn.functional as F
 NAME = "vlmflow_knockout"
 BACKENDS = ("sdpa", "eager")
 REFUSED = ("flash_attention_2", "flash_attention_3", "flash_attention", "paged_attention")
+
+
+@dataclass
+class BlockedRows:
+    """The blocked (query, key) pairs of a batch in one layer, one copy per distinct knockout."""
+
+    distinct: torch.Tensor  # [m, q, k] bool; distinct[0] blocks nothing
+    which: torch.Tensor  # [b] long: the distinct matrix of each batch element
+    heads: torch.Tensor | None = None  # [H] bool: the heads a knockout applies to (None = all)
+
+    def mask(self, g: int) -> torch.Tensor:
+        """[1|H, q, k] bool for distinct matrix g."""
+        m = self.distinct[g].unsqueeze(0)
+        return m if self.heads is None else m & self.heads.view(-1, 1, 1)
 
 
 class Plan(Protocol):
@@ -25,8 +40,7 @@ class Plan(Protocol):
 
     def kv(self, layer: int, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
 
-    def blocked(self, layer: int) -> torch.Tensor | None:  # [b, 1|H, q, k] bool
-        ...
+    def blocked(self, layer: int) -> BlockedRows | None: ...
 
 
 def check_backend(name: str) -> str:
@@ -45,7 +59,9 @@ def _repeat_kv(x: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def knockout_attention(module, query, key, value, attention_mask, scaling, dropout=0.0, knockout=None, **_):
-    """query [b, H, q, d]; key, value [b, Hkv, k, d] (RoPE applied) -> ([b, q, H, d], None)."""
+    """query [b, H, q, d]; key, value [b, Hkv, k, d] (RoPE applied) -> ([b, q, H, d], None).
+
+    No dropout: knockouts are measured in eval mode."""
     if attention_mask is not None and attention_mask.dtype == torch.bool and not bool(attention_mask.all()):
         raise ValueError("vlmflow attention builds its own causal mask; padded batches are not supported")
     plan: Plan | None = knockout
@@ -62,26 +78,34 @@ def knockout_attention(module, query, key, value, attention_mask, scaling, dropo
     q_len, k_len = query.shape[2], key.shape[2]
     q_pos = torch.arange(q_offset, q_offset + q_len, device=query.device)
     causal = torch.arange(k_len, device=query.device)[None, :] <= q_pos[:, None]  # [q, k]
-
-    if backend == "sdpa" and mode == "pre_softmax":
-        if blocked is None and q_offset == 0 and q_len == k_len:
-            out = F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=scaling)
-        else:
-            allowed = causal if blocked is None else causal & ~blocked  # [b|1, 1|H, q, k] bool
-            if not bool(allowed.any(-1).all()):  # a fully blocked row: the paper's additive min gives
-                bias = torch.zeros(allowed.shape, dtype=query.dtype, device=query.device)  # uniform weights
-                allowed = bias.masked_fill_(~allowed, torch.finfo(query.dtype).min)
-            out = F.scaled_dot_product_attention(query, key, value, attn_mask=allowed, scale=scaling)
+    if blocked is None:
+        out = _attend(query, key, value, causal, None, scaling, backend, mode, q_offset == 0 and q_len == k_len)
         return out.transpose(1, 2).contiguous(), None
+    out = torch.empty_like(query)
+    for g in blocked.which.unique().tolist():  # one pass per distinct mask: no per-element mask copies
+        rows = (blocked.which == g).nonzero().squeeze(1)
+        mask = blocked.mask(g) if g else None
+        out[rows] = _attend(query[rows], key[rows], value[rows], causal, mask, scaling, backend, mode, False)
+    return out.transpose(1, 2).contiguous(), None
 
+
+def _attend(query, key, value, causal, blocked, scaling, backend, mode, plain_causal):
+    """query [b, H, q, d], key/value [b, H, k, d], causal [q, k], blocked [1|H, q, k] or None."""
+    if backend == "sdpa" and mode == "pre_softmax":
+        if blocked is None and plain_causal:
+            return F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=scaling)
+        allowed = causal if blocked is None else causal & ~blocked
+        if not bool(allowed.any(-1).all()):  # a fully blocked row: the paper's additive min gives
+            bias = torch.zeros(allowed.shape, dtype=query.dtype, device=query.device)  # uniform weights
+            allowed = bias.masked_fill_(~allowed, torch.finfo(query.dtype).min)
+        return F.scaled_dot_product_attention(query, key, value, attn_mask=allowed, scale=scaling)
     scores = torch.matmul(query, key.transpose(2, 3)) * scaling  # [b, H, q, k]
     pre = causal if (blocked is None or mode == "post_softmax") else causal & ~blocked
     scores = scores.masked_fill(~pre, torch.finfo(scores.dtype).min)
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
     if blocked is not None and mode == "post_softmax":
         probs = probs.masked_fill(blocked, 0.0)  # not renormalised
-    out = torch.matmul(probs, value)
-    return out.transpose(1, 2).contiguous(), None
+    return torch.matmul(probs, value)
 
 
 def register() -> None:

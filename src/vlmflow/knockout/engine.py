@@ -121,6 +121,10 @@ class KnockoutEngine:
         rope = tuple(r[:, q0:] for r in rope_full)
         pos = sample.position_ids[:, q0:]
         n_heads = self.parts.layers[0].self_attn.config.num_attention_heads
+        sel = None
+        if heads is not None:
+            sel = torch.zeros(n_heads, dtype=torch.bool, device=sample.inputs_embeds.device)
+            sel[list(heads)] = True
         starts = [min(c.window.layers) for c, _ in chunk]
         windows = [set(c.window.layers) for c, _ in chunk]
         # one copy of each distinct blocked-rows matrix [N - q0, N], index 0 = nothing blocked
@@ -139,14 +143,9 @@ class KnockoutEngine:
                 h = new if h is None else torch.cat([h, new])
             b = h.shape[0]
             idx = torch.tensor([which[k] if l in windows[k] else 0 for k in range(b)], device=unique.device)
-            masks = unique[idx].unsqueeze(1)  # [b, 1, q, N]
-            if heads is not None:
-                sel = torch.zeros(n_heads, dtype=torch.bool, device=masks.device)
-                sel[list(heads)] = True
-                masks = masks & sel.view(1, -1, 1, 1)  # [b, H, q, N]
-            plan.masks = {l: masks} if bool(idx.any()) else {}
-            # held now: the distinct matrices, this layer's batch mask and attention's allowed mask
-            self.peak_mask_bytes = max(self.peak_mask_bytes, unique.numel() + 2 * masks.numel())
+            plan.masks = {l: attention.BlockedRows(unique, idx, sel)} if bool(idx.any()) else {}
+            # held: the distinct matrices and one [H|1, q, N] allowed-mask at a time in attention
+            self.peak_mask_bytes = max(self.peak_mask_bytes, unique.numel() + unique[0].numel() * (n_heads if sel is not None else 1))
             h = self._layer(l, h, rope, pos, plan)
         return self._head(h[:, -1])
 
