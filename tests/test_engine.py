@@ -30,7 +30,7 @@ def model_variant(request, tmp_path_factory):
     return LlavaVideoAdapter.from_pretrained(str(path), system_prompt=toy.SYSTEM_PROMPT)
 
 
-@pytest.mark.parametrize("backend", ["sdpa", "eager"])
+@pytest.mark.parametrize("backend", ["sdpa", "eager", "flex"])
 @pytest.mark.parametrize("style", ["center", "inverse", "top_down", "bottom_up"])
 def test_engine_equals_oracle_for_every_family_and_style(model_variant, backend, style):
     a = model_variant

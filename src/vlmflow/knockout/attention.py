@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 NAME = "vlmflow_knockout"
-BACKENDS = ("sdpa", "eager")
+BACKENDS = ("sdpa", "eager", "flex")
 REFUSED = ("flash_attention_2", "flash_attention_3", "flash_attention", "paged_attention")
 
 
@@ -91,6 +91,11 @@ def knockout_attention(module, query, key, value, attention_mask, scaling, dropo
 
 def _attend(query, key, value, causal, blocked, scaling, backend, mode, plain_causal):
     """query [b, H, q, d], key/value [b, H, k, d], causal [q, k], blocked [1|H, q, k] or None."""
+    if backend == "flex" and mode == "pre_softmax":
+        allowed = causal if blocked is None else causal & ~blocked
+        if bool(allowed.any(-1).all()):  # flex gives a fully blocked row zeros; the paper's min, uniform
+            return _flex(query, key, value, allowed, scaling)
+        backend = "sdpa"
     if backend == "sdpa" and mode == "pre_softmax":
         if blocked is None and plain_causal:
             return F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=scaling)
@@ -106,6 +111,21 @@ def _attend(query, key, value, causal, blocked, scaling, backend, mode, plain_ca
     if blocked is not None and mode == "post_softmax":
         probs = probs.masked_fill(blocked, 0.0)  # not renormalised
     return torch.matmul(probs, value)
+
+
+def _flex(query, key, value, allowed, scaling):
+    """FlexAttention with a block mask made from `allowed` [q, k] or [1|H, q, k]."""
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
+    a = allowed if allowed.dim() == 3 else allowed.unsqueeze(0)
+    per_head = a.shape[0] > 1
+
+    def mask_mod(b, h, q, k):
+        return a[h if per_head else 0, q, k]
+
+    n_heads = query.shape[1] if per_head else None
+    block = create_block_mask(mask_mod, None, n_heads, query.shape[2], key.shape[2], device=query.device)
+    return flex_attention(query, key, value, block_mask=block, scale=scaling)
 
 
 def register() -> None:
