@@ -12,8 +12,11 @@ randomised from step 0, and two training-only auxiliary heads that are not saved
   cell changed since the previous frame; with frame-shared positions this makes video tokens read
   earlier frames.
 
-    python -m vlmflow.train_toy --stage image --out models/toy-image --steps 700
-    python -m vlmflow.train_toy --stage video --init models/toy-image --out models/toy-video --steps 2500
+    python -m vlmflow.train_toy --stage image --out results/toy-image --steps 400
+    python -m vlmflow.train_toy --stage video --init results/toy-image --out results/toy-video --steps 1000
+
+The whole chain that produced the committed checkpoints is `config.yaml: toy_training.recipe`,
+run by `snakemake train_toy_models` (see models/README.md).
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ class _Plan:
         self.backend, self.mode, self.q_offset = backend, mode, q_offset
         self.record: list | None = None  # clean pass: collect K/V here
         self.prefix: list | None = None  # knockout pass: clean K/V of rows < q_offset per layer
-        self.masks: dict[int, torch.Tensor] = {}
+        self.masks: dict[int, attention.BlockedRows] = {}
 
     def kv(self, layer, key, value):
         if self.record is not None:
