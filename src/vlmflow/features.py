@@ -12,7 +12,7 @@ from vlmflow.data.extract import load_frames
 from vlmflow.io import atomic_path, write_parquet
 from vlmflow.knockout.engine import plain_forward
 from vlmflow.models.base import Question
-from vlmflow.prompt import LETTERS
+from vlmflow.prompt import LETTERS, is_letter
 
 
 def to_question(dataset: str, row) -> Question:
@@ -30,7 +30,7 @@ class Baseline:
 def baseline(adapter, sample, question: Question) -> Baseline:
     probs = plain_forward(adapter, sample)
     pred = int(probs.argmax())
-    correct = adapter.tokenizer.convert_ids_to_tokens(pred).strip().lower() == LETTERS[question.answer_index].lower()
+    correct = is_letter(adapter.tokenizer.convert_ids_to_tokens(pred), LETTERS[question.answer_index])
     return Baseline(pred, float(probs[pred]), float(probs[sample.gt_token]), correct)
 
 

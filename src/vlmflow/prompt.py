@@ -20,6 +20,11 @@ POST_QUESTION = " \nOnly give the best option."
 ANSWER_PREFIX = "Best option:("
 
 
+def is_letter(token: str, letter: str) -> bool:
+    """Does a decoded answer token name this option letter (case and spaces ignored)?"""
+    return token.strip().lower() == letter.lower()
+
+
 @dataclass(frozen=True)
 class Prompt:
     """Prompt text and the character spans [start, end) of its regions."""

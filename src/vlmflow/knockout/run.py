@@ -13,6 +13,7 @@ from vlmflow.io import write_parquet
 from vlmflow.knockout.engine import KnockoutEngine, canary
 from vlmflow.knockout.reference import reference_probs
 from vlmflow.knockout.spec import FAMILIES, Condition, sweep
+from vlmflow.prompt import is_letter
 
 SAMPLE_MODES = ("correct", "wrong", "all")
 
@@ -59,7 +60,7 @@ def run_family(adapter, *, dataset: str, model_name: str, family: str, questions
                 layer=c.window.centre + 1, p_base=b.p_base, p_new=pn, rel_change=(pn - b.p_base) / b.p_base * 100,
                 p_base_gt=b.p_base_gt, p_new_gt=pg, rel_change_gt=(pg - b.p_base_gt) / b.p_base_gt * 100 if b.p_base_gt > 0 else float("nan"),
                 pred_base=b.pred_base, pred_new=pr, gt=b.gt, correct_base=b.correct_base,
-                correct_new=pr.strip().lower() == b.gt.lower(), **provenance,
+                correct_new=is_letter(pr, b.gt), **provenance,
             ))
         print(f"[knockout] {model_name} {family} {b.task}: sample {k + 1}/{len(base)}", flush=True)
     cols = None if rows else ["dataset", "task", "model", "sample_id", "family", "block", "layer", "rel_change"]
