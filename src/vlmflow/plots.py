@@ -51,8 +51,9 @@ def curve_panels(df: pd.DataFrame, hue: str, stem: Path, tasks: list[str], title
             ax.fill_between(c.layer, c.ci_low, c.ci_high, color=colours[h], alpha=0.2, lw=0)
         ns = t.groupby(hue, sort=False)["n"].max()
         ax.set_title(titles.get(task, task))
-        note = ", ".join(f"{h}: {int(n)}" for h, n in ns.items()) if hue == "model_label" else (
-            f"{int(ns.max())}" if len(ns) else "0")
+        # one number where every curve has the same samples, else one per curve
+        note = f"{int(ns.iloc[0])}" if ns.nunique() == 1 else (
+            ", ".join(f"{h}: {int(n)}" for h, n in ns.items()) or "0")
         ax.text(0.98, 0.03, f"n = {note}", transform=ax.transAxes, ha="right", va="bottom", fontsize=7)
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_xlabel("Layer")

@@ -7,7 +7,7 @@ from vlmflow.features import cache_task
 from vlmflow.models.loading import load_from_config
 
 sm = snakemake  # noqa: F821
-torch.set_num_threads(sm.threads)  # one job per core: no oversubscription
+torch.set_num_threads(sm.threads)  # the threads Snakemake gave this job, no more
 with log_to(sm.log[0]):
     adapter = load_from_config(sm.params.model)
     cache_task(adapter, sm.wildcards.dataset, sm.input.questions, sm.input.frames, sm.output.features,

@@ -7,7 +7,7 @@ from vlmflow.knockout.run import run_family
 from vlmflow.models.loading import load_from_config, model_provenance
 
 sm = snakemake  # noqa: F821
-torch.set_num_threads(sm.threads)  # one job per core: no oversubscription
+torch.set_num_threads(sm.threads)  # the threads Snakemake gave this job, no more
 with log_to(sm.log[0]):
     ko, model = sm.params.knockout, sm.params.model
     adapter = load_from_config(model)

@@ -6,6 +6,6 @@ from vlmflow.io import log_to
 from vlmflow.train_toy import train_recipe
 
 sm = snakemake  # noqa: F821
-torch.set_num_threads(sm.threads)  # one job per core: no oversubscription
+torch.set_num_threads(sm.threads)  # the threads Snakemake gave this job, no more
 with log_to(sm.log[0]):
     train_recipe(sm.params.recipe, sm.params.image_dir, sm.params.video_dir, sm.params.device)

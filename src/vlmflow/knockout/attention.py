@@ -91,26 +91,27 @@ def knockout_attention(module, query, key, value, attention_mask, scaling, dropo
 
 def _attend(query, key, value, causal, blocked, scaling, backend, mode, plain_causal):
     """query [b, H, q, d], key/value [b, H, k, d], causal [q, k], blocked [1|H, q, k] or None."""
-    if backend == "flex" and mode == "pre_softmax":
-        allowed = causal if blocked is None else causal & ~blocked
-        if bool(allowed.any(-1).all()):  # flex gives a fully blocked row zeros; the paper's min, uniform
-            return _flex(query, key, value, allowed, scaling)
-        backend = "sdpa"
-    if backend == "sdpa" and mode == "pre_softmax":
-        if blocked is None and plain_causal:
-            return F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=scaling)
-        allowed = causal if blocked is None else causal & ~blocked
-        if not bool(allowed.any(-1).all()):  # a fully blocked row: the paper's additive min gives
-            bias = torch.zeros(allowed.shape, dtype=query.dtype, device=query.device)  # uniform weights
-            allowed = bias.masked_fill_(~allowed, torch.finfo(query.dtype).min)
-        return F.scaled_dot_product_attention(query, key, value, attn_mask=allowed, scale=scaling)
-    scores = torch.matmul(query, key.transpose(2, 3)) * scaling  # [b, H, q, k]
-    pre = causal if (blocked is None or mode == "post_softmax") else causal & ~blocked
-    scores = scores.masked_fill(~pre, torch.finfo(scores.dtype).min)
-    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
-    if blocked is not None and mode == "post_softmax":
-        probs = probs.masked_fill(blocked, 0.0)  # not renormalised
-    return torch.matmul(probs, value)
+    if mode == "post_softmax":  # only explicit math can zero probabilities after the softmax
+        scores = torch.matmul(query, key.transpose(2, 3)) * scaling  # [b, H, q, k]
+        probs = torch.softmax(scores.masked_fill(~causal, torch.finfo(scores.dtype).min), dim=-1,
+                              dtype=torch.float32).to(query.dtype)
+        if blocked is not None:
+            probs = probs.masked_fill(blocked, 0.0)  # not renormalised
+        return torch.matmul(probs, value)
+    if backend == "sdpa" and blocked is None and plain_causal:
+        return F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=scaling)
+    allowed = causal if blocked is None else causal & ~blocked  # [q, k] or [1|H, q, k]
+    full_rows = bool(allowed.any(-1).all())
+    if backend == "flex" and full_rows:  # flex gives a fully blocked row zeros, the paper uniform weights
+        return _flex(query, key, value, allowed, scaling)
+    if backend == "eager":
+        scores = torch.matmul(query, key.transpose(2, 3)) * scaling  # [b, H, q, k]
+        scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
+        return torch.matmul(torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype), value)
+    if not full_rows:  # the paper's additive min gives a fully blocked row uniform weights
+        bias = torch.zeros(allowed.shape, dtype=query.dtype, device=query.device)
+        allowed = bias.masked_fill_(~allowed, torch.finfo(query.dtype).min)
+    return F.scaled_dot_product_attention(query, key, value, attn_mask=allowed, scale=scaling)
 
 
 def _flex(query, key, value, allowed, scaling):

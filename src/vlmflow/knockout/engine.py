@@ -145,7 +145,8 @@ class KnockoutEngine:
             idx = torch.tensor([which[k] if l in windows[k] else 0 for k in range(b)], device=unique.device)
             plan.masks = {l: attention.BlockedRows(unique, idx, sel)} if bool(idx.any()) else {}
             # held: the distinct matrices and one [H|1, q, N] allowed-mask at a time in attention
-            self.peak_mask_bytes = max(self.peak_mask_bytes, unique.numel() + unique[0].numel() * (n_heads if sel is not None else 1))
+            allowed_bytes = unique[0].numel() * (n_heads if sel is not None else 1)
+            self.peak_mask_bytes = max(self.peak_mask_bytes, unique.numel() + allowed_bytes)
             h = self._layer(l, h, rope, pos, plan)
         return self._head(h[:, -1])
 
