@@ -51,3 +51,75 @@ def synthetic_sample(task: str = "action_sequence", seed: int = 0):
     q = synthetic.sample_question(task, np.random.default_rng(seed))
     question = Question("synthetic", task, f"{task}_{seed}", q.question, q.candidates, q.candidates.index(q.answer))
     return question, synthetic.render(q, q.sampled_indices())
+
+
+@pytest.fixture(scope="session")
+def pllava_checkpoint(tmp_path_factory) -> Path:
+    """A tiny random LLaVA-NeXT-Video-FT checkpoint in the authors' PLLaVA format (hub key names)."""
+    from vlmflow.models.random_checkpoints import write_pllava
+
+    return write_pllava(tmp_path_factory.mktemp("pllava") / "tiny-pllava")
+
+
+@pytest.fixture(scope="session")
+def llava_next_checkpoint(tmp_path_factory) -> Path:
+    """A tiny random LLaVA-NeXT image model in the llava-hf format."""
+    from vlmflow.models.random_checkpoints import write_llava_next
+
+    return write_llava_next(tmp_path_factory.mktemp("llava-next") / "tiny-llava-next")
+
+
+def _noise_video(path: Path, n_frames: int, seed: int, size=(40, 64)) -> None:
+    rng = np.random.default_rng(seed)
+    synthetic.write_video(path, rng.integers(0, 255, (n_frames, *size, 3), dtype=np.uint8))
+
+
+def write_tvbench_fixture(root: Path, n: int = 3) -> Path:
+    """A TVBench tree (json/<task>.json, video/<task>/*.mp4) with real mp4 files: a plain task, a
+    task with clip bounds, and one bad entry of each kind (missing video, corrupt video, answer not
+    among the candidates)."""
+    import json
+
+    tasks = {
+        "moving_direction": ("Which direction does the red object move?", ["left", "right", "up", "down"]),
+        "action_sequence": ("What did the person do first?", ["Took the cup.", "Opened the door.", "Sat down."]),
+    }
+    for t, (question, cands) in tasks.items():
+        entries = []
+        for i in range(n):
+            e = dict(video=f"{t}_{i}.mp4", question=question, candidates=cands, answer=cands[i % len(cands)])
+            if t == "action_sequence":
+                e.update(start=0.5, end=2.5)
+            entries.append(e)
+            _noise_video(root / "video" / t / e["video"], 24, seed=i)
+        if t == "moving_direction":
+            entries.append(dict(video="missing.mp4", question=question, candidates=cands, answer="left"))
+            entries.append(dict(video="corrupt.mp4", question=question, candidates=cands, answer="left"))
+            (root / "video" / t / "corrupt.mp4").write_bytes(b"\x00not an mp4" * 50)
+            entries.append(dict(video=f"{t}_0.mp4", question=question, candidates=cands, answer="sideways"))
+        (root / "json").mkdir(parents=True, exist_ok=True)
+        (root / "json" / f"{t}.json").write_text(json.dumps(entries))
+    return root
+
+
+def write_tomato_fixture(root: Path, n: int = 3) -> Path:
+    """A TOMATO tree (jsons/<task>.json keyed "0", "1", ..., videos/<demonstration_type>/<key>.mp4)
+    with an answer index out of range as the bad entry."""
+    import json
+
+    tasks = {
+        "count": ("How many times does the ball bounce?", ["1", "2", "3", "4", "5"]),
+        "shape&trend": ("What shape does the hand trace?", ["circle", "triangle", "line"]),
+    }
+    for t, (question, options) in tasks.items():
+        entries = {}
+        for i in range(n):
+            kind = ["human", "object", "simulated"][i % 3]
+            key = f"{t.replace('&', '_')}-{i:03d}"
+            entries[str(i)] = dict(question=question, options=options, answer=i % len(options), key=key,
+                                   demonstration_type=kind, motion_type="x", variation="none", note="")
+            _noise_video(root / "videos" / kind / f"{key}.mp4", 16, seed=100 + i)
+        entries[str(n)] = dict(entries["0"], answer=len(options))
+        (root / "jsons").mkdir(parents=True, exist_ok=True)
+        (root / "jsons" / f"{t}.json").write_text(json.dumps(entries))
+    return root

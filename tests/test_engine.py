@@ -10,6 +10,7 @@ from vlmflow.knockout.reference import reference_probs
 from vlmflow.knockout.spec import FAMILIES, Condition, Edge, Knockout, explicit_window, sweep
 from vlmflow.models import toy
 from vlmflow.models.llava_video import LlavaVideoAdapter
+from vlmflow.models.random_checkpoints import write_pllava
 
 REL_TOL = 1e-4  # on relative change of the predicted answer's probability (fp32)
 
@@ -23,8 +24,10 @@ def rel_change(probs, base, token):
     return (probs[..., token] - base[token]) / base[token]
 
 
-@pytest.fixture(scope="module", params=["gqa", "mha-sequential"])
+@pytest.fixture(scope="module", params=["gqa", "mha-sequential", "pllava"])
 def model_variant(request, tmp_path_factory):
+    if request.param == "pllava":  # the paper's checkpoint format, Llama tokenizer, MVBench prompt
+        return LlavaVideoAdapter.from_pretrained(str(write_pllava(tmp_path_factory.mktemp("pllava") / "m")))
     kw = dict(kv_heads=2) if request.param == "gqa" else dict(kv_heads=4, positions="sequential", layers=5)
     path = make_tiny_checkpoint(tmp_path_factory.mktemp(request.param) / "m", **kw)
     return LlavaVideoAdapter.from_pretrained(str(path), system_prompt=toy.SYSTEM_PROMPT)

@@ -1,5 +1,10 @@
-# Config checks the schema cannot express, and the helpers the rules share.
+# The active setting, config checks the schema cannot express, and the helpers the rules share.
 from pathlib import Path
+
+from vlmflow.data.extract import annotation_path
+
+if config.get("setting", "default") == "paper":  # the paper block replaces the default's sections
+    config.update(config["paper"])
 
 
 wildcard_constraints:
@@ -47,6 +52,25 @@ def model_cfg(name):
     return m
 
 
+# what a job of a model rule holds: GPUs (0 = CPU only, no GPU visible), memory, minutes (Slurm)
+model_resources = dict(
+    gpu=lambda wc: model_cfg(wc.model).get("gpu", 0),
+    mem_mb=lambda wc: model_cfg(wc.model).get("mem_mb", 4000),
+    runtime=lambda wc: model_cfg(wc.model).get("runtime", 60),
+)
+
+
+def parts(model):
+    n = model_cfg(model).get("chunks", 1)
+    return [f"{i + 1}of{n}" for i in range(n)]
+
+
+def parse_part(part):
+    """ "2of4" -> (1, 4): the second of four contiguous parts of a task's samples."""
+    i, n = map(int, part.split("of"))
+    return (i - 1, n)
+
+
 def model_files(wc):
     """Local checkpoints are inputs (a changed checkpoint reruns its analyses); hub ids are not."""
     path = model_cfg(wc.model)["path"]
@@ -65,7 +89,7 @@ def annotation(wc):
     real benchmark fails in extract_frames with the path to fix, and dry-runs still work).
     """
     ds = dataset_cfg(wc)
-    path = f"{ds['root']}/json/{wc.task}.json"
+    path = annotation_path(ds["format"], ds["root"], wc.task)
     return [path] if "generate" in ds or Path(path).exists() else []
 
 
@@ -86,11 +110,21 @@ def knockout_tables(dataset, model, family):
     )
 
 
+def baseline_tables(dataset, model):
+    return expand(
+        "results/{dataset}/{model}/baseline/{task}.parquet",
+        dataset=dataset,
+        model=model,
+        task=dataset_tasks(dataset),
+    )
+
+
 def all_targets():
     targets = []
     for run in config["runs"]:
         for m in run["models"]:
             targets += knockout_tables(run["dataset"], m, run["families"])
+            targets += baseline_tables(run["dataset"], m)
             targets.append(f"results/{run['dataset']}/{m}/skipped.parquet")
     targets.append("figures/accuracy.csv")
     for name in config["figures"]:

@@ -1,4 +1,5 @@
-# Knockout experiments: one job per (dataset, model, family, task), gathered per family.
+# Knockout experiments: one job per (dataset, model, family, task, part of the task's samples),
+# gathered per family. A model's `chunks` sets how many parts each task is split into.
 
 
 rule knockout:
@@ -9,17 +10,19 @@ rule knockout:
         baseline="results/{dataset}/{model}/baseline/{task}.parquet",
         model=model_files,
     output:
-        "results/{dataset}/{model}/knockout/{family}/{task}.parquet",
+        "results/{dataset}/{model}/knockout/{family}/{task}/{part}.parquet",
     log:
-        "logs/knockout/{dataset}/{model}/{family}/{task}.log",
+        "logs/knockout/{dataset}/{model}/{family}/{task}/{part}.log",
+    wildcard_constraints:
+        part=r"\d+of\d+",
     conda:
         "../../envs/models.yaml"
     threads: 1
     resources:
-        gpu=lambda wc: model_cfg(wc.model).get("gpu", 0),
-        mem_mb=lambda wc: model_cfg(wc.model).get("mem_mb", 4000),
+        **model_resources,
     params:
         model=lambda wc: model_cfg(wc.model),
+        part=lambda wc: parse_part(wc.part),
         knockout=config["knockout"],
         n_frames=config["n_frames"],
         seed=config["seed"],
@@ -30,11 +33,12 @@ rule knockout:
 rule gather_knockout:
     input:
         lambda wc: expand(
-            "results/{dataset}/{model}/knockout/{family}/{task}.parquet",
+            "results/{dataset}/{model}/knockout/{family}/{task}/{part}.parquet",
             dataset=wc.dataset,
             model=wc.model,
             family=wc.family,
             task=dataset_tasks(wc.dataset),
+            part=parts(wc.model),
         ),
     output:
         "results/{dataset}/{model}/knockout/{family}.parquet",

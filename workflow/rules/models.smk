@@ -38,8 +38,7 @@ rule cache_features:
         "../../envs/models.yaml"
     threads: 1
     resources:
-        gpu=lambda wc: model_cfg(wc.model).get("gpu", 0),
-        mem_mb=lambda wc: model_cfg(wc.model).get("mem_mb", 4000),
+        **model_resources,
     params:
         model=lambda wc: model_cfg(wc.model),
     script:
@@ -70,10 +69,10 @@ rule skipped_samples:
 rule accuracy_table:
     input:
         [
-            f"results/{run['dataset']}/{m}/baseline/{task}.parquet"
+            table
             for run in config["runs"]
             for m in run["models"]
-            for task in dataset_tasks(run["dataset"])
+            for table in baseline_tables(run["dataset"], m)
         ],
     output:
         report(

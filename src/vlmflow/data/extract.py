@@ -7,11 +7,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vlmflow.data import tvbench
+from vlmflow.data import tomato, tvbench
 from vlmflow.data.frames import read_frames
 from vlmflow.io import atomic_path, write_parquet
 
-LOADERS = {"tvbench": tvbench.load_task}
+LOADERS = {"tvbench": tvbench.load_task, "tomato": tomato.load_task}
+ANNOTATIONS = {"tvbench": "json/{task}.json", "tomato": "jsons/{task}.json"}
+
+
+def annotation_path(fmt: str, root: str, task: str) -> str:
+    """Where a task's annotation file lives in a benchmark of this format."""
+    return f"{root}/{ANNOTATIONS[fmt].format(task=task)}"
 
 
 def extract_task(fmt: str, root: str, task: str, n_frames: int, frames_out: Path, questions_out: Path,

@@ -3,36 +3,16 @@ start?, end?}], videos under video/<task>/. The synthetic benchmark is written i
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
-
-@dataclass
-class VideoQuestion:
-    """A question with where its video is: the loader's output, before frames are decoded."""
-
-    sample_id: str
-    task: str
-    question: str
-    candidates: list[str]
-    answer_index: int
-    video: str
-    bounds: tuple[float, float] | None
+from vlmflow.data import VideoQuestion, read_json
 
 
 def load_task(root: str | Path, task: str) -> tuple[list[VideoQuestion], list[dict]]:
     """Questions of one task, and the entries skipped with their reason."""
     root = Path(root)
     path = root / "json" / f"{task}.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"TVBench annotations not found: {path} (set the dataset's root in config.yaml)")
-    try:
-        entries = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from err
-    if not isinstance(entries, list):
-        raise ValueError(f"{path}: expected a list of questions, got {type(entries).__name__}")
+    entries = read_json(path, "TVBench", list)
     out, skipped = [], []
     for i, e in enumerate(entries):
         sid = f"{task}_{i:04d}"

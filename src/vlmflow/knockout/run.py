@@ -28,7 +28,10 @@ def select(baseline: pd.DataFrame, mode: str) -> pd.DataFrame:
 
 def run_family(adapter, *, dataset: str, model_name: str, family: str, questions_path: Path, features_path: Path,
                baseline_path: Path, frames_path: Path | None, window: int, window_style: str, engine: str,
-               backend: str, sample_mode: str, provenance: dict, out: Path, batch_size: int = 16) -> None:
+               backend: str, sample_mode: str, provenance: dict, out: Path, batch_size: int = 16,
+               part: tuple[int, int] = (0, 1)) -> None:
+    """Rows of every knockout of `family` x every window of the sweep, for the samples of one part
+    (i, n): the i-th of n contiguous slices of the selected samples."""
     if family not in FAMILIES:
         raise ValueError(f"unknown knockout family {family!r}; known: {sorted(FAMILIES)}")
     if engine not in ("fast", "reference"):
@@ -37,6 +40,8 @@ def run_family(adapter, *, dataset: str, model_name: str, family: str, questions
     conditions = [Condition(k, w) for k in FAMILIES[family] for w in sweep(n_layers, window, window_style)]
     qs = pd.read_parquet(questions_path).set_index("sample_id", drop=False)
     base = select(pd.read_parquet(baseline_path), sample_mode)
+    i, n = part
+    base = base.iloc[i * len(base) // n: (i + 1) * len(base) // n]
     feats = torch.load(features_path)
     frames = dict(zip(qs.sample_id, load_frames(frames_path, list(qs.sample_id)))) if engine == "reference" else {}
     fast = KnockoutEngine(adapter, backend=backend, batch_size=batch_size)

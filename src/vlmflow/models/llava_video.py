@@ -26,26 +26,45 @@ class LlavaVideoAdapter:
     family = "llava_video"
 
     def __init__(self, model, tokenizer, image_processor, system_prompt: str = MVBENCH_SYSTEM,
-                 pooling_shape: tuple[int, int, int] | None = None):
+                 pooling_shape: tuple[int, int, int] | str | None = None):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.system_prompt = system_prompt
         cfg = model.config
-        self.grid = tuple(pooling_shape or getattr(cfg, "pooling_shape", None) or DEFAULT_POOLING)
+        self.grid = parse_pooling(pooling_shape or getattr(cfg, "pooling_shape", None) or DEFAULT_POOLING)
         self.pool = nn.AdaptiveAvgPool3d(self.grid)
         self.position_mode = getattr(cfg, "video_position_ids", "sequential")
         self.image_token = tokenizer.convert_ids_to_tokens(cfg.image_token_id)
 
     @classmethod
-    def from_pretrained(cls, path: str, dtype: torch.dtype = torch.float32, device: str = "cpu", **kw):
-        """Load from a hub id or a local directory (config, safetensors, tokenizer, image processor)."""
-        from transformers import AutoImageProcessor, AutoTokenizer, LlavaForConditionalGeneration
+    def from_pretrained(cls, path: str, dtype: torch.dtype = torch.float32, device: str = "cpu",
+                        device_map: str | dict | None = None, **kw):
+        """Load from a hub id or a local directory (config, safetensors, tokenizer, image processor).
 
-        model = LlavaForConditionalGeneration.from_pretrained(path, dtype=dtype).to(device)
+        PLLaVA-format (`model_type "llava"`) and llava-hf LLaVA-NeXT (`"llava_next"`) checkpoints
+        load with their hub key names; a missing or wrongly shaped weight is an error, never a
+        silently re-initialised layer.
+        """
+        from transformers import AutoConfig, AutoTokenizer
+
+        model_cls = _model_class(AutoConfig.from_pretrained(path), path)
+        try:
+            model, info = model_cls.from_pretrained(path, dtype=dtype, device_map=device_map,
+                                                    output_loading_info=True)
+        except RuntimeError as err:
+            if "mismatch" not in str(err):
+                raise
+            raise ValueError(f"checkpoint {path}: a weight has an unexpected shape (see the load report above); "
+                             f"is the config.json the one saved with these weights?") from err
+        if info["missing_keys"]:
+            missing = sorted(info["missing_keys"])
+            raise ValueError(f"checkpoint {path} lacks {len(missing)} weights, e.g. {missing[:3]}; "
+                             "a partial download or a checkpoint of another architecture")
+        if device_map is None:
+            model = model.to(device)
         tokenizer = AutoTokenizer.from_pretrained(path)
-        image_processor = AutoImageProcessor.from_pretrained(path)
-        return cls(model, tokenizer, image_processor, **kw)
+        return cls(model, tokenizer, video_image_processor(path), **kw)
 
     # --- parts -------------------------------------------------------------------------------
     @property
@@ -76,6 +95,8 @@ class LlavaVideoAdapter:
         batched = pixel_values.dim() == 5
         pix = pixel_values if batched else pixel_values.unsqueeze(0)
         B, T = pix.shape[:2]
+        if T < self.grid[0]:
+            raise ValueError(f"{T} frames cannot be pooled to {self.grid[0]}: set n_frames >= pooling_shape[0]")
         cfg = self.model.config
         vision = self.model.model.vision_tower(pix.flatten(0, 1), output_hidden_states=True)
         feats = vision.hidden_states[cfg.vision_feature_layer]  # [B*T, 1+P, Dv]
@@ -131,6 +152,36 @@ class LlavaVideoAdapter:
         pos[v0:v1] = v0 + torch.arange(v1 - v0) % hw
         pos[v1:] = v0 + hw + torch.arange(N - v1)
         return pos
+
+
+def _model_class(config, path: str):
+    from transformers import LlavaForConditionalGeneration, LlavaNextForConditionalGeneration
+
+    classes = {"llava": LlavaForConditionalGeneration, "llava_next": LlavaNextForConditionalGeneration}
+    if config.model_type not in classes:
+        raise ValueError(f"checkpoint {path} is a {config.model_type!r} model; the llava_video family "
+                         f"takes {sorted(classes)} (PLLaVA-format Video-FT or llava-hf LLaVA-NeXT)")
+    return classes[config.model_type]
+
+
+def video_image_processor(path: str):
+    """The checkpoint's image processor reduced to plain CLIP resize + center crop + normalise: the
+    video path of spec A.2 (an AnyRes LLaVA-NeXT processor would tile each frame)."""
+    from transformers import AutoImageProcessor, CLIPImageProcessor
+
+    proc = AutoImageProcessor.from_pretrained(path)
+    if "LlavaNext" not in type(proc).__name__:
+        return proc
+    return CLIPImageProcessor(size=proc.size, crop_size=proc.crop_size, image_mean=proc.image_mean,
+                              image_std=proc.image_std, do_center_crop=True, rescale_factor=proc.rescale_factor)
+
+
+def parse_pooling(value) -> tuple[int, int, int]:
+    """(T, H, W) from a list/tuple or the authors' "8-12-12" string."""
+    parts = value.split("-") if isinstance(value, str) else list(value)
+    if len(parts) != 3:
+        raise ValueError(f"pooling_shape must be T-H-W, got {value!r}")
+    return tuple(int(p) for p in parts)
 
 
 def load(path: str | Path, **kw) -> LlavaVideoAdapter:

@@ -37,10 +37,23 @@ def system_prompt(value: str) -> str:
 def load_from_config(m: dict):
     device = resolve_device(m.get("device", "auto"))
     dtype = resolve_dtype(m.get("dtype", "auto"), device)
+    extra = {k: m[k] for k in ("pooling_shape", "device_map") if m.get(k) is not None}
     return load_adapter(m["family"], m["path"], dtype=dtype, device=device,
-                        system_prompt=system_prompt(m.get("system_prompt", "mvbench")))
+                        system_prompt=system_prompt(m.get("system_prompt", "mvbench")), **extra)
+
+
+def load_for_job(m: dict, gpus: int):
+    """Load a model inside a rule's job: with `device: auto` it runs on the GPUs the job holds
+    (pinned, see vlmflow.gpus) or on the CPU when it holds none; an explicit device is used as given."""
+    from vlmflow.gpus import claim
+
+    if m.get("device", "auto") == "auto":
+        m = {**m, "device": claim(gpus)}
+    return load_from_config(m)
 
 
 def model_provenance(adapter, m: dict, knockout: dict, n_frames: int, seed: int) -> dict:
     dtype = str(adapter.model.dtype).removeprefix("torch.")
-    return provenance(m["path"], dtype, knockout["attention_backend"], knockout["engine"], n_frames, seed)
+    revision = getattr(adapter.model.config, "_commit_hash", None)  # hub snapshot, None for local dirs
+    return provenance(m["path"], dtype, knockout["attention_backend"], knockout["engine"], n_frames, seed,
+                      adapter.grid, revision)

@@ -1,0 +1,33 @@
+"""TOMATO annotation format (spec B.2): jsons/<task>.json = {"0": {question, options, answer (int),
+key, demonstration_type, ...}, ...}; the video of an entry is videos/<demonstration_type>/<key>.mp4.
+Tasks: count, direction, rotation, shape&trend, velocity&frequency, visual_cues."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vlmflow.data import VideoQuestion, read_json
+
+FIELDS = ("question", "options", "answer", "key", "demonstration_type")
+
+
+def load_task(root: str | Path, task: str) -> tuple[list[VideoQuestion], list[dict]]:
+    """Questions of one task in the file's key order, and the entries skipped with their reason."""
+    root = Path(root)
+    path = root / "jsons" / f"{task}.json"
+    entries = read_json(path, "TOMATO", dict)
+    out, skipped = [], []
+    for k, e in entries.items():
+        sid = f"{task}_{k}"
+        missing = [f for f in FIELDS if f not in e]
+        if missing:
+            skipped.append(dict(sample_id=sid, task=task, reason=f"missing fields {missing} in {path}"))
+            continue
+        options, answer = list(e["options"]), e["answer"]
+        if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < len(options):
+            skipped.append(dict(sample_id=sid, task=task,
+                                reason=f"answer {answer!r} is not an index into its {len(options)} options"))
+            continue
+        video = root / "videos" / str(e["demonstration_type"]) / f"{e['key']}.mp4"
+        out.append(VideoQuestion(sid, task, e["question"], options, answer, str(video), None))
+    return out, skipped
