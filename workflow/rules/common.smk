@@ -3,7 +3,8 @@ from pathlib import Path
 
 from vlmflow.data.extract import annotation_path
 
-if config.get("setting", "default") == "paper":  # the paper block replaces the default's sections
+# `setting: paper`: the paper block replaces the default's sections
+if config.get("setting", "default") == "paper":
     config.update(config["paper"])
 
 
@@ -52,7 +53,7 @@ def model_cfg(name):
     return m
 
 
-# what a job of a model rule holds: GPUs (0 = CPU only, no GPU visible), memory, minutes (Slurm)
+# the resources of a model job (GPUs, 0 = CPU only with no GPU visible; memory; minutes for Slurm)
 model_resources = dict(
     gpu=lambda wc: model_cfg(wc.model).get("gpu", 0),
     mem_mb=lambda wc: model_cfg(wc.model).get("mem_mb", 4000),
