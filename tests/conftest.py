@@ -3,11 +3,14 @@ save_pretrained and loaded back through the adapter, as real checkpoints are."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from vlmflow.data import synthetic
 from vlmflow.models import toy
@@ -15,6 +18,32 @@ from vlmflow.models.base import Question
 from vlmflow.models.llava_video import LlavaVideoAdapter
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_config() -> dict:
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    ds = cfg["datasets"]["synthetic"]
+    ds["generate"]["n_per_task"] = 4
+    ds["tasks"] = ["action_sequence", "scene_transition"]
+    for m in cfg["models"].values():
+        m["path"] = str(REPO / m["path"])
+    return cfg
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--cores", "2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory):
+    """The reduced default run (2 tasks x 4 questions), shared by the workflow tests."""
+    work = tmp_path_factory.mktemp("e2e")
+    (work / "config.yaml").write_text(yaml.safe_dump(tiny_config()))
+    res = snakemake(work)
+    assert res.returncode == 0, res.stderr[-4000:]
+    return work
 
 
 def make_tiny_checkpoint(out: Path, layers: int = 4, kv_heads: int = 2, positions: str = "frame_shared",

@@ -1,15 +1,11 @@
 """End-to-end: the workflow on a reduced default config (2 tasks, 4 questions each), the committed
 toy checkpoints, a single-figure rerun without models, and config validation errors."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import snakemake, tiny_config
 from vlmflow.stats import curve_table
 
 pytestmark = pytest.mark.slow
@@ -17,31 +13,6 @@ CONTRACT = ["dataset", "task", "model", "sample_id", "family", "block", "window"
             "p_new", "rel_change", "p_base_gt", "p_new_gt", "rel_change_gt", "pred_base", "pred_new", "gt",
             "correct_base", "model_id", "dtype", "attention_backend", "n_frames", "seed", "torch_version",
             "transformers_version"]
-
-
-def tiny_config() -> dict:
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
-    ds = cfg["datasets"]["synthetic"]
-    ds["generate"]["n_per_task"] = 4
-    ds["tasks"] = ["action_sequence", "scene_transition"]
-    for m in cfg["models"].values():
-        m["path"] = str(REPO / m["path"])
-    return cfg
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--cores", "2", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("e2e")
-    (work / "config.yaml").write_text(yaml.safe_dump(tiny_config()))
-    res = snakemake(work)
-    assert res.returncode == 0, res.stderr[-4000:]
-    return work
 
 
 def test_outputs_follow_the_results_contract(finished_run):
