@@ -19,3 +19,19 @@ rule benchmark_knockout:
         script=Path(workflow.basedir) / "benchmarks" / "knockout_speed.py",
     shell:
         "python {params.script} {params.flag} 2> {log} | tee {output}"
+
+
+# The GPU check (engine at 7B shape in bf16 + a real-size pipeline shard): snakemake benchmark_gpu --cores all
+rule benchmark_gpu:
+    output:
+        "results/benchmarks/gpu_pipeline.txt",
+    log:
+        "logs/benchmark_gpu.log",
+    conda:
+        "../../envs/models.yaml"
+    resources:
+        gpu=1,
+    params:
+        script=Path(workflow.basedir) / "benchmarks" / "gpu_pipeline.py",
+    shell:
+        "python {params.script} 2> {log} | tee {output}"

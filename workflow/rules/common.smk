@@ -16,6 +16,11 @@ wildcard_constraints:
 
 
 def _check_config():
+    for name, ds in config["datasets"].items():
+        if "generate" in ds and ds["format"] != "tvbench":
+            raise ValueError(
+                f"config datasets.{name}: the synthetic benchmark is written in tvbench format, not {ds['format']!r}"
+            )
     for run in config["runs"]:
         if run["dataset"] not in config["datasets"]:
             raise ValueError(

@@ -11,7 +11,7 @@ if "toy_training" in config:
             "logs/train_toy_models.log",
         conda:
             "../../envs/models.yaml"
-        threads: workflow.cores
+        threads: 4  # capped to --cores on a workstation
         resources:
             runtime=240,
         params:

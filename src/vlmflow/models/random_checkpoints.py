@@ -15,7 +15,7 @@ arguments, so the same writers give a tiny fixture or a 7B-shaped model.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -107,7 +107,7 @@ def _hub_key(key: str) -> str:
 def _save_weights(model, out: Path, dtype: torch.dtype) -> None:
     from safetensors.torch import save_file
 
-    state = {_hub_key(k): v.to(dtype).contiguous() for k, v in model.state_dict().items()}
+    state = {_hub_key(k): v.to(dtype).cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
 
 
@@ -119,16 +119,17 @@ def _image_processor(shape: Shape, cls_name: str = "CLIPImageProcessor", **extra
                image_mean=CLIP_MEAN, image_std=CLIP_STD, do_center_crop=True, **extra)
 
 
-def _build(model_cls, config, seed: int, lm_head_scale: float):
+def _build(model_cls, config, seed: int, lm_head_scale: float, device: str = "cpu"):
     torch.manual_seed(seed)
-    model = model_cls(config)
+    with torch.device(device):
+        model = model_cls(config)
     with torch.no_grad():  # sharpen the random model so its answer probabilities are far from uniform
         model.lm_head.weight.mul_(lm_head_scale)
     return model.eval()
 
 
 def write_pllava(out: str | Path, shape: Shape = TINY, seed: int = 0, num_frames: int = 8,
-                 dtype: torch.dtype = torch.float32, lm_head_scale: float = 30.0) -> Path:
+                 dtype: torch.dtype = torch.float32, lm_head_scale: float = 30.0, device: str = "cpu") -> Path:
     """A random LLaVA-NeXT-Video-FT checkpoint in the authors' PLLaVA format."""
     from transformers import LlavaConfig, LlavaForConditionalGeneration
 
@@ -138,8 +139,9 @@ def write_pllava(out: str | Path, shape: Shape = TINY, seed: int = 0, num_frames
     image_token, pad = tok.convert_tokens_to_ids(["<image>", "<pad>"])
     text, vision = _configs(shape, len(tok), image_token, pad)
     model = _build(LlavaForConditionalGeneration, LlavaConfig(text_config=text, vision_config=vision,
-                   image_token_index=image_token, vision_feature_layer=-2), seed, lm_head_scale)
+                   image_token_index=image_token, vision_feature_layer=-2), seed, lm_head_scale, device)
     _save_weights(model, out, dtype)
+    del model  # a 7B shape holds tens of GB
     config = {  # the fields of the PLLaVA config.json, older transformers' names included
         "architectures": ["PllavaForConditionalGeneration"],
         "model_type": "llava",
@@ -193,6 +195,3 @@ def _sparse(cfg) -> dict:
     """A sub-config as the hub stores it: only what differs from the class defaults."""
     return {**cfg.to_diff_dict(), "model_type": cfg.model_type}
 
-
-def shape_dict(shape: Shape) -> dict:
-    return asdict(shape)

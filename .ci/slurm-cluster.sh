@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# A one-node Slurm cluster on localhost for the workflow's Slurm test (tests/test_slurm.py).
+#   .ci/slurm-cluster.sh up     install slurm-wlm + munge (Debian) if needed, start munged, slurmctld, slurmd
+#   .ci/slurm-cluster.sh down   stop the daemons
+# Needs root. Without accounting (no slurmdbd) sacct cannot report job states, so the test polls
+# squeue instead; MinJobAge keeps finished jobs visible to squeue long enough for that.
+set -euo pipefail
+state=/var/run/vlmflow-slurm
+host=$(hostname -s)
+
+up() {
+  if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q slurm-wlm munge >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q slurm-wlm munge >/dev/null; }
+  fi
+  mkdir -p /etc/slurm /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /run/munge "$state"
+  chown munge:munge /run/munge
+  if [ ! -s /etc/munge/munge.key ]; then
+    mungekey -c -f -k /etc/munge/munge.key
+    chown munge:munge /etc/munge/munge.key && chmod 400 /etc/munge/munge.key
+  fi
+  pgrep -x munged >/dev/null || runuser -u munge -- /usr/sbin/munged
+  mem_mb=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 2048 ))
+  cat > /etc/slurm/slurm.conf <<CONF
+ClusterName=vlmflow-ci
+SlurmctldHost=$host
+AuthType=auth/munge
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SlurmUser=root
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+MinJobAge=600
+ReturnToService=2
+StateSaveLocation=/var/spool/slurmctld
+SlurmdSpoolDir=/var/spool/slurmd
+SlurmctldPidFile=$state/slurmctld.pid
+SlurmdPidFile=$state/slurmd.pid
+SlurmctldLogFile=/var/log/slurm/slurmctld.log
+SlurmdLogFile=/var/log/slurm/slurmd.log
+NodeName=$host CPUs=$(nproc) RealMemory=$mem_mb State=UNKNOWN
+PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
+CONF
+  pgrep -x slurmctld >/dev/null || slurmctld
+  pgrep -x slurmd >/dev/null || slurmd
+  for _ in $(seq 60); do
+    if sinfo -h -o %T 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then
+      sinfo
+      return 0
+    fi
+    sleep 1
+  done
+  echo "slurm did not come up; see /var/log/slurm/" >&2
+  return 1
+}
+
+down() {
+  for d in slurmd slurmctld; do
+    [ -f "$state/$d.pid" ] && kill "$(cat "$state/$d.pid")" 2>/dev/null || true
+  done
+  pkill -x munged 2>/dev/null || true
+}
+
+"${1:?usage: $0 up|down}"

@@ -1,0 +1,126 @@
+"""The GPU check, one command: the engine benchmark at 7B shape in bf16, then a real-size pipeline
+shard, each timed against the paper's reference method in the same run, with peak GPU memory.
+
+Pipeline shard: a random-weight LLaVA-NeXT-7B-Video-FT-shaped checkpoint (Vicuna-7B decoder over
+CLIP ViT-L/14-336, 1152 video tokens; a small tokenizer, so the vocabulary is not 32k) written in
+the PLLaVA format and loaded back through the adapter, 4 questions of the synthetic benchmark's
+Action Sequence task, then the workflow's own stage functions: frame extraction, feature caching,
+and every knockout family with the fast engine and with the reference method. Needs about 30 GB of
+free disk for the checkpoint and a GPU with 40 GB or more.
+
+    python benchmarks/gpu_pipeline.py           # on a GPU machine
+    python benchmarks/gpu_pipeline.py --tiny    # the same steps on a tiny model on the CPU (a smoke test)
+
+Ends with: RESULT pipeline_speedup=<reference / fast, all families> max_diff=<largest |difference|
+of rel_change, in percentage points> peak_gpu_gib_fast=<a> peak_gpu_gib_reference=<b>
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+import knockout_speed  # noqa: E402
+
+from vlmflow.data.extract import extract_task  # noqa: E402
+from vlmflow.data.synthetic import write_benchmark  # noqa: E402
+from vlmflow.features import cache_task  # noqa: E402
+from vlmflow.knockout.run import run_family  # noqa: E402
+from vlmflow.knockout.spec import FAMILIES  # noqa: E402
+from vlmflow.models.llava_video import LlavaVideoAdapter  # noqa: E402
+from vlmflow.models.random_checkpoints import TINY, VICUNA_7B, write_pllava  # noqa: E402
+from vlmflow.provenance import provenance  # noqa: E402
+
+TASK = "action_sequence"
+
+
+class Clock:
+    """Wall time and peak GPU memory of one phase."""
+
+    def __init__(self, name: str, cuda: bool):
+        self.name, self.cuda = name, cuda
+
+    def __enter__(self):
+        if self.cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        self.t = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        if self.cuda:
+            torch.cuda.synchronize()
+        self.seconds = time.perf_counter() - self.t
+        self.peak_gib = torch.cuda.max_memory_allocated() / 2**30 if self.cuda else 0.0
+        print(f"  {self.name:40s} {self.seconds:8.2f} s" + (f"  peak {self.peak_gib:6.2f} GiB" if self.cuda else ""),
+              flush=True)
+
+
+def pipeline_shard(work: Path, tiny: bool, n_questions: int = 4) -> str:
+    cuda = not tiny
+    device, dtype = ("cpu", torch.float32) if tiny else ("cuda", torch.bfloat16)
+    shape, window = (TINY, 2) if tiny else (VICUNA_7B, 9)
+    print(f"pipeline shard: {'tiny' if tiny else '7B-shaped'} PLLaVA checkpoint, {dtype}, {device}, "
+          f"{n_questions} questions of {TASK}, window {window}", flush=True)
+    with Clock("write random checkpoint", cuda):
+        ckpt = write_pllava(work / "checkpoint", shape=shape, dtype=dtype, device=device)
+    with Clock("synthetic benchmark + frame extraction", False):
+        write_benchmark(work / "data", n_questions, seed=0, tasks=[TASK])
+        d = work / "results"
+        extract_task("tvbench", str(work / "data"), TASK, 8, d / "frames.npz", d / "questions.parquet",
+                     d / "skipped.parquet")
+    with Clock("load checkpoint through the adapter", cuda):
+        adapter = LlavaVideoAdapter.from_pretrained(str(ckpt), dtype=dtype, device=device)
+    with Clock("feature caching (video tokens + baseline)", cuda):
+        cache_task(adapter, "bench", d / "questions.parquet", d / "frames.npz", d / "features.pt", d / "baseline.parquet",
+                   d / "model_skipped.parquet", "bench")
+    times, peaks, diffs = {"fast": 0.0, "reference": 0.0}, {"fast": 0.0, "reference": 0.0}, []
+    for family in FAMILIES:
+        tables = {}
+        for engine in ("fast", "reference"):
+            out = d / f"{family}_{engine}.parquet"
+            with Clock(f"{family} ({engine})", cuda) as c:
+                run_family(adapter, dataset="bench", model_name="bench", family=family,
+                           questions_path=d / "questions.parquet", features_path=d / "features.pt",
+                           baseline_path=d / "baseline.parquet", frames_path=d / "frames.npz", window=window,
+                           window_style="center", engine=engine, backend="sdpa", sample_mode="all",
+                           provenance=provenance(str(ckpt), str(dtype), "sdpa", engine, 8, 0, adapter.grid),
+                           out=out, batch_size=8)
+            times[engine] += c.seconds
+            peaks[engine] = max(peaks[engine], c.peak_gib)
+            tables[engine] = pd.read_parquet(out)
+        keys = ["sample_id", "block", "layer"]
+        both = tables["fast"].merge(tables["reference"], on=keys, suffixes=("_fast", "_ref"))
+        assert len(both) == len(tables["fast"]) == len(tables["reference"]), f"{family}: tables differ in rows"
+        diffs.append(float((both.rel_change_fast - both.rel_change_ref).abs().max()))
+        print(f"  {family}: reference / fast = x{times['reference'] / max(times['fast'], 1e-9):.1f} so far, "
+              f"max |diff| {diffs[-1]:.2e} pp", flush=True)
+    return (f"RESULT pipeline_speedup={times['reference'] / times['fast']:.1f} max_diff={max(diffs):.2e} "
+            f"peak_gpu_gib_fast={peaks['fast']:.2f} peak_gpu_gib_reference={peaks['reference']:.2f}")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tiny", action="store_true", help="tiny model on the CPU: checks the steps, measures nothing")
+    ap.add_argument("--skip-engine-benchmark", action="store_true")
+    ap.add_argument("--workdir", help="where the checkpoint and tables go (default: a temporary directory)")
+    args = ap.parse_args(argv)
+    if not args.tiny and not torch.cuda.is_available():
+        ap.error("needs a CUDA GPU (or --tiny for the CPU smoke test)")
+    if not args.skip_engine_benchmark:
+        print("== engine benchmark", flush=True)
+        knockout_speed.main(["--quick"] if args.tiny else ["--gpu7b"])
+    print("== pipeline shard", flush=True)
+    with tempfile.TemporaryDirectory(dir=args.workdir) as work:
+        print(pipeline_shard(Path(work), args.tiny))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""`snakemake --profile slurm` on a real one-node Slurm cluster (.ci/slurm-cluster.sh starts one):
+every job goes through sbatch, and the outputs equal the local run's."""
+
+import re
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, tiny_config
+
+pytestmark = pytest.mark.slow
+
+
+def cluster_reason() -> str | None:
+    """Why the test cannot run here, or None."""
+    if shutil.which("sbatch") is None:
+        return "no Slurm here: run `.ci/slurm-cluster.sh up` as root (installs slurm-wlm + munge, starts a one-node cluster)"
+    res = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
+    if res.returncode != 0 or not re.search(r"idle|mixed|allocated", res.stdout):
+        return f"Slurm is installed but no node is up (sinfo: {res.stdout.strip() or res.stderr.strip()}); `.ci/slurm-cluster.sh up`"
+    try:
+        import snakemake_executor_plugin_slurm  # noqa: F401
+    except ImportError:
+        return "the Slurm executor plugin is missing: pip install -e '.[slurm]'"
+    return None
+
+
+@pytest.mark.skipif(cluster_reason() is not None, reason=str(cluster_reason()))
+def test_the_slurm_profile_runs_the_workflow_through_sbatch(tmp_path, finished_run):
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(tiny_config()))
+    # As typed from the repository root, plus the status options for a cluster without accounting
+    # (no sacct: poll squeue) and short polling intervals for a test.
+    cmd = [sys.executable, "-m", "snakemake", "--profile", "slurm", "--directory", str(tmp_path),
+           "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
+           "--seconds-between-status-checks", "2"]
+    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1800)
+    log = res.stdout + res.stderr
+    assert res.returncode == 0, log[-4000:]
+
+    job_ids = re.findall(r"submitted with SLURM jobid (\d+)", log)
+    rules = set(re.findall(r"rule (\w+):", log))
+    assert {"cache_features", "knockout", "fig2_cross_frame", "extract_frames"} <= rules
+    assert len(job_ids) >= 20  # every job of the reduced run went through sbatch
+    shown = subprocess.run(["scontrol", "show", "job", job_ids[-1]], capture_output=True, text=True).stdout
+    assert "JobState=COMPLETED" in shown and str(tmp_path) in shown
+
+    for fam in ["cross_frame", "vql_to_ql"]:
+        rel = f"results/synthetic/toy-video/knockout/{fam}.parquet"
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / rel), pd.read_parquet(finished_run / rel))
+    for name in ["fig2_cross_frame.csv", "fig3_vql_to_ql.csv", "accuracy.csv"]:
+        assert (tmp_path / "figures" / name).read_bytes() == (finished_run / "figures" / name).read_bytes()
