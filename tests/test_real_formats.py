@@ -119,3 +119,18 @@ def test_tvbench_fixture_bad_videos_are_recorded_skips(tmp_path):
     assert "cannot decode" in reasons["moving_direction_0004"]
     assert "not among the candidates" in reasons["moving_direction_0005"]
     assert len(pd.read_parquet(out / "q.parquet")) == 3
+
+
+def test_task_ids_follow_the_sorted_annotation_files(tmp_path):
+    from vlmflow.data.extract import task_id
+
+    root = tmp_path / "tvb"
+    (root / "json").mkdir(parents=True)
+    names = ["action_antonym", "action_count", "action_localization", "action_sequence", "egocentric_sequence",
+             "moving_direction", "object_count", "object_shuffle", "scene_transition", "unexpected_action"]
+    for n in names[::-1]:
+        (root / "json" / f"{n}.json").write_text("[]")
+    ids = {t: task_id("tvbench", str(root), t) for t in ["action_antonym", "action_sequence", "scene_transition",
+                                                         "moving_direction", "object_count"]}
+    assert ids == {"action_antonym": 0, "action_sequence": 3, "scene_transition": 8, "moving_direction": 5,
+                   "object_count": 6}  # spec B.1

@@ -20,12 +20,20 @@ def annotation_path(fmt: str, root: str, task: str) -> str:
     return f"{root}/{ANNOTATIONS[fmt].format(task=task)}"
 
 
+def task_id(fmt: str, root: str, task: str) -> int:
+    """The paper's task id: the position of the task among the benchmark's annotation files sorted
+    by name (spec B.1: TVBench's Action Antonym is 0, Object Count 6)."""
+    folder = Path(annotation_path(fmt, root, task)).parent
+    return sorted(p.stem for p in folder.glob("*.json")).index(task)
+
+
 def extract_task(fmt: str, root: str, task: str, n_frames: int, frames_out: Path, questions_out: Path,
                  skipped_out: Path, limit: int | None = None) -> None:
     """Write frames [n, T, H, W, 3] uint8 (npz), the question table and the skipped table."""
     if fmt not in LOADERS:
         raise ValueError(f"unknown dataset format {fmt!r}; supported: {sorted(LOADERS)}")
     questions, skipped = LOADERS[fmt](root, task)
+    tid = task_id(fmt, root, task)
     questions = questions[:limit] if limit else questions
     frames, rows = [], []
     for k, q in enumerate(questions):
@@ -34,8 +42,8 @@ def extract_task(fmt: str, root: str, task: str, n_frames: int, frames_out: Path
         except (FileNotFoundError, ValueError) as err:
             skipped.append(dict(sample_id=q.sample_id, task=task, reason=str(err)))
             continue
-        rows.append(dict(sample_id=q.sample_id, task=task, question=q.question, candidates=q.candidates,
-                         answer_index=q.answer_index, video=q.video))
+        rows.append(dict(sample_id=q.sample_id, task=task, task_id=tid, question=q.question,
+                         candidates=q.candidates, answer_index=q.answer_index, video=q.video))
         if (k + 1) % 50 == 0:
             print(f"[frames] {task}: {k + 1}/{len(questions)}", flush=True)
     if not rows:
