@@ -25,8 +25,8 @@ def physical_gpus() -> list[str]:
     if visible is not None:
         return [d for d in visible.split(",") if d.strip()]
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"], capture_output=True,
-                             text=True, timeout=30)
+        query = ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"]
+        out = subprocess.run(query, capture_output=True, text=True, timeout=30)
     except (FileNotFoundError, subprocess.TimeoutExpired):
         return []
     return out.stdout.split() if out.returncode == 0 else []
@@ -45,9 +45,9 @@ def claim(n: int, wait_s: float = 5.0, devices: list[str] | None = None) -> str:
     if "SLURM_JOB_ID" in os.environ and os.environ.get("CUDA_VISIBLE_DEVICES"):
         return "cuda"  # the scheduler's allocation
     if len(devices) < n:
-        raise RuntimeError(f"this job needs {n} GPU(s) but {len(devices)} are visible "
-                           f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}); set the model's "
-                           "gpu: 0 in config.yaml to run it on the CPU")
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        raise RuntimeError(f"this job needs {n} GPU(s) but {len(devices)} are visible (CUDA_VISIBLE_DEVICES="
+                           f"{visible!r}); set the model's gpu: 0 in config.yaml to run it on the CPU")
     lock_dir().mkdir(parents=True, exist_ok=True)
     announced = False
     while True:
@@ -70,7 +70,7 @@ def claim(n: int, wait_s: float = 5.0, devices: list[str] | None = None) -> str:
         for _, fh in got:
             fh.close()
         if not announced:
-            print(f"[gpus] waiting for {n} free GPU(s) of {devices} (run with --resources gpu=<number of GPUs>)",
-                  flush=True)
+            print(f"[gpus] waiting for {n} free GPU(s) of {devices} "
+                  "(run with --resources gpu=<number of GPUs>)", flush=True)
             announced = True
         time.sleep(wait_s)
