@@ -118,7 +118,10 @@ class LlavaVideoAdapter:
         where = [i for i, t in enumerate(ids) if t == self.model.config.image_token_id]
         if len(where) != 1:
             raise ValueError(f"{q.sample_id}: expected one video placeholder, found {len(where)}")
-        layout = build_layout(prompt, enc["offset_mapping"], where[0], self.grid, q.answer_index)
+        try:
+            layout = build_layout(prompt, enc["offset_mapping"], where[0], self.grid, q.answer_index)
+        except ValueError as err:
+            raise ValueError(f"{q.sample_id}: {err} (the tokenizer cannot place this part of the prompt)") from err
         n_ctx = getattr(self.model.config.text_config, "max_position_embeddings", None)
         if n_ctx is not None and layout.n_tokens > n_ctx:
             raise ValueError(f"{q.sample_id}: prompt of {layout.n_tokens} tokens exceeds the context ({n_ctx})")
