@@ -11,6 +11,7 @@ from vlmflow.knockout.spec import FAMILIES, Condition, Edge, Knockout, explicit_
 from vlmflow.models import toy
 from vlmflow.models.llava_video import LlavaVideoAdapter
 from vlmflow.models.random_checkpoints import write_pllava
+from vlmflow.prompt import MVBENCH_SYSTEM
 
 REL_TOL = 1e-4  # on relative change of the predicted answer's probability (fp32)
 
@@ -101,9 +102,10 @@ def test_mask_ignoring_backends_are_refused(name):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_engine_equals_oracle_in_bf16_on_gpu(tiny_checkpoint):
-    a = LlavaVideoAdapter.from_pretrained(str(tiny_checkpoint), dtype=torch.bfloat16, device="cuda",
-                                          system_prompt=toy.SYSTEM_PROMPT)
+@pytest.mark.parametrize("fmt", ["toy", "pllava"])
+def test_engine_equals_oracle_in_bf16_on_gpu(fmt, tiny_checkpoint, pllava_checkpoint):
+    path, prompt = (tiny_checkpoint, toy.SYSTEM_PROMPT) if fmt == "toy" else (pllava_checkpoint, MVBENCH_SYSTEM)
+    a = LlavaVideoAdapter.from_pretrained(str(path), dtype=torch.bfloat16, device="cuda", system_prompt=prompt)
     q, frames, sample = prepared(a)
     engine = KnockoutEngine(a)
     conds = [Condition(k, w) for fam in FAMILIES.values() for k in fam for w in sweep(4, 3)]
