@@ -3,15 +3,13 @@ random weights, hub key names), TVBench and TOMATO trees with real mp4 files."""
 
 import shutil
 
-import pandas as pd
 import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from conftest import synthetic_sample, write_tomato_fixture, write_tvbench_fixture
+from conftest import synthetic_sample, write_tomato_fixture
 from vlmflow.data import tomato
-from vlmflow.data.extract import extract_task
 from vlmflow.models import load_adapter
 from vlmflow.models.llava_video import LlavaVideoAdapter
 from vlmflow.prompt import MVBENCH_SYSTEM
@@ -108,17 +106,6 @@ def test_tomato_loader_reads_dict_entries_and_skips_bad_answers(tmp_path):
     assert skipped[0]["sample_id"] == "shape&trend_3" and "not an index" in skipped[0]["reason"]
     with pytest.raises(FileNotFoundError, match="jsons/velocity&frequency.json"):
         tomato.load_task(root, "velocity&frequency")
-
-
-def test_tvbench_fixture_bad_videos_are_recorded_skips(tmp_path):
-    root = write_tvbench_fixture(tmp_path / "tvb")
-    out = tmp_path / "out"
-    extract_task("tvbench", str(root), "moving_direction", 8, out / "f.npz", out / "q.parquet", out / "s.parquet")
-    reasons = pd.read_parquet(out / "s.parquet").set_index("sample_id").reason
-    assert "video not found" in reasons["moving_direction_0003"]
-    assert "cannot decode" in reasons["moving_direction_0004"]
-    assert "not among the candidates" in reasons["moving_direction_0005"]
-    assert len(pd.read_parquet(out / "q.parquet")) == 3
 
 
 def test_task_ids_follow_the_sorted_annotation_files(tmp_path):

@@ -26,12 +26,15 @@ def test_bad_samples_are_skipped_with_reason(tmp_path):
         {"video": "ok.mp4", "question": "Q?", "candidates": ["left", "right"], "answer": "up"},
         {"video": "gone.mp4", "question": "Q?", "candidates": ["left", "right"], "answer": "right"},
         {"question": "Q?", "candidates": ["a"], "answer": "a"},
+        {"video": "corrupt.mp4", "question": "Q?", "candidates": ["left", "right"], "answer": "left"},
     ])
     write_video(tmp_path / "video" / "moving_direction" / "ok.mp4", np.zeros((10, 16, 16, 3), np.uint8))
+    (tmp_path / "video" / "moving_direction" / "corrupt.mp4").write_bytes(b"\x00not an mp4" * 50)
     out = tmp_path / "out"
     extract_task("tvbench", str(tmp_path), "moving_direction", 8, out / "f.npz", out / "q.parquet", out / "s.parquet")
     skipped = pd.read_parquet(out / "s.parquet").set_index("sample_id").reason
     assert "not among the candidates" in skipped["moving_direction_0001"]
     assert "gone.mp4" in skipped["moving_direction_0002"]
     assert "missing fields" in skipped["moving_direction_0003"]
+    assert "cannot decode" in skipped["moving_direction_0004"]
     assert list(pd.read_parquet(out / "q.parquet").sample_id) == ["moving_direction_0000"]

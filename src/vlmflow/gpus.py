@@ -41,9 +41,9 @@ def claim(n: int, wait_s: float = 5.0, devices: list[str] | None = None) -> str:
     if n == 0:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
         return "cpu"
-    devices = physical_gpus() if devices is None else devices
     if "SLURM_JOB_ID" in os.environ and os.environ.get("CUDA_VISIBLE_DEVICES"):
         return "cuda"  # the scheduler's allocation
+    devices = physical_gpus() if devices is None else devices
     if len(devices) < n:
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         raise RuntimeError(f"this job needs {n} GPU(s) but {len(devices)} are visible (CUDA_VISIBLE_DEVICES="

@@ -8,7 +8,7 @@ for _name, _ds in config["datasets"].items():
             name:
                 f"synthetic_benchmark_{_name}"
             output:
-                expand("{root}/json/{task}.json", root=_ds["root"], task=_ds["tasks"]),
+                [annotation_path("tvbench", _ds["root"], t) for t in _ds["tasks"]],
             log:
                 f"logs/synthetic_benchmark_{_name}.log",
             conda:

@@ -11,13 +11,12 @@ from vlmflow.data import tomato, tvbench
 from vlmflow.data.frames import read_frames
 from vlmflow.io import atomic_path, write_parquet
 
-LOADERS = {"tvbench": tvbench.load_task, "tomato": tomato.load_task}
-ANNOTATIONS = {"tvbench": "json/{task}.json", "tomato": "jsons/{task}.json"}
+FORMATS = {"tvbench": tvbench, "tomato": tomato}  # each module: annotation_path(root, task), load_task
 
 
 def annotation_path(fmt: str, root: str, task: str) -> str:
     """Where a task's annotation file lives in a benchmark of this format."""
-    return f"{root}/{ANNOTATIONS[fmt].format(task=task)}"
+    return str(FORMATS[fmt].annotation_path(root, task))
 
 
 def task_id(fmt: str, root: str, task: str) -> int:
@@ -30,9 +29,9 @@ def task_id(fmt: str, root: str, task: str) -> int:
 def extract_task(fmt: str, root: str, task: str, n_frames: int, frames_out: Path, questions_out: Path,
                  skipped_out: Path, limit: int | None = None) -> None:
     """Write frames [n, T, H, W, 3] uint8 (npz), the question table and the skipped table."""
-    if fmt not in LOADERS:
-        raise ValueError(f"unknown dataset format {fmt!r}; supported: {sorted(LOADERS)}")
-    questions, skipped = LOADERS[fmt](root, task)
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown dataset format {fmt!r}; supported: {sorted(FORMATS)}")
+    questions, skipped = FORMATS[fmt].load_task(root, task)
     tid = task_id(fmt, root, task)
     questions = questions[:limit] if limit else questions
     frames, rows = [], []

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vlmflow.data import tvbench
 from vlmflow.data.frames import segment_midpoints
 from vlmflow.io import atomic_path
 
@@ -276,5 +277,5 @@ def write_benchmark(root: Path, n_per_task: int, seed: int, tasks: list[str] = T
             if q.bounds is not None:
                 entry["start"], entry["end"] = q.bounds
             entries.append(entry)
-        with atomic_path(root / "json" / f"{task}.json") as tmp:
+        with atomic_path(tvbench.annotation_path(root, task)) as tmp:
             tmp.write_text(json.dumps(entries, indent=1))

@@ -11,10 +11,14 @@ from vlmflow.data import VideoQuestion, read_json
 FIELDS = ("question", "options", "answer", "key", "demonstration_type")
 
 
+def annotation_path(root: str | Path, task: str) -> Path:
+    return Path(root) / "jsons" / f"{task}.json"
+
+
 def load_task(root: str | Path, task: str) -> tuple[list[VideoQuestion], list[dict]]:
     """Questions of one task in the file's key order, and the entries skipped with their reason."""
     root = Path(root)
-    path = root / "jsons" / f"{task}.json"
+    path = annotation_path(root, task)
     entries = read_json(path, "TOMATO", dict)
     out, skipped = [], []
     for k, e in entries.items():

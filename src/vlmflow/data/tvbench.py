@@ -8,10 +8,14 @@ from pathlib import Path
 from vlmflow.data import VideoQuestion, read_json
 
 
+def annotation_path(root: str | Path, task: str) -> Path:
+    return Path(root) / "json" / f"{task}.json"
+
+
 def load_task(root: str | Path, task: str) -> tuple[list[VideoQuestion], list[dict]]:
     """Questions of one task, and the entries skipped with their reason."""
     root = Path(root)
-    path = root / "json" / f"{task}.json"
+    path = annotation_path(root, task)
     entries = read_json(path, "TVBench", list)
     out, skipped = [], []
     for i, e in enumerate(entries):
