@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
 # A one-node Slurm cluster on localhost for the workflow's Slurm test (tests/test_slurm.py).
 #   .ci/slurm-cluster.sh up     install slurm-wlm + munge (Debian) if needed, start munged, slurmctld, slurmd
-#   .ci/slurm-cluster.sh down   stop the daemons
+#   .ci/slurm-cluster.sh down   stop the daemons that `up` started (recorded in $state/started)
 # Needs root. Without accounting (no slurmdbd) sacct cannot report job states, so the test polls
 # squeue instead; MinJobAge keeps finished jobs visible to squeue long enough for that.
 set -euo pipefail
 state=/var/run/vlmflow-slurm
 host=$(hostname -s)
+
+# start NAME PIDFILE CMD...: run CMD unless NAME already runs; record what was started for `down`
+start() {
+  local name=$1 pidfile=$2
+  shift 2
+  pgrep -x "$name" >/dev/null && return 0
+  "$@"
+  echo "$name $pidfile" >> "$state/started"
+}
 
 up() {
   if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
@@ -19,7 +28,7 @@ up() {
     mungekey -c -f -k /etc/munge/munge.key
     chown munge:munge /etc/munge/munge.key && chmod 400 /etc/munge/munge.key
   fi
-  pgrep -x munged >/dev/null || runuser -u munge -- /usr/sbin/munged
+  start munged /run/munge/munged.pid runuser -u munge -- /usr/sbin/munged --pid-file=/run/munge/munged.pid
   mem_mb=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 2048 ))
   cat > /etc/slurm/slurm.conf <<CONF
 ClusterName=vlmflow-ci
@@ -43,8 +52,8 @@ SlurmdLogFile=/var/log/slurm/slurmd.log
 NodeName=$host CPUs=$(nproc) RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
-  pgrep -x slurmctld >/dev/null || slurmctld
-  pgrep -x slurmd >/dev/null || slurmd
+  start slurmctld "$state/slurmctld.pid" slurmctld
+  start slurmd "$state/slurmd.pid" slurmd
   for _ in $(seq 60); do
     if sinfo -h -o %T 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then
       sinfo
@@ -57,10 +66,16 @@ CONF
 }
 
 down() {
-  for d in slurmd slurmctld; do
-    [ -f "$state/$d.pid" ] && kill "$(cat "$state/$d.pid")" 2>/dev/null || true
+  [ -f "$state/started" ] || return 0
+  local name pidfile pid pids=()
+  while read -r name pidfile; do  # only a live process of the recorded name: a stale pid may be reused
+    pid=$(cat "$pidfile" 2>/dev/null) || continue
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ] && kill "$pid" && pids+=("$pid")
+  done < <(tac "$state/started")
+  for pid in "${pids[@]}"; do  # wait (up to 30 s each) until they have exited
+    for _ in $(seq 30); do [ -d "/proc/$pid" ] || break; sleep 1; done
   done
-  pkill -x munged 2>/dev/null || true
+  rm -f "$state/started"
 }
 
 "${1:?usage: $0 up|down}"

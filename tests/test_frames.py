@@ -6,7 +6,7 @@ from vlmflow.data.frames import read_frames, segment_midpoints
 
 
 def spec_indices(n_frames, fps, n, bounds):
-    """Spec B.3 written out literally (numpy's half-to-even rounding)."""
+    """The MVBench/TVBench loaders' sampling written out literally (numpy's half-to-even rounding)."""
     start, end = (-100000, 100000) if bounds is None else bounds
     start_idx = max(0, round(start * fps))
     end_idx = min(round(end * fps), n_frames - 1)
@@ -21,8 +21,12 @@ def test_segment_midpoints_follow_spec(n_frames, fps, bounds):
 
 
 def test_half_to_even_rounding():
-    # seg = 1.875: round(7.5) must give 8 (half to even), not 7 or 9 by other conventions
-    assert segment_midpoints(16, 8, 8) == [0, 2, 4, 6, 8, 9, 11, 13]
+    # 21 frames: seg = 20/8 = 2.5, frame k = int(1.25 + round(2.5*k)); the ties 2.5, 7.5, 12.5, 17.5 round
+    # to 2, 8, 12, 18 (half to even), not 3, 8, 13, 18 (half up: [1, 4, 6, 9, 11, 14, 16, 19])
+    assert segment_midpoints(21, 8, 8) == [1, 3, 6, 9, 11, 13, 16, 19]
+    # bounds (2.5 s, 22.5 s) at 1 fps: start = round(2.5) = 2, end = round(22.5) = 22 (half up: 3 and 23),
+    # seg = 2.5 as above, so the same frames shifted by 2 (half up everywhere: [4, 7, 9, 12, 14, 17, 19, 22])
+    assert segment_midpoints(30, 1, 8, (2.5, 22.5)) == [3, 5, 8, 11, 13, 15, 18, 21]
 
 
 def test_bounds_selecting_nothing_is_an_error():

@@ -9,10 +9,23 @@ from pathlib import Path
 
 import pandas as pd
 
+_IMPORT_UMASK = os.umask(0o022)  # reading the umask sets it: done once, at import
+os.umask(_IMPORT_UMASK)
+
+
+def _umask() -> int:
+    """The current umask, read without setting it (Linux); elsewhere the umask at import."""
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1], 8) for line in fh if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        return _IMPORT_UMASK
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path beside `path`; on success rename it onto `path`."""
+    """Yield a temporary path beside `path`; on success rename it onto `path`, with the mode of a
+    newly created file (0o666 & ~umask, not mkstemp's 0o600)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
@@ -20,6 +33,7 @@ def atomic_path(path: str | os.PathLike):
     tmp = Path(tmp)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -43,16 +57,25 @@ class _Tee:
         for st in self.streams:
             st.flush()
 
+    def __getattr__(self, name):  # isatty, encoding, fileno...: those of the console
+        return getattr(self.streams[0], name)
+
 
 @contextmanager
 def log_to(path: str | os.PathLike | None):
-    """Print to the console (progress) and to the rule's log file at once."""
+    """Tee stdout and stderr (progress, warnings) to the console and the rule's log file at once;
+    an exception raised in the block also leaves its traceback in the log."""
     import sys
-    from contextlib import redirect_stdout
+    import traceback
+    from contextlib import redirect_stderr, redirect_stdout
 
     if not path:
         yield
         return
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh, redirect_stdout(_Tee(sys.stdout, fh)):
-        yield
+    with open(path, "w") as fh, redirect_stdout(_Tee(sys.stdout, fh)), redirect_stderr(_Tee(sys.stderr, fh)):
+        try:
+            yield
+        except BaseException:
+            fh.write(traceback.format_exc())
+            raise
