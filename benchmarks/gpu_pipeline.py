@@ -29,10 +29,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 import knockout_speed  # noqa: E402
 
-from vlmflow.data.extract import extract_task  # noqa: E402
+from vlmflow.stages.frames import extract_task  # noqa: E402
 from vlmflow.data.synthetic import write_benchmark  # noqa: E402
-from vlmflow.features import cache_task  # noqa: E402
-from vlmflow.knockout.run import run_family  # noqa: E402
+from vlmflow.stages.features import cache_task  # noqa: E402
+from vlmflow.stages.knockout import run_family  # noqa: E402
 from vlmflow.knockout.spec import FAMILIES  # noqa: E402
 from vlmflow.models.llava_video import LlavaVideoAdapter  # noqa: E402
 from vlmflow.models.random_checkpoints import TINY, VICUNA_7B, write_pllava  # noqa: E402

@@ -28,21 +28,22 @@ import time
 import numpy as np
 import torch
 
+from vlmflow.data import synthetic
 from vlmflow.knockout.engine import KnockoutEngine
 from vlmflow.knockout.reference import dense_mask, reference_probs
 from vlmflow.knockout.spec import FAMILIES, Condition, Knockout, explicit_window, sweep
 from vlmflow.models import toy
-from vlmflow.models.base import Question
 from vlmflow.models.llava_video import LlavaVideoAdapter
 from vlmflow.prompt import MVBENCH_SYSTEM
+from vlmflow.question import Question
 
 
 def build(layers: int, frames: int, hidden: int, heads: int, kv_heads: int, mlp: int, dtype, device) -> LlavaVideoAdapter:
     """A random-weight model of the LLaVA video family: 24 x 24 patches pooled to 12 x 12 per frame."""
     from transformers import LlavaForConditionalGeneration
 
-    tok = toy.build_tokenizer()
-    cfg = toy.build_model(tok, 0).config
+    tok = toy.build_tokenizer(synthetic.vocabulary())
+    cfg = toy.build_model(tok, 0, synthetic.SIZE).config
     v = cfg.vision_config
     v.image_size, v.patch_size, v.hidden_size, v.intermediate_size, v.num_hidden_layers = 96, 4, 32, 64, 2
     t = cfg.text_config
@@ -55,7 +56,7 @@ def build(layers: int, frames: int, hidden: int, heads: int, kv_heads: int, mlp:
         model = LlavaForConditionalGeneration(cfg).to(dtype)
     with torch.no_grad():
         model.lm_head.weight.mul_(20)  # peaked, like a trained model's answer distribution
-    proc = toy.build_image_processor()
+    proc = toy.build_image_processor(synthetic.SIZE)
     proc.size, proc.crop_size = {"shortest_edge": 96}, {"height": 96, "width": 96}
     return LlavaVideoAdapter(model, tok, proc, system_prompt=MVBENCH_SYSTEM)
 

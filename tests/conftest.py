@@ -14,7 +14,7 @@ import yaml
 
 from vlmflow.data import synthetic
 from vlmflow.models import toy
-from vlmflow.models.base import Question
+from vlmflow.question import Question
 from vlmflow.models.llava_video import LlavaVideoAdapter
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,8 +48,8 @@ def finished_run(tmp_path_factory):
 
 def make_tiny_checkpoint(out: Path, layers: int = 4, kv_heads: int = 2, positions: str = "frame_shared",
                          seed: int = 0) -> Path:
-    tok = toy.build_tokenizer()
-    model = toy.build_model(tok, seed)
+    tok = toy.build_tokenizer(synthetic.vocabulary())
+    model = toy.build_model(tok, seed, synthetic.SIZE)
     cfg = model.config
     cfg.text_config.num_hidden_layers = layers
     cfg.text_config.num_key_value_heads = kv_heads
@@ -62,7 +62,7 @@ def make_tiny_checkpoint(out: Path, layers: int = 4, kv_heads: int = 2, position
     model = LlavaForConditionalGeneration(cfg)
     with torch.no_grad():  # sharpen the random model so probabilities are far from uniform
         model.lm_head.weight.mul_(30)
-    toy.save(model, tok, toy.build_image_processor(), out)
+    toy.save(model, tok, toy.build_image_processor(synthetic.SIZE), out)
     return out
 
 
@@ -78,8 +78,8 @@ def tiny_adapter(tiny_checkpoint) -> LlavaVideoAdapter:
 
 def synthetic_sample(task: str = "action_sequence", seed: int = 0):
     q = synthetic.sample_question(task, np.random.default_rng(seed))
-    question = Question("synthetic", task, f"{task}_{seed}", q.question, q.candidates, q.candidates.index(q.answer))
-    return question, synthetic.render(q, q.sampled_indices())
+    q.sample_id = f"{task}_{seed}"
+    return q, synthetic.render(q, synthetic.sampled_indices(q))
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ import torch
 
 from conftest import make_tiny_checkpoint, synthetic_sample
 from vlmflow.knockout import attention
-from vlmflow.knockout.engine import KnockoutEngine, canary, plain_forward
+from vlmflow.knockout.engine import KnockoutEngine, canary
 from vlmflow.knockout.reference import reference_probs
 from vlmflow.knockout.spec import FAMILIES, Condition, Edge, Knockout, explicit_window, sweep
 from vlmflow.models import toy
@@ -40,7 +40,7 @@ def test_engine_equals_oracle_for_every_family_and_style(model_variant, backend,
     a = model_variant
     q, frames, sample = prepared(a)
     engine = KnockoutEngine(a, backend=backend, batch_size=5)
-    n_layers = len(engine.parts.layers)
+    n_layers = a.n_layers
     conds = [Condition(k, w) for fam in FAMILIES.values() for k in fam for w in sweep(n_layers, 3, style)]
     clean = engine.clean(sample)
     fast = engine.run(sample, conds, clean)
@@ -66,7 +66,7 @@ def test_head_subset_and_explicit_window_equal_oracle(tiny_adapter):
 def test_clean_pass_and_plain_forward_agree_with_the_full_model(tiny_adapter):
     q, frames, sample = prepared(tiny_adapter)
     clean = KnockoutEngine(tiny_adapter).clean(sample)
-    assert (clean.probs - plain_forward(tiny_adapter, sample)).abs().max() <= 1e-6
+    assert (clean.probs - tiny_adapter.plain_forward(sample)).abs().max() <= 1e-6
     assert (clean.probs - reference_probs(tiny_adapter, q, frames, Condition(Knockout("none", ()),
                                           explicit_window([0], 4)))).abs().max() <= 1e-6
 

@@ -3,7 +3,7 @@ import pandas as pd
 import torch
 
 from conftest import synthetic_sample
-from vlmflow.features import cache_task
+from vlmflow.stages.features import cache_task
 
 
 def test_features_and_baseline_with_recorded_skips(tiny_adapter, tmp_path):

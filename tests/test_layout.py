@@ -35,11 +35,11 @@ def test_video_groups(tiny_adapter):
     sample = tiny_adapter.prepare(q, video)
     L = sample.layout
     T, H, W = L.grid
-    assert video.shape[0] == T * H * W == L.video[1] - L.video[0]
+    assert video.shape[0] == T * H * W == L.video_range[1] - L.video_range[0]
     assert sample.inputs_embeds.shape[1] == L.n_tokens
-    assert torch.equal(sample.inputs_embeds[0, L.video[0] : L.video[1]], video)
-    assert [L.frame(t) for t in range(T)] == [(L.video[0] + t * H * W, L.video[0] + (t + 1) * H * W) for t in range(T)]
-    assert L.indices("cell[2,1,0]").tolist() == [L.video[0] + 2 * H * W + 1 * W]
+    assert torch.equal(sample.inputs_embeds[0, L.video_range[0] : L.video_range[1]], video)
+    assert [L.frame(t) for t in range(T)] == [(L.video_range[0] + t * H * W, L.video_range[0] + (t + 1) * H * W) for t in range(T)]
+    assert L.indices("cell[2,1,0]").tolist() == [L.video_range[0] + 2 * H * W + 1 * W]
     assert set(L.indices("false_options")) | set(L.indices("true_option")) == set(
         i for k in range(len(q.candidates)) for i in L.indices(f"option[{k}]"))
     assert L.indices("last").tolist() == [L.n_tokens - 1]
@@ -49,7 +49,7 @@ def test_frame_shared_positions(tiny_adapter):
     q, frames = synthetic_sample()
     _, layout, _ = tiny_adapter.encode(q)
     pos = tiny_adapter.position_ids(layout)
-    v0, v1 = layout.video
+    v0, v1 = layout.video_range
     hw = layout.grid[1] * layout.grid[2]
     assert torch.equal(pos[v0 : v0 + hw], pos[v0 + hw : v0 + 2 * hw])  # frame 1 reuses frame 0's ids
     assert pos[v1] == v0 + hw and torch.all(pos[v1:].diff() == 1)

@@ -64,7 +64,7 @@ def test_llava_next_base_runs_the_same_video_path(llava_next_checkpoint):
     pix = a.pixel_values(frames)
     assert pix.shape == (8, 3, 56, 56)  # one CLIP crop per frame, no AnyRes tiles
     sample = a.prepare(q, a.video_features(pix))
-    assert sample.layout.video[1] - sample.layout.video[0] == 32
+    assert sample.layout.video_range[1] - sample.layout.video_range[0] == 32
     assert sample.inputs_embeds.shape[1] == sample.layout.n_tokens
 
 
@@ -74,7 +74,7 @@ def test_every_region_decodes_to_its_text_with_the_llama_tokenizer(which, pllava
     a = load_adapter("llava_video", str(path), pooling_shape=(8, 2, 2))
     q, _ = synthetic_sample("action_sequence", seed=3)
     ids, layout, letters = a.encode(q)
-    shift = layout.video[1] - layout.video[0] - 1  # text positions after the placeholder move by this
+    shift = layout.video_range[1] - layout.video_range[0] - 1  # text positions after the placeholder move by this
 
     def text(span):
         return a.tokenizer.decode(ids[span[0] - shift: span[1] - shift]).strip()
@@ -109,7 +109,7 @@ def test_tomato_loader_reads_dict_entries_and_skips_bad_answers(tmp_path):
 
 
 def test_task_ids_follow_the_sorted_annotation_files(tmp_path):
-    from vlmflow.data.extract import task_id
+    from vlmflow.data.formats import task_id
 
     root = tmp_path / "tvb"
     (root / "json").mkdir(parents=True)

@@ -18,7 +18,7 @@ def test_questions_are_deterministic_and_well_formed(task):
     b = synthetic.sample_question(task, np.random.default_rng(3))
     assert a == b
     assert a.answer in a.candidates and len(set(a.candidates)) == len(a.candidates) == 4
-    frames = synthetic.render(a, a.sampled_indices())
+    frames = synthetic.render(a, synthetic.sampled_indices(a))
     assert frames.shape == (8, synthetic.SIZE, synthetic.SIZE, 3) and frames.dtype == np.uint8
 
 
@@ -36,7 +36,7 @@ def test_frame_order_decides_the_answer(task):
     rng = np.random.default_rng(1)
     for _ in range(20):
         q = synthetic.sample_question(task, rng)
-        fwd = synthetic.render(q, q.sampled_indices())
+        fwd = synthetic.render(q, synthetic.sampled_indices(q))
         rev = fwd[::-1]
         if task in TEMPORAL_OPPOSITES:
             other = TEMPORAL_OPPOSITES[task][q.answer]

@@ -5,7 +5,7 @@ import torch
 from vlmflow.data import synthetic
 from vlmflow.models import toy
 from vlmflow.models.llava_video import LlavaVideoAdapter
-from vlmflow.train_toy import STAGE_TASKS, Batcher, train
+from vlmflow.stages.toy_training import STAGE_TASKS, Batcher, train
 
 
 def test_training_pixels_equal_the_image_processor(tiny_adapter):
@@ -13,7 +13,7 @@ def test_training_pixels_equal_the_image_processor(tiny_adapter):
     qs = b.questions(3)
     batch = b.batch(qs)
     for q, pix in zip(qs, batch["pixels"]):
-        ref = tiny_adapter.pixel_values(synthetic.render(q, q.sampled_indices()))
+        ref = tiny_adapter.pixel_values(synthetic.render(q, synthetic.sampled_indices(q)))
         assert torch.allclose(pix, ref, atol=1e-5)
 
 

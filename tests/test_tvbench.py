@@ -3,7 +3,7 @@ import json
 import pandas as pd
 import pytest
 
-from vlmflow.data.extract import extract_task
+from vlmflow.stages.frames import extract_task
 from vlmflow.data.synthetic import write_video
 from vlmflow.data.tvbench import load_task
 

@@ -1,8 +1,10 @@
 """TokenLayout: the named token groups of one sample, in expanded sequence coordinates.
 
-Groups (spec A.4): all, prefix, video, frame[t], cell[t,h,w], question (incl. options),
-non_option_question, option[k], true_option, false_options, post, last. Built from tokenizer
-offsets and the prompt's character spans, never from hand-counted offsets.
+Groups (the paper's regions): all, prefix, video, frame[t], cell[t,h,w], question (incl. options),
+non_option_question, option[k], true_option, false_options, post, last. Video tokens are one span
+per frame; the frames may follow each other (LLaVA) or be separated by text (per-frame markers such
+as InternVL's `Frame1: <img>...</img>` or VideoLLaMA3's `Time 0.0s:`). Built from tokenizer offsets
+and the prompt's character spans, never from hand-counted offsets.
 """
 
 from __future__ import annotations
@@ -14,67 +16,85 @@ import numpy as np
 
 from vlmflow.prompt import Prompt
 
+Span = tuple[int, int]  # [start, end) token positions
+
 
 @dataclass(frozen=True)
 class TokenLayout:
     n_tokens: int  # length of the expanded sequence N
-    video: tuple[int, int]  # [start, end) of the video tokens
-    grid: tuple[int, int, int]  # (T, H, W) of the video tokens, frame-major then row-major
-    question: tuple[int, int]
-    non_option_question: tuple[int, int]
-    options: tuple[tuple[int, int], ...]
+    frames: tuple[Span, ...]  # the video tokens of each frame, in time order (H*W each)
+    grid: tuple[int, int, int]  # (T, H, W): frame-major, then row-major within a frame
+    question: Span
+    non_option_question: Span
+    options: tuple[Span, ...]
     true_option: int  # index into options
+
+    def __post_init__(self):
+        T, H, W = self.grid
+        if len(self.frames) != T or any(b - a != H * W for a, b in self.frames):
+            raise ValueError(f"frame spans {self.frames} do not hold {T} frames of {H}x{W} tokens")
+        if any(self.frames[t][1] > self.frames[t + 1][0] for t in range(T - 1)):
+            raise ValueError(f"frame spans {self.frames} overlap or are out of order")
 
     @property
     def last(self) -> int:
         return self.n_tokens - 1
 
-    def frame(self, t: int) -> tuple[int, int]:
-        T, H, W = self.grid
-        if not 0 <= t < T:
-            raise IndexError(f"frame {t} out of range 0..{T - 1}")
-        start = self.video[0] + t * H * W
-        return start, start + H * W
+    @property
+    def video_range(self) -> Span:
+        """From the first video token to the last one, text between frames included."""
+        return self.frames[0][0], self.frames[-1][1]
 
-    def indices(self, group: str) -> np.ndarray:
-        """Token positions of a named group, e.g. "video", "frame[2]", "option[1]", "cell[0,1,2]"."""
+    @property
+    def contiguous(self) -> bool:
+        """True when the frames follow each other with no text between them."""
+        return all(self.frames[t][1] == self.frames[t + 1][0] for t in range(len(self.frames) - 1))
+
+    def frame(self, t: int) -> Span:
+        if not 0 <= t < len(self.frames):
+            raise IndexError(f"frame {t} out of range 0..{len(self.frames) - 1}")
+        return self.frames[t]
+
+    def spans(self, group: str) -> list[Span]:
+        """Token spans of a named group, e.g. "video", "frame[2]", "option[1]", "cell[0,1,2]"."""
         m = re.fullmatch(r"(\w+)(?:\[([\d,\s]+)\])?", group)
         if m is None:
             raise KeyError(f"bad group name {group!r}")
         name, arg = m.group(1), m.group(2)
         args = [int(a) for a in arg.split(",")] if arg else []
-        span = lambda a, b: np.arange(a, b)  # noqa: E731
         if name == "all":
-            return span(0, self.n_tokens)
+            return [(0, self.n_tokens)]
         if name == "prefix":
-            return span(0, self.video[0])
+            return [(0, self.frames[0][0])]
         if name == "video":
-            return span(*self.video)
+            return list(self.frames)
         if name == "frame":
-            return span(*self.frame(args[0]))
+            return [self.frame(args[0])]
         if name == "cell":
             t, h, w = args
-            T, H, W = self.grid
-            return np.array([self.video[0] + t * H * W + h * W + w])
-        if name == "question":
-            return span(*self.question)
-        if name == "non_option_question":
-            return span(*self.non_option_question)
+            start = self.frame(t)[0] + h * self.grid[2] + w
+            return [(start, start + 1)]
+        if name in ("question", "non_option_question"):
+            return [getattr(self, name)]
         if name == "option":
-            return span(*self.options[args[0]])
+            return [self.options[args[0]]]
         if name == "true_option":
-            return span(*self.options[self.true_option])
+            return [self.options[self.true_option]]
         if name == "false_options":
-            parts = [span(*o) for k, o in enumerate(self.options) if k != self.true_option]
-            return np.concatenate(parts) if parts else np.array([], int)
+            return [o for k, o in enumerate(self.options) if k != self.true_option]
         if name == "post":
-            return span(self.question[1], self.n_tokens - 1)
+            return [(self.question[1], self.last)]
         if name == "last":
-            return np.array([self.last])
+            return [(self.last, self.n_tokens)]
         raise KeyError(f"unknown group {group!r}")
 
+    def indices(self, group: str) -> np.ndarray:
+        """Token positions of a named group, in increasing order."""
+        parts = [np.arange(a, b) for a, b in self.spans(group)]
+        return np.concatenate(parts) if parts else np.array([], int)
 
-def char_span_to_tokens(offsets: list[tuple[int, int]], span: tuple[int, int], what: str) -> tuple[int, int]:
+
+def char_span_to_tokens(offsets: list[tuple[int, int]], span: Span, what: str) -> Span:
     """Smallest token range [i, j) covering the characters [a, b) of the text."""
     a, b = span
     hit = [i for i, (s, e) in enumerate(offsets) if e > s and s < b and e > a]
@@ -83,29 +103,36 @@ def char_span_to_tokens(offsets: list[tuple[int, int]], span: tuple[int, int], w
     return hit[0], hit[-1] + 1
 
 
-def build_layout(
-    prompt: Prompt,
-    offsets: list[tuple[int, int]],
-    placeholder_index: int,
-    grid: tuple[int, int, int],
-    true_option: int,
-) -> TokenLayout:
-    """Layout in expanded coordinates: the one placeholder token becomes T*H*W video tokens."""
-    n_video = grid[0] * grid[1] * grid[2]
-    shift = n_video - 1
+def build_layout(prompt: Prompt, offsets: list[tuple[int, int]], placeholders: list[int],
+                 grid: tuple[int, int, int], true_option: int) -> TokenLayout:
+    """Layout in expanded coordinates. `placeholders` are the prompt-token positions the video
+    replaces: one token that becomes all T*H*W video tokens, or one token per frame that becomes
+    that frame's H*W tokens (frames separated by text)."""
+    T, H, W = grid
+    if len(placeholders) not in (1, T):
+        raise ValueError(f"{len(placeholders)} video placeholders; expected 1 or one per frame ({T})")
+    per = T * H * W if len(placeholders) == 1 else H * W
+    placeholders = sorted(placeholders)
 
-    def expanded(span, what):
+    def expanded(i: int) -> int:  # prompt-token position -> expanded position
+        return i + sum(per - 1 for p in placeholders if p < i)
+
+    starts = [expanded(p) for p in placeholders]
+    frames = tuple((starts[0] + t * H * W, starts[0] + (t + 1) * H * W) for t in range(T)) if len(starts) == 1 \
+        else tuple((s, s + H * W) for s in starts)
+
+    def region(span: Span, what: str) -> Span:
         i, j = char_span_to_tokens(offsets, span, what)
-        if i <= placeholder_index:
-            raise ValueError(f"{what} starts before the video; the prompt layout is not supported")
-        return i + shift, j + shift
+        if any(i <= p < j for p in placeholders):
+            raise ValueError(f"{what} contains the video; the prompt layout is not supported")
+        return expanded(i), expanded(j - 1) + 1
 
     return TokenLayout(
-        n_tokens=len(offsets) + shift,
-        video=(placeholder_index, placeholder_index + n_video),
+        n_tokens=expanded(len(offsets) - 1) + 1,
+        frames=frames,
         grid=grid,
-        question=expanded(prompt.question, "question"),
-        non_option_question=expanded(prompt.non_option_question, "non-option question"),
-        options=tuple(expanded(o, f"option {k}") for k, o in enumerate(prompt.options)),
+        question=region(prompt.question, "question"),
+        non_option_question=region(prompt.non_option_question, "non-option question"),
+        options=tuple(region(o, f"option {k}") for k, o in enumerate(prompt.options)),
         true_option=true_option,
     )

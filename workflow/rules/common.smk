@@ -1,7 +1,8 @@
 # The active setting, config checks the schema cannot express, and the helpers the rules share.
 from pathlib import Path
 
-from vlmflow.data.extract import annotation_path
+from vlmflow.data.formats import annotation_path
+from vlmflow.models.loading import check_model_path
 
 # `setting: paper`: the paper block replaces the default's sections
 if config.get("setting", "default") == "paper":
@@ -43,8 +44,6 @@ def _check_config():
             )
 
 
-_check_config()
-
 TOY_TRAINED = {
     "toy-image": "results/toy_models/toy-image",
     "toy-video": "results/toy_models/toy-video",
@@ -75,6 +74,18 @@ def parse_part(part):
     """ "2of4" -> (1, 4): the second of four contiguous parts of a task's samples."""
     i, n = map(int, part.split("of"))
     return (i - 1, n)
+
+
+def _check_model_paths():
+    """A misspelt local checkpoint path stops the run here, before any model job starts."""
+    for name in {m for run in config["runs"] for m in run["models"]}:
+        path = model_cfg(name)["path"]
+        if path not in TOY_TRAINED.values():  # written by train_toy_models
+            check_model_path(name, path)
+
+
+_check_config()
+_check_model_paths()
 
 
 def model_files(wc):

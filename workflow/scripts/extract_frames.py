@@ -1,7 +1,7 @@
 """Rule extract_frames: decode the sampled frames of one task."""
 
 from vlmflow.io import log_to
-from vlmflow.data.extract import extract_task
+from vlmflow.stages.frames import extract_task
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):

@@ -3,14 +3,14 @@
 import torch
 
 from vlmflow.io import log_to
-from vlmflow.knockout.run import run_family
+from vlmflow.stages.knockout import run_family
 from vlmflow.models.loading import load_for_job, model_provenance
 
 sm = snakemake  # noqa: F821
 torch.set_num_threads(sm.threads)  # the threads Snakemake gave this job, no more
 with log_to(sm.log[0]):
     ko, model = sm.params.knockout, sm.params.model
-    adapter = load_for_job(model, sm.resources.gpu)
+    adapter = load_for_job(model, sm.resources.gpu, sm.wildcards.model)
     run_family(
         adapter, dataset=sm.wildcards.dataset, model_name=sm.wildcards.model, family=sm.wildcards.family,
         questions_path=sm.input.questions, features_path=sm.input.features, baseline_path=sm.input.baseline,

@@ -3,7 +3,7 @@
 import torch
 
 from vlmflow.io import log_to
-from vlmflow.train_toy import train_recipe
+from vlmflow.stages.toy_training import train_recipe
 
 sm = snakemake  # noqa: F821
 torch.set_num_threads(sm.threads)  # the threads Snakemake gave this job, no more

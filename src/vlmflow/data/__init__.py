@@ -1,25 +1,10 @@
 """Benchmark loaders, frame sampling and the synthetic benchmark.
 
-Every loader turns its benchmark's annotation format into `VideoQuestion` records plus the entries
-it skipped, each with its reason.
+Every loader turns its benchmark's annotation format into `vlmflow.question.Question` records plus
+the entries it skipped, each with its reason.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-
-
-@dataclass
-class VideoQuestion:
-    """A question with where its video is: the loader's output, before frames are decoded."""
-
-    sample_id: str
-    task: str
-    question: str
-    candidates: list[str]
-    answer_index: int
-    video: str
-    bounds: tuple[float, float] | None  # clip [start, end] in seconds, None = whole video
 
 
 def read_json(path, what: str, expected: type):

@@ -13,7 +13,6 @@ frame indices, so training renders exactly the frames the evaluation sampler wou
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ import numpy as np
 from vlmflow.data import tvbench
 from vlmflow.data.frames import segment_midpoints
 from vlmflow.io import atomic_path
+from vlmflow.question import Question
 
 SIZE = 48  # frame height = width in pixels
 FPS = 8
@@ -59,21 +59,16 @@ TASK_TITLES = {
 }
 
 
-@dataclass
-class SyntheticQuestion:
-    """One question: what to render (`params`) and what to ask."""
+def _question(task: str, text: str, options: list[str], correct: str, params: dict,
+              n_frames: int = N_VIDEO_FRAMES, bounds: tuple[float, float] | None = None) -> Question:
+    """A generated question: `params` say how to render it (with its video's length in frames)."""
+    return Question("synthetic", task, "", text, options, options.index(correct), bounds=bounds,
+                    params={**params, "n_frames": n_frames})
 
-    task: str
-    question: str
-    candidates: list[str]  # option texts in display order
-    answer: str
-    params: dict = field(default_factory=dict)
-    n_frames: int = N_VIDEO_FRAMES
-    bounds: tuple[float, float] | None = None  # clip bounds in seconds
 
-    def sampled_indices(self, n: int = 8) -> list[int]:
-        """Indices the evaluation sampler picks from this question's video."""
-        return segment_midpoints(self.n_frames, FPS, n, self.bounds)
+def sampled_indices(q: Question, n: int = 8) -> list[int]:
+    """Indices the evaluation sampler picks from this generated question's video."""
+    return segment_midpoints(q.params["n_frames"], FPS, n, q.bounds)
 
 
 def _shuffle(rng: np.random.Generator, correct: str, wrong: list[str]) -> list[str]:
@@ -85,7 +80,7 @@ def _distinct(rng: np.random.Generator, names, k: int) -> list[str]:
     return [str(x) for x in rng.choice(list(names), size=k, replace=False)]
 
 
-def sample_question(task: str, rng: np.random.Generator) -> SyntheticQuestion:
+def sample_question(task: str, rng: np.random.Generator) -> Question:
     """Draw one question of `task` with its render parameters."""
     colour = _distinct(rng, COLOURS, 1)[0]
     if task == "moving_direction":
@@ -101,7 +96,7 @@ def sample_question(task: str, rng: np.random.Generator) -> SyntheticQuestion:
         params = dict(colour=colour, x0=x0, y0=y0, dx=dx * dist, dy=dy * dist, size=size)
         wrong = [d for d in DIRECTIONS if d != direction]
         q = f"Which way does the {colour} square move?"
-        return SyntheticQuestion(task, q, _shuffle(rng, direction, wrong), direction, params)
+        return _question(task, q, _shuffle(rng, direction, wrong), direction, params)
     if task == "action_sequence":
         c1, c2, c3, c4 = _distinct(rng, COLOURS, 4)
         pos = _two_positions(rng)
@@ -110,16 +105,14 @@ def sample_question(task: str, rng: np.random.Generator) -> SyntheticQuestion:
         correct = f"{c1} then {c2}"
         wrong = [f"{c2} then {c1}", f"{c1} then {c4}", f"{c4} then {c2}"]
         q = "In which order do the squares appear?"
-        return SyntheticQuestion(
-            task, q, _shuffle(rng, correct, wrong), correct, params, N_BOUNDED_FRAMES, CLIP_BOUNDS
-        )
+        return _question(task, q, _shuffle(rng, correct, wrong), correct, params, N_BOUNDED_FRAMES, CLIP_BOUNDS)
     if task == "scene_transition":
         s1, s2, s3 = _distinct(rng, SCENES, 3)
         params = dict(first=s1, second=s2, switch=float(rng.uniform(0.35, 0.65)), colour=colour)
         correct = f"from {s1} to {s2}"
         wrong = [f"from {s2} to {s1}", f"from {s1} to {s3}", f"from {s3} to {s2}"]
         q = "How does the scene change?"
-        return SyntheticQuestion(task, q, _shuffle(rng, correct, wrong), correct, params)
+        return _question(task, q, _shuffle(rng, correct, wrong), correct, params)
     if task == "action_antonym":
         change = CHANGES[rng.integers(4)]
         small, big = int(rng.integers(6, 11)), int(rng.integers(18, 25))
@@ -130,7 +123,7 @@ def sample_question(task: str, rng: np.random.Generator) -> SyntheticQuestion:
         )
         wrong = [c for c in CHANGES if c != change]
         q = f"What does the {colour} square do?"
-        return SyntheticQuestion(task, q, _shuffle(rng, change, wrong), change, params)
+        return _question(task, q, _shuffle(rng, change, wrong), change, params)
     if task == "object_count":
         count = int(rng.integers(1, 5))
         # flashes land on non-adjacent sampled frames, so each one is seen on its own
@@ -140,19 +133,19 @@ def sample_question(task: str, rng: np.random.Generator) -> SyntheticQuestion:
         correct = NUMBERS[count - 1]
         wrong = [n for n in NUMBERS if n != correct]
         q = f"How many times does the {colour} square flash?"
-        return SyntheticQuestion(task, q, _shuffle(rng, correct, wrong), correct, params)
+        return _question(task, q, _shuffle(rng, correct, wrong), correct, params)
     if task == "static_colour":
         x, y = rng.integers(2, SIZE - 18, size=2)
         params = dict(colour=colour, x=int(x), y=int(y), size=16)
         wrong = _distinct(rng, [c for c in COLOURS if c != colour], 3)
         q = "What colour is the square?"
-        return SyntheticQuestion(task, q, _shuffle(rng, colour, wrong), colour, params)
+        return _question(task, q, _shuffle(rng, colour, wrong), colour, params)
     if task == "static_position":
         corner = CORNERS[rng.integers(4)]
         params = dict(colour=colour, corner=corner, size=14)
         wrong = [c for c in CORNERS if c != corner]
         q = f"Where is the {colour} square?"
-        return SyntheticQuestion(task, q, _shuffle(rng, corner, wrong), corner, params)
+        return _question(task, q, _shuffle(rng, corner, wrong), corner, params)
     raise ValueError(f"unknown synthetic task {task!r}; known: {TASKS + STATIC_TASKS}")
 
 
@@ -170,10 +163,10 @@ def _non_adjacent(rng: np.random.Generator, n: int, k: int) -> list[int]:
             return slots
 
 
-def render(q: SyntheticQuestion, indices: list[int]) -> np.ndarray:
+def render(q: Question, indices: list[int]) -> np.ndarray:
     """Frames of `q` at the given video frame indices -> uint8 [len(indices), SIZE, SIZE, 3]."""
     start, end = _clip_range(q)
-    sampled = q.sampled_indices()
+    sampled = sampled_indices(q)
     out = np.empty((len(indices), SIZE, SIZE, 3), np.uint8)
     for i, idx in enumerate(indices):
         u = (idx - start) / max(end - start, 1)  # 0..1 inside the clip
@@ -181,17 +174,17 @@ def render(q: SyntheticQuestion, indices: list[int]) -> np.ndarray:
     return out
 
 
-def _clip_range(q: SyntheticQuestion) -> tuple[int, int]:
+def _clip_range(q: Question) -> tuple[int, int]:
     if q.bounds is None:
-        return 0, q.n_frames - 1
-    return round(q.bounds[0] * FPS), min(round(q.bounds[1] * FPS), q.n_frames - 1)
+        return 0, q.params["n_frames"] - 1
+    return round(q.bounds[0] * FPS), min(round(q.bounds[1] * FPS), q.params["n_frames"] - 1)
 
 
 def _square(img: np.ndarray, x: int, y: int, size: int, colour: str) -> None:
     img[y : y + size, x : x + size] = COLOURS[colour]
 
 
-def _frame(q: SyntheticQuestion, u: float, idx: int, sampled: list[int], inside: bool) -> np.ndarray:
+def _frame(q: Question, u: float, idx: int, sampled: list[int], inside: bool) -> np.ndarray:
     p = q.params
     img = np.empty((SIZE, SIZE, 3), np.uint8)
     img[:] = BACKGROUND
@@ -272,7 +265,7 @@ def write_benchmark(root: Path, n_per_task: int, seed: int, tasks: list[str] = T
         for i in range(n_per_task):
             q = sample_question(task, rng)
             name = f"{task}_{i:04d}.mp4"
-            write_video(root / "video" / task / name, render(q, list(range(q.n_frames))))
+            write_video(root / "video" / task / name, render(q, list(range(q.params["n_frames"]))))
             entry = {"video": name, "question": q.question, "candidates": q.candidates, "answer": q.answer}
             if q.bounds is not None:
                 entry["start"], entry["end"] = q.bounds

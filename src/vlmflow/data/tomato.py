@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vlmflow.data import VideoQuestion, read_json
+from vlmflow.data import read_json
+from vlmflow.question import Question
 
 FIELDS = ("question", "options", "answer", "key", "demonstration_type")
 
@@ -15,7 +16,7 @@ def annotation_path(root: str | Path, task: str) -> Path:
     return Path(root) / "jsons" / f"{task}.json"
 
 
-def load_task(root: str | Path, task: str) -> tuple[list[VideoQuestion], list[dict]]:
+def load_task(root: str | Path, task: str, dataset: str = "tomato") -> tuple[list[Question], list[dict]]:
     """Questions of one task in the file's key order, and the entries skipped with their reason."""
     root = Path(root)
     path = annotation_path(root, task)
@@ -33,5 +34,5 @@ def load_task(root: str | Path, task: str) -> tuple[list[VideoQuestion], list[di
                                 reason=f"answer {answer!r} is not an index into its {len(options)} options"))
             continue
         video = root / "videos" / str(e["demonstration_type"]) / f"{e['key']}.mp4"
-        out.append(VideoQuestion(sid, task, e["question"], options, answer, str(video), None))
+        out.append(Question(dataset, task, sid, e["question"], options, answer, str(video)))
     return out, skipped

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vlmflow.data import VideoQuestion, read_json
+from vlmflow.data import read_json
+from vlmflow.question import Question
 
 
 def annotation_path(root: str | Path, task: str) -> Path:
     return Path(root) / "json" / f"{task}.json"
 
 
-def load_task(root: str | Path, task: str) -> tuple[list[VideoQuestion], list[dict]]:
+def load_task(root: str | Path, task: str, dataset: str = "tvbench") -> tuple[list[Question], list[dict]]:
     """Questions of one task, and the entries skipped with their reason."""
     root = Path(root)
     path = annotation_path(root, task)
@@ -28,6 +29,6 @@ def load_task(root: str | Path, task: str) -> tuple[list[VideoQuestion], list[di
             skipped.append(dict(sample_id=sid, task=task, reason=f"answer {e['answer']!r} is not among the candidates"))
             continue
         bounds = (float(e["start"]), float(e["end"])) if "start" in e and "end" in e else None
-        out.append(VideoQuestion(sid, task, e["question"], list(e["candidates"]), e["candidates"].index(e["answer"]),
-                                 str(root / "video" / task / e["video"]), bounds))
+        out.append(Question(dataset, task, sid, e["question"], list(e["candidates"]),
+                            e["candidates"].index(e["answer"]), str(root / "video" / task / e["video"]), bounds))
     return out, skipped

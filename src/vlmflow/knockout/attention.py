@@ -1,7 +1,9 @@
 """The one attention function every knockout goes through, registered in transformers'
 AttentionInterface. It always builds causality itself (it never trusts a missing mask to mean
 "causal"), looks up the blocked pairs of the calling layer (`module.layer_idx`) in the plan passed
-as the `knockout` keyword, and can prepend clean cached keys/values for rows it does not recompute.
+as the `knockout` keyword, and attends to clean cached keys/values for the rows it does not recompute.
+What it does not implement (sliding windows, logit soft-capping, attention sinks, dropout, a
+non-causal model) it refuses with a message instead of ignoring.
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ import torch.nn.functional as F
 NAME = "vlmflow_knockout"
 BACKENDS = ("sdpa", "eager", "flex")
 REFUSED = ("flash_attention_2", "flash_attention_3", "flash_attention", "paged_attention")
+# keywords transformers' attention modules pass that change nothing for an unpadded causal forward
+HARMLESS = {"position_ids", "cache_position", "output_attentions", "use_cache", "is_causal"}
 
 
 @dataclass
 class BlockedRows:
-    """The blocked (query, key) pairs of a batch in one layer, one copy per distinct knockout."""
+    """The blocked (query, key) pairs of a batch in one layer: one matrix per distinct knockout."""
 
-    distinct: torch.Tensor  # [m, q, k] bool; distinct[0] blocks nothing
+    distinct: list[torch.Tensor | None]  # [q, k] bool each, for the rows passed in; entry 0 is None (no block)
     which: torch.Tensor  # [b] long: the distinct matrix of each batch element
     heads: torch.Tensor | None = None  # [H] bool: the heads a knockout applies to (None = all)
 
@@ -42,6 +46,8 @@ class Plan(Protocol):
 
     def blocked(self, layer: int) -> BlockedRows | None: ...
 
+    def note_mask_bytes(self, n: int) -> None: ...
+
 
 def check_backend(name: str) -> str:
     if name in REFUSED or name.startswith("flash"):
@@ -54,43 +60,70 @@ def check_backend(name: str) -> str:
     return name
 
 
+def _refuse_unsupported(module, dropout: float, kwargs: dict, k_len: int) -> None:
+    where = f"layer {getattr(module, 'layer_idx', '?')} ({type(module).__name__})"
+    if not getattr(module, "is_causal", True):
+        raise NotImplementedError(f"{where} is not causal; vlmflow's knockout attention implements causal "
+                                  "decoders only")
+    if dropout and dropout > 0:
+        raise NotImplementedError(f"{where}: attention dropout {dropout} (train mode); knockouts are measured "
+                                  "in eval mode: call model.eval()")
+    window = kwargs.pop("sliding_window", None)
+    if window is not None and window < k_len:
+        raise NotImplementedError(f"{where}: sliding-window attention ({window} < {k_len} keys) is not "
+                                  "implemented by vlmflow's knockout attention")
+    for name in ("softcap", "s_aux"):
+        if kwargs.pop(name, None) is not None:
+            raise NotImplementedError(f"{where}: {name!r} (logit soft-capping / attention sinks) is not "
+                                      "implemented by vlmflow's knockout attention")
+    unknown = sorted(k for k, v in kwargs.items() if k not in HARMLESS and v is not None)
+    if unknown:
+        raise NotImplementedError(f"{where}: attention arguments {unknown} are not implemented by vlmflow's "
+                                  "knockout attention")
+
+
 def _repeat_kv(x: torch.Tensor, n: int) -> torch.Tensor:
     return x if n == 1 else x.repeat_interleave(n, dim=1)
 
 
-def knockout_attention(module, query, key, value, attention_mask, scaling, dropout=0.0, knockout=None, **_):
-    """query [b, H, q, d]; key, value [b, Hkv, k, d] (RoPE applied) -> ([b, q, H, d], None).
-
-    No dropout: knockouts are measured in eval mode."""
+def knockout_attention(module, query, key, value, attention_mask, scaling, dropout=0.0, knockout=None, **kwargs):
+    """query [b, H, q, d]; key, value [b, Hkv, q, d] (RoPE applied) -> ([b, q, H, d], None)."""
+    plan: Plan | None = knockout
+    q_offset = 0 if plan is None else plan.q_offset
+    _refuse_unsupported(module, dropout, kwargs, q_offset + key.shape[2])
     if attention_mask is not None and attention_mask.dtype == torch.bool and not bool(attention_mask.all()):
         raise ValueError("vlmflow attention builds its own causal mask; padded batches are not supported")
-    plan: Plan | None = knockout
     layer = module.layer_idx
-    q_offset = 0
     blocked = None
     backend, mode = "sdpa", "pre_softmax"
     if plan is not None:
         key, value = plan.kv(layer, key, value)
         blocked = plan.blocked(layer)
-        q_offset, backend, mode = plan.q_offset, plan.backend, plan.mode
+        backend, mode = plan.backend, plan.mode
     n_rep = query.shape[1] // key.shape[1]
     key, value = _repeat_kv(key, n_rep), _repeat_kv(value, n_rep)
     q_len, k_len = query.shape[2], key.shape[2]
+    if blocked is None and mode == "pre_softmax" and backend == "sdpa" and q_offset == 0:  # a plain forward
+        out = F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=scaling)
+        return out.transpose(1, 2).contiguous(), None
     q_pos = torch.arange(q_offset, q_offset + q_len, device=query.device)
     causal = torch.arange(k_len, device=query.device)[None, :] <= q_pos[:, None]  # [q, k]
     if blocked is None:
-        out = _attend(query, key, value, causal, None, scaling, backend, mode, q_offset == 0 and q_len == k_len)
+        out = _attend(query, key, value, causal, None, scaling, backend, mode, plan)
         return out.transpose(1, 2).contiguous(), None
     out = torch.empty_like(query)
     for g in blocked.which.unique().tolist():  # one pass per distinct mask: no per-element mask copies
         rows = (blocked.which == g).nonzero().squeeze(1)
         mask = blocked.mask(g) if g else None
-        out[rows] = _attend(query[rows], key[rows], value[rows], causal, mask, scaling, backend, mode, False)
+        out[rows] = _attend(query[rows], key[rows], value[rows], causal, mask, scaling, backend, mode, plan)
     return out.transpose(1, 2).contiguous(), None
 
 
-def _attend(query, key, value, causal, blocked, scaling, backend, mode, plain_causal):
+def _attend(query, key, value, causal, blocked, scaling, backend, mode, plan):
     """query [b, H, q, d], key/value [b, H, k, d], causal [q, k], blocked [1|H, q, k] or None."""
+    allowed = causal if blocked is None else causal & ~blocked  # [q, k] or [1|H, q, k]
+    if plan is not None:
+        plan.note_mask_bytes(causal.numel() + (allowed.numel() if blocked is not None else 0))
     if mode == "post_softmax":  # only explicit math can zero probabilities after the softmax
         scores = torch.matmul(query, key.transpose(2, 3)) * scaling  # [b, H, q, k]
         probs = torch.softmax(scores.masked_fill(~causal, torch.finfo(scores.dtype).min), dim=-1,
@@ -98,9 +131,6 @@ def _attend(query, key, value, causal, blocked, scaling, backend, mode, plain_ca
         if blocked is not None:
             probs = probs.masked_fill(blocked, 0.0)  # not renormalised
         return torch.matmul(probs, value)
-    if backend == "sdpa" and blocked is None and plain_causal:
-        return F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=scaling)
-    allowed = causal if blocked is None else causal & ~blocked  # [q, k] or [1|H, q, k]
     full_rows = bool(allowed.any(-1).all())
     if backend == "flex" and full_rows:  # flex gives a fully blocked row zeros, the paper uniform weights
         return _flex(query, key, value, allowed, scaling)
@@ -111,6 +141,8 @@ def _attend(query, key, value, causal, blocked, scaling, backend, mode, plain_ca
     if not full_rows:  # the paper's additive min gives a fully blocked row uniform weights
         bias = torch.zeros(allowed.shape, dtype=query.dtype, device=query.device)
         allowed = bias.masked_fill_(~allowed, torch.finfo(query.dtype).min)
+        if plan is not None:
+            plan.note_mask_bytes(allowed.numel() * allowed.element_size())
     return F.scaled_dot_product_attention(query, key, value, attn_mask=allowed, scale=scaling)
 
 

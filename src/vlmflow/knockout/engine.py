@@ -7,7 +7,10 @@ Exact reuse (every result equals the paper's full dense-mask forward, see `refer
    keys/values, recorded in the clean pass, are prepended in attention (->Last knockouts recompute
    one row);
 4. conditions with the same q0 share a batch and join it at their own start layer;
-5. only the last position goes through the final norm and the lm_head.
+5. each distinct knockout is compiled once per sample, for its rows q0..N-1 only;
+6. only the last position goes through the final norm and the lm_head.
+
+The engine speaks to the model only through the adapter contract (`vlmflow.models.base.Adapter`).
 """
 
 from __future__ import annotations
@@ -17,9 +20,9 @@ from dataclasses import dataclass
 import torch
 
 from vlmflow.knockout import attention
-from vlmflow.knockout.masks import blocked_pairs, first_affected_row
+from vlmflow.knockout.masks import Blocked, compile_knockout
 from vlmflow.knockout.spec import Condition, Edge, Knockout, Window
-from vlmflow.models.base import PreparedSample
+from vlmflow.models.base import Adapter, PreparedSample
 
 
 @dataclass
@@ -32,11 +35,13 @@ class CleanRun:
 class _Plan:
     """Per-forward state the attention function reads (see attention.Plan)."""
 
-    def __init__(self, backend: str, mode: str = "pre_softmax", q_offset: int = 0):
+    def __init__(self, backend: str, mode: str = "pre_softmax", q_offset: int = 0, held_mask_bytes: int = 0):
         self.backend, self.mode, self.q_offset = backend, mode, q_offset
         self.record: list | None = None  # clean pass: collect K/V here
         self.prefix: list | None = None  # knockout pass: clean K/V of rows < q_offset per layer
         self.masks: dict[int, attention.BlockedRows] = {}
+        self.held = held_mask_bytes  # compiled masks alive during this forward
+        self.peak_mask_bytes = held_mask_bytes
 
     def kv(self, layer, key, value):
         if self.record is not None:
@@ -51,42 +56,38 @@ class _Plan:
     def blocked(self, layer):
         return self.masks.get(layer)
 
+    def note_mask_bytes(self, n: int) -> None:
+        """The attention function reports the masks it builds for one call (freed after it)."""
+        self.peak_mask_bytes = max(self.peak_mask_bytes, self.held + n)
+
 
 class KnockoutEngine:
-    def __init__(self, adapter, backend: str = "sdpa", batch_size: int = 16):
+    def __init__(self, adapter: Adapter, backend: str = "sdpa", batch_size: int = 16):
         attention.register()
         self.backend = attention.check_backend(backend)
         self.adapter = adapter
-        self.parts = adapter.decoder()
         self.batch_size = batch_size
-        self.peak_mask_bytes = 0  # largest mask memory one batch held (bool masks)
-        lm = adapter.model.model.language_model
-        lm.config._attn_implementation = attention.NAME  # every decoder layer reads this at call time
+        self.peak_mask_bytes = 0  # most mask memory held at once in any run so far (compiled + in attention)
 
     # --- layer stepping ----------------------------------------------------------------------
-    def _rope(self, sample: PreparedSample, h: torch.Tensor):
-        return self.parts.rotary_emb(h, sample.position_ids)  # (cos, sin), each [1, N, dh]
-
-    def _layer(self, l, h, rope, pos, plan):
-        out = self.parts.layers[l](h, attention_mask=None, position_ids=pos, position_embeddings=rope,
-                                   knockout=plan)
-        return out[0] if isinstance(out, tuple) else out
-
     def _head(self, h_last: torch.Tensor) -> torch.Tensor:
         """[b, d] last-position hidden -> [b, V] fp32 probabilities."""
-        return torch.softmax(self.parts.lm_head(self.parts.norm(h_last)).float(), dim=-1)
+        parts = self.adapter.decoder()
+        return torch.softmax(parts.lm_head(parts.norm(h_last)).float(), dim=-1)
 
     @torch.no_grad()
     def clean(self, sample: PreparedSample) -> CleanRun:
-        n_layers = len(self.parts.layers)
+        a = self.adapter
         plan = _Plan(self.backend)
-        plan.record = [None] * n_layers
+        plan.record = [None] * a.n_layers
         h = sample.inputs_embeds
-        rope = self._rope(sample, h)
+        rope = a.rotary(sample, h)
         hidden_in = []
-        for l in range(n_layers):
-            hidden_in.append(h[0])
-            h = self._layer(l, h, rope, sample.position_ids, plan)
+        with a.attention_implementation(attention.NAME):
+            for l in range(a.n_layers):
+                hidden_in.append(h[0])
+                h = a.layer_forward(l, h, rope, sample.position_ids, knockout=plan)
+        self.peak_mask_bytes = max(self.peak_mask_bytes, plan.peak_mask_bytes)
         return CleanRun(hidden_in, plan.record, self._head(h[:, -1])[0])
 
     # --- knockouts ---------------------------------------------------------------------------
@@ -94,72 +95,86 @@ class KnockoutEngine:
     def run(self, sample: PreparedSample, conditions: list[Condition], clean: CleanRun | None = None) -> torch.Tensor:
         """Probabilities at the last position under each condition -> [len(conditions), V] fp32."""
         clean = clean or self.clean(sample)
+        compiled: dict[Knockout, Blocked] = {}
+        for c in conditions:
+            if c.knockout not in compiled:
+                compiled[c.knockout] = compile_knockout(sample.layout, c.knockout, sample.inputs_embeds.device)
+        held = sum(b.rows.numel() for b in compiled.values())
         out = [None] * len(conditions)
-        groups: dict[tuple, list[tuple[int, torch.Tensor]]] = {}
+        groups: dict[tuple, list[int]] = {}
         for i, c in enumerate(conditions):
-            blocked = blocked_pairs(sample.layout, c.knockout).to(sample.inputs_embeds.device)
-            if not c.window.layers or not blocked.any():
+            b = compiled[c.knockout]
+            if not c.window.layers or b.empty:
                 out[i] = clean.probs
                 continue
-            key = (first_affected_row(blocked), c.knockout.mode, c.knockout.heads)
-            groups.setdefault(key, []).append((i, blocked))
+            groups.setdefault((b.q0, c.knockout.mode, c.knockout.heads), []).append(i)
         for (q0, mode, heads), items in groups.items():
-            items.sort(key=lambda it: min(conditions[it[0]].window.layers))
+            items.sort(key=lambda i: min(conditions[i].window.layers))
             for s in range(0, len(items), self.batch_size):
-                chunk = items[s : s + self.batch_size]
-                probs = self._run_chunk(sample, clean, [(conditions[i], b) for i, b in chunk], q0, mode, heads)
-                for (i, _), p in zip(chunk, probs):
+                chunk = [conditions[i] for i in items[s : s + self.batch_size]]
+                probs = self._run_chunk(sample, clean, chunk, compiled, q0, mode, heads, held)
+                for i, p in zip(items[s : s + self.batch_size], probs):
                     out[i] = p
+        self.peak_mask_bytes = max(self.peak_mask_bytes, held)
         return torch.stack(out)
 
-    def _run_chunk(self, sample, clean, chunk, q0, mode, heads):
+    def _run_chunk(self, sample, clean, chunk, compiled, q0, mode, heads, held):
         """Conditions sharing q0, sorted by first layer; each joins the batch at its first layer."""
-        n_layers = len(self.parts.layers)
-        plan = _Plan(self.backend, mode, q0)
+        a = self.adapter
+        plan = _Plan(self.backend, mode, q0, held)
         plan.prefix = clean.kv
-        rope_full = self._rope(sample, sample.inputs_embeds)
-        rope = tuple(r[:, q0:] for r in rope_full)
-        pos = sample.position_ids[:, q0:]
-        n_heads = self.parts.layers[0].self_attn.config.num_attention_heads
+        rope = a.rope_rows(a.rotary(sample, sample.inputs_embeds), q0)
+        pos = a.position_rows(sample.position_ids, q0)
         sel = None
         if heads is not None:
-            sel = torch.zeros(n_heads, dtype=torch.bool, device=sample.inputs_embeds.device)
+            sel = torch.zeros(a.n_heads, dtype=torch.bool, device=sample.inputs_embeds.device)
             sel[list(heads)] = True
-        starts = [min(c.window.layers) for c, _ in chunk]
-        windows = [set(c.window.layers) for c, _ in chunk]
-        # one copy of each distinct blocked-rows matrix [N - q0, N], index 0 = nothing blocked
-        distinct: dict[Knockout, int] = {}
-        for c, _ in chunk:
-            distinct.setdefault(c.knockout, len(distinct) + 1)
-        unique = torch.zeros(len(distinct) + 1, *chunk[0][1][q0:].shape, dtype=torch.bool, device=chunk[0][1].device)
-        for c, b in chunk:
-            unique[distinct[c.knockout]] = b[q0:]
-        which = [distinct[c.knockout] for c, _ in chunk]
+        starts = [min(c.window.layers) for c in chunk]
+        windows = [set(c.window.layers) for c in chunk]
+        distinct: list[Knockout | None] = [None]  # index 0 = nothing blocked
+        for c in chunk:
+            if c.knockout not in distinct:
+                distinct.append(c.knockout)
+        matrices = [None] + [compiled[k].rows for k in distinct[1:]]  # views, no copies
+        which = [distinct.index(c.knockout) for c in chunk]
         h = None
-        for l in range(starts[0], n_layers):
-            joining = [k for k, s in enumerate(starts) if s == l]
-            if joining:
-                new = clean.hidden_in[l][q0:].unsqueeze(0).expand(len(joining), -1, -1)
-                h = new if h is None else torch.cat([h, new])
-            b = h.shape[0]
-            idx = torch.tensor([which[k] if l in windows[k] else 0 for k in range(b)], device=unique.device)
-            plan.masks = {l: attention.BlockedRows(unique, idx, sel)} if bool(idx.any()) else {}
-            # held: the distinct matrices and one [H|1, q, N] allowed-mask at a time in attention
-            allowed_bytes = unique[0].numel() * (n_heads if sel is not None else 1)
-            self.peak_mask_bytes = max(self.peak_mask_bytes, unique.numel() + allowed_bytes)
-            h = self._layer(l, h, rope, pos, plan)
+        with a.attention_implementation(attention.NAME):
+            for l in range(starts[0], a.n_layers):
+                joining = [k for k, s in enumerate(starts) if s == l]
+                if joining:
+                    new = clean.hidden_in[l][q0:].unsqueeze(0).expand(len(joining), -1, -1)
+                    h = new if h is None else torch.cat([h, new])
+                idx = torch.tensor([which[k] if l in windows[k] else 0 for k in range(h.shape[0])], device=h.device)
+                plan.masks = {l: attention.BlockedRows(matrices, idx, sel)} if bool(idx.any()) else {}
+                h = a.layer_forward(l, h, rope, pos, knockout=plan)
+        self.peak_mask_bytes = max(self.peak_mask_bytes, plan.peak_mask_bytes)
         return self._head(h[:, -1])
 
 
-def canary(engine: KnockoutEngine, sample: PreparedSample, tol: float = 1e-6) -> None:
-    """Stop the run unless a no-op knockout reproduces the plain model and a total cut changes it."""
-    n_layers = len(engine.parts.layers)
-    every = Window(0, tuple(range(n_layers)), n_layers, "explicit")
+def like_for_like(backend: str) -> str:
+    """The transformers attention implementation the engine's backend is compared with."""
+    return {"sdpa": "sdpa", "eager": "eager", "flex": "sdpa"}[backend]
+
+
+def canary_tolerance(dtype: torch.dtype) -> float:
+    """Largest |difference| of probabilities the canary takes for rounding: 1e-6 in fp32, scaled by
+    the dtype's machine epsilon (0.0625 in bf16)."""
+    return max(1e-6, 8 * torch.finfo(dtype).eps)
+
+
+def canary(engine: KnockoutEngine, sample: PreparedSample) -> None:
+    """Stop the run unless the engine's clean pass reproduces the model's own forward (same attention
+    implementation, tolerance by dtype), a no-op knockout changes nothing and a total cut of the last
+    token's attention changes the output."""
+    a = engine.adapter
+    tol = canary_tolerance(a.dtype)
+    every = Window(0, tuple(range(a.n_layers)), a.n_layers, "explicit")
     clean = engine.clean(sample)
-    plain = plain_forward(engine.adapter, sample)
-    if (clean.probs - plain).abs().max() > tol:
-        raise RuntimeError(f"canary: the engine's clean pass differs from the model's own forward "
-                           f"by {(clean.probs - plain).abs().max():.2e} (> {tol:g})")
+    plain = a.plain_forward(sample, like_for_like(engine.backend))
+    diff = float((clean.probs - plain).abs().max())
+    if diff > tol:
+        raise RuntimeError(f"canary: the engine's clean pass ({engine.backend}) differs from the model's own "
+                           f"{like_for_like(engine.backend)} forward by {diff:.2e} (> {tol:g} for {a.dtype})")
     noop = Knockout("no-op", ())
     cut = Knockout("all -> last", (Edge("all", "last"),))
     probs = engine.run(sample, [Condition(noop, every), Condition(cut, every)], clean)
@@ -168,16 +183,3 @@ def canary(engine: KnockoutEngine, sample: PreparedSample, tol: float = 1e-6) ->
     if (probs[1] - plain).abs().max() <= tol:
         raise RuntimeError("canary: blocking every edge into the last token changed nothing; "
                            "the attention bias is not applied")
-
-
-@torch.no_grad()
-def plain_forward(adapter, sample: PreparedSample) -> torch.Tensor:
-    """The unmodified model's own forward (its own attention implementation) -> [V] fp32."""
-    lm = adapter.model.model.language_model
-    saved = lm.config._attn_implementation
-    lm.config._attn_implementation = "sdpa"
-    try:
-        h = lm(inputs_embeds=sample.inputs_embeds, position_ids=sample.position_ids).last_hidden_state
-    finally:
-        lm.config._attn_implementation = saved
-    return torch.softmax(adapter.model.lm_head(h[:, -1]).float(), dim=-1)[0]

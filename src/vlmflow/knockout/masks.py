@@ -1,48 +1,64 @@
-"""Compile a Knockout on a TokenLayout to a boolean [N, N] matrix of blocked (query, key) pairs.
+"""Compile a Knockout on a TokenLayout to the boolean (query, key) pairs it blocks.
 
-One bool per pair: O(N^2) bytes per condition, never per layer or per head. Causality is not in
-this matrix; the attention function always adds it.
+One bool per pair, and only for the query rows the knockout touches (from its first affected row
+on): O(N^2) bits at most per distinct knockout, never per layer, per window or per head. Causality
+is not in these matrices; the attention function always adds it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from vlmflow.knockout.spec import Knockout
-from vlmflow.layout import TokenLayout
+from vlmflow.knockout.spec import Edge, Knockout
+from vlmflow.layout import Span, TokenLayout
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """The blocked pairs of one knockout: rows q0..N-1 of the [N, N] (query, key) matrix."""
+
+    q0: int  # first query row with a blocked key (N when nothing is blocked)
+    rows: torch.Tensor  # [N - q0, N] bool, True = query may not read key
+
+    @property
+    def empty(self) -> bool:
+        return not bool(self.rows.any())
+
+
+def edge_blocks(layout: TokenLayout, edge: Edge) -> list[tuple[Span, Span]]:
+    """The (query span, key span) rectangles one edge blocks."""
+    frames = list(layout.frames)
+    if edge.source == "cross_frame":  # frame t <- every earlier frame
+        return [(frames[t], frames[s]) for t in range(1, len(frames)) for s in range(t)]
+    if edge.source == "video_video":
+        return [(r, c) for r in frames for c in frames]
+    if edge.source == "question_question":
+        return [(layout.question, layout.question)]
+    return [(r, c) for r in layout.spans(edge.target) for c in layout.spans(edge.source)]
+
+
+def compile_knockout(layout: TokenLayout, knockout: Knockout, device=None) -> Blocked:
+    N = layout.n_tokens
+    blocks = [(r, c) for e in knockout.edges for r, c in edge_blocks(layout, e) if r[1] > r[0] and c[1] > c[0]]
+    q0 = min((r[0] for r, _ in blocks), default=N)
+    rows = torch.zeros(N - q0, N, dtype=torch.bool, device=device)
+    for (r0, r1), (c0, c1) in blocks:
+        rows[r0 - q0 : r1 - q0, c0:c1] = True
+    return Blocked(q0, rows)
 
 
 def blocked_pairs(layout: TokenLayout, knockout: Knockout) -> torch.Tensor:
-    """[N, N] bool, True where query row i may not read key column j."""
-    N = layout.n_tokens
-    m = torch.zeros(N, N, dtype=torch.bool)
-    for e in knockout.edges:
-        if e.source == "cross_frame":
-            T = layout.grid[0]
-            for t in range(1, T):
-                q0, q1 = layout.frame(t)
-                m[q0:q1, layout.video[0] : q0] = True
-        elif e.source == "video_video":
-            v0, v1 = layout.video
-            m[v0:v1, v0:v1] = True
-        elif e.source == "question_question":
-            q0, q1 = layout.question
-            m[q0:q1, q0:q1] = True
-        else:
-            rows = torch.as_tensor(layout.indices(e.target))
-            cols = torch.as_tensor(layout.indices(e.source))
-            m[rows[:, None], cols[None, :]] = True
-    return m
-
-
-def first_affected_row(blocked: torch.Tensor) -> int:
-    """Smallest query row with a blocked key; rows above it are unchanged by the knockout."""
-    rows = blocked.any(dim=1).nonzero()
-    return int(rows[0]) if len(rows) else blocked.shape[0]
+    """The full [N, N] bool matrix of blocked pairs (for tests and edge counts)."""
+    b = compile_knockout(layout, knockout)
+    full = torch.zeros(layout.n_tokens, layout.n_tokens, dtype=torch.bool)
+    full[b.q0 :] = b.rows
+    return full
 
 
 def kept_edges(n_tokens: int, blocked_per_layer: list[torch.Tensor]) -> int:
-    """Spec C.10 edge count: per layer the causal (lower-triangle incl. diagonal) pairs not blocked,
-    summed over layers."""
+    """The paper's edge count (Table 3): per layer the causal (lower-triangle incl. diagonal) pairs
+    not blocked, summed over layers."""
     tril = torch.ones(n_tokens, n_tokens, dtype=torch.bool).tril()
     return int(sum((tril & ~b).sum() for b in blocked_per_layer))

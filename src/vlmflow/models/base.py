@@ -1,24 +1,25 @@
-"""What every model adapter provides: inputs + TokenLayout from a question, and the decoder parts."""
+"""The adapter contract: all that the rest of vlmflow may know of a VideoLLM family.
+
+The knockout engine, the dense-mask reference, the stages and the toy trainer use an `Adapter` and
+nothing else: no model attribute, no private transformers setting. One subclass per family lives in
+its own file beside this one (`llava_video.py`, ...). What a subclass must provide is abstract here;
+the rest has a default that suits transformers' decoder-only language models and may be overridden.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+from torch import nn
 
 from vlmflow.layout import TokenLayout
+from vlmflow.question import Question
 
-
-@dataclass
-class Question:
-    """One canonical multiple-choice question (any benchmark)."""
-
-    dataset: str
-    task: str
-    sample_id: str
-    question: str
-    candidates: list[str]
-    answer_index: int  # index of the correct candidate
+Rope = tuple[torch.Tensor, torch.Tensor]  # (cos, sin), each [..., N, head_dim]
 
 
 @dataclass
@@ -26,7 +27,7 @@ class PreparedSample:
     """Model inputs of one question, ready for the decoder."""
 
     inputs_embeds: torch.Tensor  # [1, N, d]
-    position_ids: torch.Tensor  # [1, N]
+    position_ids: torch.Tensor  # [1, N], or [3, 1, N] for 3-D (M-RoPE) positions
     layout: TokenLayout
     gt_token: int  # token id of the correct option letter
     option_tokens: list[int]  # token id of each option letter, in display order
@@ -34,10 +35,110 @@ class PreparedSample:
 
 @dataclass
 class DecoderParts:
-    """The pieces of the language model the knockout engine and probes run by hand."""
+    """The pieces of the language model that the engine and the probes run by hand."""
 
-    layers: torch.nn.ModuleList
-    norm: torch.nn.Module
-    rotary_emb: torch.nn.Module
-    lm_head: torch.nn.Module
-    embed_tokens: torch.nn.Module
+    text_model: nn.Module  # the decoder stack (a transformers PreTrainedModel): inputs_embeds, position_ids
+    #                        -> last_hidden_state, final norm applied
+    layers: nn.ModuleList  # its decoder layers, in order
+    norm: nn.Module  # the final norm
+    rotary_emb: nn.Module  # (hidden, position_ids) -> Rope
+    lm_head: nn.Module
+    embed_tokens: nn.Module
+
+
+class Adapter(ABC):
+    """One VideoLLM family. Subclasses set `family`, `model`, `tokenizer` and `grid` (T, H, W)."""
+
+    family: str
+    model: nn.Module
+    tokenizer: object
+    grid: tuple[int, int, int]
+
+    # --- loading -----------------------------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def from_pretrained(cls, path: str, dtype: torch.dtype = torch.float32, device: str = "cpu",
+                        **kw) -> "Adapter":
+        """Load a checkpoint from a hub id or a local directory, strict about missing or misshaped
+        weights."""
+
+    # --- video and prompt --------------------------------------------------------------------
+    @abstractmethod
+    def pixel_values(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 RGB frames [T, H, W, 3] -> the vision tower's input."""
+
+    @abstractmethod
+    def video_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Vision input -> video tokens [T*H*W, d] in the layout's frame-major order (gradients flow)."""
+
+    @abstractmethod
+    def prepare(self, q: Question, video_tokens: torch.Tensor) -> PreparedSample:
+        """Prompt + video tokens -> decoder inputs, positions and the TokenLayout."""
+
+    # --- decoder -----------------------------------------------------------------------------
+    @abstractmethod
+    def decoder(self) -> DecoderParts:
+        """The language model's parts."""
+
+    def rotary(self, sample: PreparedSample, hidden: torch.Tensor) -> Rope:
+        """Rotary embeddings of every position of the sample."""
+        return self.decoder().rotary_emb(hidden, sample.position_ids)
+
+    @staticmethod
+    def position_rows(position_ids: torch.Tensor, q0: int) -> torch.Tensor:
+        """Positions of rows q0..N-1: the sequence is the last axis ([1, N] and [3, 1, N] alike)."""
+        return position_ids[..., q0:]
+
+    @staticmethod
+    def rope_rows(rope: Rope, q0: int) -> Rope:
+        """Rotary embeddings of rows q0..N-1: the sequence is the second-to-last axis."""
+        return tuple(r[..., q0:, :] for r in rope)
+
+    def layer_forward(self, layer: int, hidden: torch.Tensor, rope: Rope, position_ids: torch.Tensor,
+                      **attention_kwargs) -> torch.Tensor:
+        """One decoder layer on hidden [b, q, d] -> [b, q, d]; keyword arguments reach the
+        attention function (the knockout plan travels this way)."""
+        out = self.decoder().layers[layer](hidden, attention_mask=None, position_ids=position_ids,
+                                           position_embeddings=rope, **attention_kwargs)
+        return out[0] if isinstance(out, tuple) else out
+
+    @contextmanager
+    def attention_implementation(self, name: str):
+        """Run the language model with another attention implementation (a transformers name or one
+        registered in its AttentionInterface), through transformers' public API; restored on exit."""
+        text_model = self.decoder().text_model
+        saved = text_model.config._attn_implementation
+        text_model.set_attn_implementation(name)
+        try:
+            yield
+        finally:
+            text_model.set_attn_implementation(saved)
+
+    @torch.no_grad()
+    def plain_forward(self, sample: PreparedSample, attn_implementation: str = "sdpa") -> torch.Tensor:
+        """The unmodified model's own forward -> next-token probabilities [V] (fp32) at the last position."""
+        parts = self.decoder()
+        with self.attention_implementation(attn_implementation):
+            h = parts.text_model(inputs_embeds=sample.inputs_embeds, position_ids=sample.position_ids).last_hidden_state
+        return torch.softmax(parts.lm_head(h[:, -1]).float(), dim=-1)[0]
+
+    # --- facts -------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.decoder().lm_head.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.decoder().lm_head.weight.dtype
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.decoder().layers)
+
+    @property
+    def n_heads(self) -> int:
+        return self.decoder().text_model.config.num_attention_heads
+
+    def token_text(self, token_id: int) -> str:
+        """The decoded text of one token (what the paper compares with the option letter)."""
+        return self.tokenizer.decode([int(token_id)])

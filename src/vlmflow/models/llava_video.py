@@ -1,10 +1,11 @@
 """LLaVA-NeXT-Video-FT (PLLaVA format) and the LLaVA image models run through the same video path.
 
-Video tokens (spec A.2): each of T frames through the CLIP tower, hidden states of
-`vision_feature_layer` (-2), CLS dropped -> projector per patch -> reshape [1, d, T, h, w] ->
-AdaptiveAvgPool3d(pooling_shape) -> frame-major, row-major tokens that replace the single image
-placeholder. No AnyRes, no newline token. The embedded toy VideoLLMs are checkpoints of this same
-family (`config.video_position_ids = "frame_shared"` is their one difference, see README).
+Video tokens (the paper's LLaVA-NeXT-Video-FT setting): each of T frames through the CLIP tower,
+hidden states of `vision_feature_layer` (-2), CLS dropped -> projector per patch -> reshape
+[1, d, T, h, w] -> AdaptiveAvgPool3d(pooling_shape) -> frame-major, row-major tokens that replace
+the single image placeholder. No AnyRes, no newline token. The embedded toy VideoLLMs are
+checkpoints of this same family (`config.video_position_ids = "frame_shared"` is their one
+difference, see README).
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import torch
 from torch import nn
 
 from vlmflow.layout import TokenLayout, build_layout
-from vlmflow.models.base import DecoderParts, PreparedSample, Question
+from vlmflow.models.base import Adapter, DecoderParts, PreparedSample
 from vlmflow.prompt import LETTERS, MVBENCH_SYSTEM, build_prompt
+from vlmflow.question import Question
 
 DEFAULT_POOLING = (8, 12, 12)
 
 
-class LlavaVideoAdapter:
+class LlavaVideoAdapter(Adapter):
     family = "llava_video"
 
     def __init__(self, model, tokenizer, image_processor, system_prompt: str = MVBENCH_SYSTEM,
@@ -66,26 +68,15 @@ class LlavaVideoAdapter:
         tokenizer = AutoTokenizer.from_pretrained(path)
         return cls(model, tokenizer, video_image_processor(path), **kw)
 
-    # --- parts -------------------------------------------------------------------------------
-    @property
-    def device(self) -> torch.device:
-        return self.model.lm_head.weight.device
-
     def decoder(self) -> DecoderParts:
         lm = self.model.model.language_model
-        return DecoderParts(lm.layers, lm.norm, lm.rotary_emb, self.model.lm_head, lm.embed_tokens)
-
-    def _letter_id(self, letter: str) -> int:
-        ids = self.tokenizer.convert_tokens_to_ids([letter])
-        if ids[0] is None or ids[0] == self.tokenizer.unk_token_id:
-            raise ValueError(f"tokenizer has no token for the option letter {letter!r}")
-        return ids[0]
+        return DecoderParts(lm, lm.layers, lm.norm, lm.rotary_emb, self.model.lm_head, lm.embed_tokens)
 
     # --- video -------------------------------------------------------------------------------
     def pixel_values(self, frames: np.ndarray) -> torch.Tensor:
         """uint8 RGB frames [T, H, W, 3] -> processed pixels [T, 3, S, S]."""
         out = self.image_processor(images=list(frames), return_tensors="pt")
-        return out["pixel_values"].to(self.device, self.model.dtype)
+        return out["pixel_values"].to(self.device, self.dtype)
 
     def video_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Pixels [T, 3, S, S] (or [B, T, 3, S, S]) -> video tokens [T'*H'*W', d] (or [B, ..., d]).
@@ -119,7 +110,7 @@ class LlavaVideoAdapter:
         if len(where) != 1:
             raise ValueError(f"{q.sample_id}: expected one video placeholder, found {len(where)}")
         try:
-            layout = build_layout(prompt, enc["offset_mapping"], where[0], self.grid, q.answer_index)
+            layout = build_layout(prompt, enc["offset_mapping"], where, self.grid, q.answer_index)
         except ValueError as err:
             raise ValueError(f"{q.sample_id}: {err} (the tokenizer cannot place this part of the prompt)") from err
         n_ctx = getattr(self.model.config.text_config, "max_position_embeddings", None)
@@ -128,12 +119,22 @@ class LlavaVideoAdapter:
         letters = [self._letter_id(LETTERS[k]) for k in range(len(q.candidates))]
         return ids, layout, letters
 
+    def _letter_id(self, letter: str) -> int:
+        ids = self.tokenizer.convert_tokens_to_ids([letter])
+        if ids[0] is None or ids[0] == self.tokenizer.unk_token_id:
+            raise ValueError(f"tokenizer has no token for the option letter {letter!r}")
+        return ids[0]
+
+    def embed(self, ids: list[int], layout: TokenLayout, video_tokens: torch.Tensor) -> torch.Tensor:
+        """Prompt ids with their one placeholder + video tokens [n_video, d] -> embeddings [N, d]."""
+        p = layout.frames[0][0]
+        text = self.decoder().embed_tokens(torch.as_tensor(ids, device=video_tokens.device))  # [n_text, d]
+        return torch.cat([text[:p], video_tokens.to(text.dtype), text[p + 1 :]])
+
     def prepare(self, q: Question, video_tokens: torch.Tensor) -> PreparedSample:
         """Prompt + video tokens [n_video, d] -> decoder inputs and the token layout."""
         ids, layout, letters = self.encode(q)
-        p = layout.video[0]
-        text = self.decoder().embed_tokens(torch.tensor(ids, device=self.device))  # [n_text, d]
-        embeds = torch.cat([text[:p], video_tokens.to(text.dtype), text[p + 1 :]]).unsqueeze(0)  # [1, N, d]
+        embeds = self.embed(ids, layout, video_tokens.to(self.device)).unsqueeze(0)  # [1, N, d]
         return PreparedSample(
             inputs_embeds=embeds,
             position_ids=self.position_ids(layout).unsqueeze(0).to(self.device),
@@ -142,14 +143,14 @@ class LlavaVideoAdapter:
             option_tokens=letters,
         )
 
-    def position_ids(self, layout) -> torch.Tensor:
+    def position_ids(self, layout: TokenLayout) -> torch.Tensor:
         """[N] positions; "frame_shared" gives every frame the same H*W positions (toy models)."""
         N = layout.n_tokens
         if self.position_mode == "sequential":
             return torch.arange(N)
         if self.position_mode != "frame_shared":
             raise ValueError(f"unknown video_position_ids {self.position_mode!r}")
-        v0, v1 = layout.video
+        v0, v1 = layout.video_range
         hw = self.grid[1] * self.grid[2]
         pos = torch.arange(N)
         pos[v0:v1] = v0 + torch.arange(v1 - v0) % hw
@@ -169,7 +170,7 @@ def _model_class(config, path: str):
 
 def video_image_processor(path: str):
     """The checkpoint's image processor reduced to plain CLIP resize + center crop + normalise: the
-    video path of spec A.2 (an AnyRes LLaVA-NeXT processor would tile each frame)."""
+    paper's video path (an AnyRes LLaVA-NeXT processor would tile each frame)."""
     from transformers import AutoImageProcessor, CLIPImageProcessor
 
     proc = AutoImageProcessor.from_pretrained(path)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+from functools import lru_cache
+from pathlib import Path
+
 import torch
 
 from vlmflow.models import load_adapter
@@ -34,26 +39,88 @@ def system_prompt(value: str) -> str:
     return {"mvbench": MVBENCH_SYSTEM, "toy": toy.SYSTEM_PROMPT}.get(value, value)
 
 
-def load_from_config(m: dict):
+def _looks_local(path: str) -> bool:
+    """A path that can only mean a local directory, never a hub id (owner/name)."""
+    return (os.path.isabs(path) or path.startswith(("./", "../", "~")) or path.count("/") >= 2
+            or Path(path.split("/")[0]).is_dir())
+
+
+def check_model_path(name: str, path: str) -> None:
+    """Raise ValueError when the model's `path` is clearly a local directory and does not exist."""
+    local = Path(path).expanduser()
+    if _looks_local(path) and not local.is_dir():
+        raise ValueError(f"model {name!r}: path {path!r} was looked for as a local directory relative to the "
+                         f"working directory, {local.resolve()}, and does not exist; set its `path` in "
+                         "config.yaml to an existing directory or a Hugging Face hub id (owner/name)")
+
+
+def load_from_config(m: dict, name: str | None = None):
+    """Load a model from its config entry (`name`, its key in config.yaml, labels errors): a local
+    directory, else a hub id, from the Hugging Face cache only when HF_HUB_OFFLINE=1."""
+    import huggingface_hub as hf
+    from huggingface_hub.errors import HFValidationError
+
     device = resolve_device(m.get("device", "auto"))
     dtype = resolve_dtype(m.get("dtype", "auto"), device)
     extra = {k: m[k] for k in ("pooling_shape", "device_map") if m.get(k) is not None}
-    return load_adapter(m["family"], m["path"], dtype=dtype, device=device,
-                        system_prompt=system_prompt(m.get("system_prompt", "mvbench")), **extra)
+    kw = dict(dtype=dtype, device=device, system_prompt=system_prompt(m.get("system_prompt", "mvbench")),
+              **extra)
+    path, local = m["path"], Path(m["path"]).expanduser()
+    name = name or path
+    check_model_path(name, path)
+    if local.is_dir():
+        return load_adapter(m["family"], str(local), **kw)
+    offline = hf.is_offline_mode()
+    try:
+        if offline and not isinstance(hf.try_to_load_from_cache(path, "config.json"), str):
+            raise FileNotFoundError("not in the cache")
+        return load_adapter(m["family"], path, **kw)
+    except (OSError, HFValidationError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        fix = "set its `path` in config.yaml to an existing directory or a hub id" + (
+            " downloaded beforehand (huggingface-cli download)" if offline else "")
+        raise OSError(f"model {name!r}: cannot load {path!r}: not a local directory; looked up in the "
+                      f"Hugging Face cache (offline: {'yes' if offline else 'no'}): {reason}; {fix}") from err
 
 
-def load_for_job(m: dict, gpus: int):
+def load_for_job(m: dict, gpus: int, name: str | None = None):
     """Load a model inside a rule's job: with `device: auto` it runs on the GPUs the job holds
     (pinned, see vlmflow.gpus) or on the CPU when it holds none; an explicit device is used as given."""
     from vlmflow.gpus import claim
 
     if m.get("device", "auto") == "auto":
         m = {**m, "device": claim(gpus)}
-    return load_from_config(m)
+    return load_from_config(m, name)
+
+
+BIG_FILE = 64 * 2**20
+
+
+@lru_cache
+def content_hash(directory: Path) -> str:
+    """sha256:<16 hex> of a local checkpoint (pass it resolved; computed once per process): every file
+    by sorted relative name, in full up to 64 MiB, bigger ones by name, size and, for .safetensors, the
+    JSON header. Hidden entries (e.g. the hub's download metadata) are left out."""
+    h = hashlib.sha256()
+    files = sorted((f.relative_to(directory).as_posix(), f) for f in directory.rglob("*")
+                   if f.is_file() and not any(p.startswith(".") for p in f.relative_to(directory).parts))
+    for rel, f in files:
+        size = f.stat().st_size
+        h.update(f"{rel}\0{size}\0".encode())
+        if size <= BIG_FILE:
+            h.update(f.read_bytes())
+        elif f.suffix == ".safetensors":
+            with open(f, "rb") as fh:
+                h.update(fh.read(int.from_bytes(fh.read(8), "little")))
+    return "sha256:" + h.hexdigest()[:16]
 
 
 def model_provenance(adapter, m: dict, knockout: dict, n_frames: int, seed: int) -> dict:
-    dtype = str(adapter.model.dtype).removeprefix("torch.")
-    revision = getattr(adapter.model.config, "_commit_hash", None)  # hub snapshot, None for local dirs
+    """Provenance columns: the path as configured and its revision (the hub commit, or the content
+    hash of a local directory)."""
+    dtype = str(adapter.dtype).removeprefix("torch.")
+    local = Path(m["path"]).expanduser()
+    revision = (content_hash(local.resolve()) if local.is_dir()
+                else getattr(adapter.model.config, "_commit_hash", None))
     return provenance(m["path"], dtype, knockout["attention_backend"], knockout["engine"], n_frames, seed,
                       adapter.grid, revision)

@@ -1,14 +1,14 @@
 """The embedded toy VideoLLMs: tiny checkpoints of the LLaVA video family, built from transformers
 classes (LlavaForConditionalGeneration with a CLIP vision tower and a Llama decoder), a real word-level
 tokenizer with a chat template, and a CLIP image processor. Saved with `save_pretrained` and loaded
-back through `vlmflow.models.llava_video`, exactly as a real checkpoint is.
+back through `vlmflow.models.llava_video`, exactly as a real checkpoint is. The words a toy knows and
+the size of its frames come from the benchmark it is trained on (the training stage passes them).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from vlmflow.data import synthetic
 from vlmflow.prompt import ANSWER_PREFIX, LETTERS, POST_QUESTION
 
 SYSTEM_PROMPT = "Watch the video and choose the best option."
@@ -25,12 +25,12 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tokenizer():
-    """Word-level fast tokenizer over the synthetic benchmark's words and the prompt's words."""
+def build_tokenizer(words: list[str]):
+    """Word-level fast tokenizer over the benchmark's `words` and the prompt's words."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    words = list(dict.fromkeys(SYSTEM_PROMPT.replace(".", " ").split() + PROMPT_WORDS + synthetic.vocabulary()))
+    words = list(dict.fromkeys(SYSTEM_PROMPT.replace(".", " ").split() + PROMPT_WORDS + list(words)))
     vocab = {tok: i for i, tok in enumerate(SPECIAL + PUNCT + list(LETTERS[:4]) + words)}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Sequence(
@@ -47,14 +47,15 @@ def build_tokenizer():
     return fast
 
 
-def build_model(tokenizer, seed: int):
-    """Random-init toy: CLIP tower 48 px / patch 8 (2 layers, width 64) + Llama (8 layers, width 128)."""
+def build_model(tokenizer, seed: int, image_size: int):
+    """Random-init toy: CLIP tower (`image_size` px, patch 8, 2 layers, width 64) + Llama (8 layers,
+    width 128)."""
     import torch
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
 
     torch.manual_seed(seed)
     vision = CLIPVisionConfig(
-        image_size=synthetic.SIZE, patch_size=8, hidden_size=64, intermediate_size=256,
+        image_size=image_size, patch_size=8, hidden_size=64, intermediate_size=256,
         num_hidden_layers=2, num_attention_heads=4, projection_dim=64,
     )
     text = LlamaConfig(
@@ -76,10 +77,9 @@ def build_model(tokenizer, seed: int):
     return LlavaForConditionalGeneration(config)
 
 
-def build_image_processor():
+def build_image_processor(s: int):
     from transformers import CLIPImageProcessorPil
 
-    s = synthetic.SIZE
     return CLIPImageProcessorPil(size={"shortest_edge": s}, crop_size={"height": s, "width": s})
 
 
@@ -89,3 +89,27 @@ def save(model, tokenizer, image_processor, out: Path) -> None:
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     image_processor.save_pretrained(out)
+
+
+def fresh(words: list[str], image_size: int, seed: int):
+    """A random-init toy adapter (the start of the image stage)."""
+    from vlmflow.models.llava_video import LlavaVideoAdapter
+
+    tok = build_tokenizer(words)
+    return LlavaVideoAdapter(build_model(tok, seed, image_size), tok, build_image_processor(image_size),
+                             system_prompt=SYSTEM_PROMPT)
+
+
+def load(path: str | Path):
+    from vlmflow.models.llava_video import LlavaVideoAdapter
+
+    return LlavaVideoAdapter.from_pretrained(str(path), system_prompt=SYSTEM_PROMPT)
+
+
+def set_video_positions(adapter, mode: str) -> None:
+    """"frame_shared" (every frame reuses the same H*W positions) or "sequential"; saved with the model."""
+    adapter.position_mode = adapter.model.config.video_position_ids = mode
+
+
+def save_adapter(adapter, out: Path) -> None:
+    save(adapter.model, adapter.tokenizer, adapter.image_processor, out)

@@ -1,4 +1,4 @@
-"""Knockout experiment stage: one family on one task, every window of the sweep, tidy rows out."""
+"""Knockout experiment stage: one family on one part of a task, every window of the sweep, tidy rows out."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from vlmflow.data.extract import load_frames
-from vlmflow.features import to_question
 from vlmflow.io import write_parquet
 from vlmflow.knockout.engine import KnockoutEngine, canary
 from vlmflow.knockout.reference import reference_probs
 from vlmflow.knockout.spec import FAMILIES, Condition, sweep
+from vlmflow.models.base import Adapter
 from vlmflow.prompt import is_letter
+from vlmflow.question import Question
+from vlmflow.stages.frames import load_frames
 
 SAMPLE_MODES = ("correct", "wrong", "all")
 
@@ -26,9 +27,9 @@ def select(baseline: pd.DataFrame, mode: str) -> pd.DataFrame:
     return baseline[baseline.correct_base == (mode == "correct")]
 
 
-def run_family(adapter, *, dataset: str, model_name: str, family: str, questions_path: Path, features_path: Path,
-               baseline_path: Path, frames_path: Path | None, window: int, window_style: str, engine: str,
-               backend: str, sample_mode: str, provenance: dict, out: Path, batch_size: int = 16,
+def run_family(adapter: Adapter, *, dataset: str, model_name: str, family: str, questions_path: Path,
+               features_path: Path, baseline_path: Path, frames_path: Path | None, window: int, window_style: str,
+               engine: str, backend: str, sample_mode: str, provenance: dict, out: Path, batch_size: int = 16,
                part: tuple[int, int] = (0, 1)) -> None:
     """Rows of every knockout of `family` x every window of the sweep, for the samples of one part
     (i, n): the i-th of n contiguous slices of the selected samples."""
@@ -36,8 +37,7 @@ def run_family(adapter, *, dataset: str, model_name: str, family: str, questions
         raise ValueError(f"unknown knockout family {family!r}; known: {sorted(FAMILIES)}")
     if engine not in ("fast", "reference"):
         raise ValueError(f"engine must be 'fast' or 'reference', got {engine!r}")
-    n_layers = len(adapter.decoder().layers)
-    conditions = [Condition(k, w) for k in FAMILIES[family] for w in sweep(n_layers, window, window_style)]
+    conditions = [Condition(k, w) for k in FAMILIES[family] for w in sweep(adapter.n_layers, window, window_style)]
     qs = pd.read_parquet(questions_path).set_index("sample_id", drop=False)
     base = select(pd.read_parquet(baseline_path), sample_mode)
     i, n = part
@@ -47,7 +47,7 @@ def run_family(adapter, *, dataset: str, model_name: str, family: str, questions
     fast = KnockoutEngine(adapter, backend=backend, batch_size=batch_size)
     rows = []
     for k, b in enumerate(base.itertuples()):
-        q = to_question(dataset, qs.loc[b.sample_id])
+        q = Question.from_row(dataset, qs.loc[b.sample_id])
         sample = adapter.prepare(q, feats[b.sample_id].to(adapter.device))
         if k == 0:
             canary(fast, sample)
@@ -55,15 +55,15 @@ def run_family(adapter, *, dataset: str, model_name: str, family: str, questions
             probs = fast.run(sample, conditions)
         else:
             probs = torch.stack([reference_probs(adapter, q, frames[b.sample_id], c) for c in conditions])
-        pred_id = adapter.tokenizer.convert_tokens_to_ids(b.pred_base)
-        p_new, p_new_gt = probs[:, pred_id].tolist(), probs[:, sample.gt_token].tolist()
-        pred_new = adapter.tokenizer.convert_ids_to_tokens(probs.argmax(-1).tolist())
+        p_new, p_new_gt = probs[:, b.pred_base_id].tolist(), probs[:, sample.gt_token].tolist()
+        pred_new = [adapter.token_text(t) for t in probs.argmax(-1).tolist()]
         for c, pn, pg, pr in zip(conditions, p_new, p_new_gt, pred_new):
             rows.append(dict(
                 dataset=dataset, task=b.task, model=model_name, sample_id=b.sample_id, family=family,
                 block=c.knockout.name, window=c.window.size, window_style=c.window.style,
                 layer=c.window.centre + 1, p_base=b.p_base, p_new=pn, rel_change=(pn - b.p_base) / b.p_base * 100,
-                p_base_gt=b.p_base_gt, p_new_gt=pg, rel_change_gt=(pg - b.p_base_gt) / b.p_base_gt * 100 if b.p_base_gt > 0 else float("nan"),
+                p_base_gt=b.p_base_gt, p_new_gt=pg,
+                rel_change_gt=(pg - b.p_base_gt) / b.p_base_gt * 100 if b.p_base_gt > 0 else float("nan"),
                 pred_base=b.pred_base, pred_new=pr, gt=b.gt, correct_base=b.correct_base,
                 correct_new=is_letter(pr, b.gt), **provenance,
             ))

@@ -7,31 +7,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vlmflow.data import tomato, tvbench
+from vlmflow.data.formats import format_module, task_id
 from vlmflow.data.frames import read_frames
 from vlmflow.io import atomic_path, write_parquet
-
-FORMATS = {"tvbench": tvbench, "tomato": tomato}  # each module: annotation_path(root, task), load_task
-
-
-def annotation_path(fmt: str, root: str, task: str) -> str:
-    """Where a task's annotation file lives in a benchmark of this format."""
-    return str(FORMATS[fmt].annotation_path(root, task))
-
-
-def task_id(fmt: str, root: str, task: str) -> int:
-    """The paper's task id: the position of the task among the benchmark's annotation files sorted
-    by name (spec B.1: TVBench's Action Antonym is 0, Object Count 6)."""
-    folder = Path(annotation_path(fmt, root, task)).parent
-    return sorted(p.stem for p in folder.glob("*.json")).index(task)
 
 
 def extract_task(fmt: str, root: str, task: str, n_frames: int, frames_out: Path, questions_out: Path,
                  skipped_out: Path, limit: int | None = None) -> None:
     """Write frames [n, T, H, W, 3] uint8 (npz), the question table and the skipped table."""
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown dataset format {fmt!r}; supported: {sorted(FORMATS)}")
-    questions, skipped = FORMATS[fmt].load_task(root, task)
+    questions, skipped = format_module(fmt).load_task(root, task)
     tid = task_id(fmt, root, task)
     questions = questions[:limit] if limit else questions
     frames, rows = [], []

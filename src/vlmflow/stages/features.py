@@ -8,34 +8,34 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from vlmflow.data.extract import load_frames
 from vlmflow.io import atomic_path, write_parquet
-from vlmflow.knockout.engine import plain_forward
-from vlmflow.models.base import Question
+from vlmflow.models.base import Adapter, PreparedSample
 from vlmflow.prompt import LETTERS, is_letter
-
-
-def to_question(dataset: str, row) -> Question:
-    return Question(dataset, row.task, row.sample_id, row.question, list(row.candidates), int(row.answer_index))
+from vlmflow.question import Question
+from vlmflow.stages.frames import load_frames
 
 
 @dataclass
 class Baseline:
     pred: int  # predicted token id
+    text: str  # its decoded text
     p: float  # its probability
     p_gt: float  # probability of the correct letter
     correct: bool
 
 
-def baseline(adapter, sample, question: Question) -> Baseline:
-    probs = plain_forward(adapter, sample)
+def baseline(adapter: Adapter, sample: PreparedSample, question: Question) -> Baseline:
+    """The unmodified model's answer: next-token argmax after the answer prompt, judged on its decoded
+    text as the paper does."""
+    probs = adapter.plain_forward(sample)
     pred = int(probs.argmax())
-    correct = is_letter(adapter.tokenizer.convert_ids_to_tokens(pred), LETTERS[question.answer_index])
-    return Baseline(pred, float(probs[pred]), float(probs[sample.gt_token]), correct)
+    text = adapter.token_text(pred)
+    correct = is_letter(text, LETTERS[question.answer_index])
+    return Baseline(pred, text, float(probs[pred]), float(probs[sample.gt_token]), correct)
 
 
 @torch.no_grad()
-def cache_task(adapter, dataset: str, questions_path: Path, frames_path: Path, features_out: Path,
+def cache_task(adapter: Adapter, dataset: str, questions_path: Path, frames_path: Path, features_out: Path,
                baseline_out: Path, skipped_out: Path, model_name: str) -> None:
     """Write video tokens {sample_id: [n_video, d]} (.pt), the baseline table and the samples this
     model cannot take (e.g. a prompt longer than its context), with the reason."""
@@ -43,7 +43,7 @@ def cache_task(adapter, dataset: str, questions_path: Path, frames_path: Path, f
     frames = load_frames(frames_path, list(qs.sample_id))
     feats, rows, skipped = {}, [], []
     for k, (row, fr) in enumerate(zip(qs.itertuples(), frames)):
-        q = to_question(dataset, row)
+        q = Question.from_row(dataset, row)
         video = adapter.video_features(adapter.pixel_values(fr))
         try:
             sample = adapter.prepare(q, video)
@@ -53,9 +53,9 @@ def cache_task(adapter, dataset: str, questions_path: Path, frames_path: Path, f
         b = baseline(adapter, sample, q)
         feats[q.sample_id] = video.cpu()
         rows.append(dict(dataset=dataset, task=q.task, model=model_name, sample_id=q.sample_id,
-                         n_tokens=sample.layout.n_tokens, gt=LETTERS[q.answer_index],
-                         pred_base=adapter.tokenizer.convert_ids_to_tokens(b.pred), p_base=b.p,
-                         p_base_gt=b.p_gt, correct_base=b.correct, n_options=len(q.candidates)))
+                         n_tokens=sample.layout.n_tokens, gt=LETTERS[q.answer_index], pred_base=b.text,
+                         pred_base_id=b.pred, p_base=b.p, p_base_gt=b.p_gt, correct_base=b.correct,
+                         n_options=len(q.candidates)))
         if (k + 1) % 25 == 0:
             print(f"[features] {model_name} {q.task}: {k + 1}/{len(qs)}", flush=True)
     with atomic_path(features_out) as tmp:

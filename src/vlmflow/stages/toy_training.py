@@ -4,7 +4,7 @@ Stage "image": a fresh toy learns static questions (colour, position) on still c
 ImageLLM learns single images. Stage "video": initialised from the image model, it is fine-tuned on
 the five temporal tasks (plus the static ones), as LLaVA-NeXT-Video-FT is from LLaVA-NeXT.
 
-Recipe (measured in shared/notes/toy-videollm.md): AdamW, lr warm-up then cosine, letters
+Recipe (models/README.md): AdamW, lr warm-up then cosine, letters
 randomised from step 0, and two training-only auxiliary heads that are not saved:
 - a pointer head scoring each option's last token against the correct option (weight 1, fading to
   0 between 50 % and 60 % of training); it makes the option tokens gather the video evidence;
@@ -12,8 +12,8 @@ randomised from step 0, and two training-only auxiliary heads that are not saved
   cell changed since the previous frame; with frame-shared positions this makes video tokens read
   earlier frames.
 
-    python -m vlmflow.train_toy --stage image --out results/toy-image --steps 400
-    python -m vlmflow.train_toy --stage video --init results/toy-image --out results/toy-video --steps 1000
+    python -m vlmflow.stages.toy_training --stage image --out results/toy-image --steps 400
+    python -m vlmflow.stages.toy_training --stage video --init results/toy-image --out results/toy-video --steps 1000
 
 The whole chain that produced the committed checkpoints is `config.yaml: toy_training.recipe`,
 run by `snakemake train_toy_models` (see models/README.md).
@@ -33,8 +33,8 @@ import torch.nn.functional as F
 
 from vlmflow.data import synthetic
 from vlmflow.models import toy
-from vlmflow.models.base import Question
-from vlmflow.models.llava_video import LlavaVideoAdapter
+from vlmflow.models.base import Adapter
+from vlmflow.question import Question
 
 STAGE_TASKS = {
     "image": {t: 1.0 for t in synthetic.STATIC_TASKS},
@@ -43,14 +43,10 @@ STAGE_TASKS = {
 FRAME_DIFF_LAYER = 3  # the frame-difference head reads the output of this decoder layer
 
 
-def to_question(q: synthetic.SyntheticQuestion, sample_id: str = "train") -> Question:
-    return Question("synthetic", q.task, sample_id, q.question, q.candidates, q.candidates.index(q.answer))
-
-
 class Batcher:
     """Procedurally generated batches: frames, token ids, targets."""
 
-    def __init__(self, adapter: LlavaVideoAdapter, tasks: dict[str, float], seed: int):
+    def __init__(self, adapter: Adapter, tasks: dict[str, float], seed: int):
         self.adapter = adapter
         self.names = list(tasks)
         w = np.array(list(tasks.values()))
@@ -60,18 +56,18 @@ class Batcher:
         self.mean = torch.tensor(proc.image_mean).view(1, 1, 3, 1, 1)
         self.std = torch.tensor(proc.image_std).view(1, 1, 3, 1, 1)
 
-    def questions(self, n: int, task: str | None = None) -> list[synthetic.SyntheticQuestion]:
+    def questions(self, n: int, task: str | None = None) -> list[Question]:
         tasks = [task] * n if task else self.rng.choice(self.names, size=n, p=self.p)
         return [synthetic.sample_question(t, self.rng) for t in tasks]
 
-    def batch(self, qs: list[synthetic.SyntheticQuestion]) -> dict:
-        frames = np.stack([synthetic.render(q, q.sampled_indices()) for q in qs])  # [B, T, S, S, 3] uint8
+    def batch(self, qs: list[Question]) -> dict:
+        frames = np.stack([synthetic.render(q, synthetic.sampled_indices(q)) for q in qs])  # [B, T, S, S, 3] uint8
         x = torch.from_numpy(frames).float().div(255).permute(0, 1, 4, 2, 3)  # [B, T, 3, S, S]
         pixels = (x - self.mean) / self.std  # what the CLIP processor does at native size
         T, H, W = self.adapter.grid
         cells = x.reshape(len(qs), T, 3, H, x.shape[3] // H, W, x.shape[4] // W).mean((4, 6))  # [B,T,3,H,W]
         diff = (cells[:, 1:] - cells[:, :-1]).permute(0, 1, 3, 4, 2).reshape(len(qs), -1, 3)  # [B,(T-1)HW,3]
-        enc = [self.adapter.encode(to_question(q)) for q in qs]
+        enc = [self.adapter.encode(q) for q in qs]
         return dict(
             pixels=pixels, frame_diff=diff * 4, ids=[e[0] for e in enc], layouts=[e[1] for e in enc],
             letters=torch.tensor([e[2][e[1].true_option] for e in enc]),
@@ -80,10 +76,10 @@ class Batcher:
 
 
 class ToyTrainer:
-    def __init__(self, adapter: LlavaVideoAdapter, device: str):
+    def __init__(self, adapter: Adapter, device: str):
         self.a = adapter
         self.device = device
-        h = adapter.model.config.text_config.hidden_size
+        h = adapter.decoder().text_model.config.hidden_size
         self.pointer = torch.nn.Linear(h, 1).to(device)
         self.diff_head = torch.nn.Linear(h, 3).to(device)
 
@@ -94,26 +90,22 @@ class ToyTrainer:
         """-> letter logits [B, V], pointer logits [B, K], frame-diff predictions [B, (T-1)HW, 3]."""
         a, dev = self.a, self.device
         video = a.video_features(b["pixels"].to(dev))  # [B, n_video, d]
-        embed = a.decoder().embed_tokens
-        rows, pos = [], []
-        for i, (ids, lay) in enumerate(zip(b["ids"], b["layouts"])):
-            text = embed(torch.tensor(ids, device=dev))
-            p = lay.video[0]
-            rows.append(torch.cat([text[:p], video[i], text[p + 1 :]]))
-            pos.append(a.position_ids(lay))
+        parts = a.decoder()
+        rows = [a.embed(ids, lay, video[i]) for i, (ids, lay) in enumerate(zip(b["ids"], b["layouts"]))]
+        pos = [a.position_ids(lay) for lay in b["layouts"]]
         n = max(len(r) for r in rows)
-        pad = embed(torch.tensor(a.tokenizer.pad_token_id, device=dev))
+        pad = parts.embed_tokens(torch.tensor(a.tokenizer.pad_token_id, device=dev))
         # right padding: with causal attention the real tokens never see the pads
         E = torch.stack([torch.cat([r, pad.expand(n - len(r), -1)]) for r in rows])  # [B, n, d]
         P = torch.stack([torch.cat([p, p[-1] + 1 + torch.arange(n - len(p))]) for p in pos]).to(dev)
-        out = a.model.model.language_model(inputs_embeds=E, position_ids=P, output_hidden_states=True)
+        out = parts.text_model(inputs_embeds=E, position_ids=P, output_hidden_states=True)
         final = out.last_hidden_state  # [B, n, d] (after the final norm)
         idx = torch.arange(len(rows), device=dev)
         last = torch.tensor([lay.last for lay in b["layouts"]], device=dev)
-        logits = a.model.lm_head(final[idx, last])  # [B, V]
+        logits = parts.lm_head(final[idx, last])  # [B, V]
         opt_end = torch.tensor([[o[1] - 1 for o in lay.options] for lay in b["layouts"]], device=dev)
         ptr = self.pointer(final[idx[:, None], opt_end]).squeeze(-1)  # [B, K]
-        v0, v1 = b["layouts"][0].video
+        v0, v1 = b["layouts"][0].video_range
         hw = a.grid[1] * a.grid[2]
         mid = out.hidden_states[FRAME_DIFF_LAYER + 1][:, v0 + hw : v1]  # video tokens of frames 1..T-1
         return logits, ptr, self.diff_head(mid)
@@ -152,13 +144,8 @@ def train(stage: str, out: Path, steps: int, seed: int, init: Path | None = None
     """One training segment; `stop_after` ends it early, keeping the schedule of `steps`;
     `task_weights` overrides the stage's sampling weight of some tasks."""
     torch.manual_seed(seed)
-    if init is None:
-        tok = toy.build_tokenizer()
-        model = toy.build_model(tok, seed)
-        adapter = LlavaVideoAdapter(model, tok, toy.build_image_processor(), system_prompt=toy.SYSTEM_PROMPT)
-    else:
-        adapter = LlavaVideoAdapter.from_pretrained(str(init), system_prompt=toy.SYSTEM_PROMPT)
-    adapter.position_mode = adapter.model.config.video_position_ids = positions
+    adapter = toy.fresh(synthetic.vocabulary(), synthetic.SIZE, seed) if init is None else toy.load(init)
+    toy.set_video_positions(adapter, positions)
     adapter.model.to(device).train()
     trainer = ToyTrainer(adapter, device)
     batcher = Batcher(adapter, {**STAGE_TASKS[stage], **(task_weights or {})}, seed)
@@ -193,7 +180,7 @@ def train(stage: str, out: Path, steps: int, seed: int, init: Path | None = None
                   f"({row['seconds']:.0f} s) held-out: {accs}", flush=True)
             _write_csv(out / "training_log.csv", log_rows)
             _write_csv(out / "training_eval.csv", eval_rows)
-            toy.save(adapter.model, adapter.tokenizer, adapter.image_processor, out)
+            toy.save_adapter(adapter, out)
 
 
 def train_recipe(recipe: dict, image_dir: str, video_dir: str, device: str = "auto") -> None:

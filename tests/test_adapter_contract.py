@@ -1,0 +1,93 @@
+"""Every adapter through the same contract: layout, engine = dense-mask reference, canary.
+
+Besides the LLaVA video family (toy and PLLaVA-format checkpoints) it runs two synthetic adapters
+(tests/contract_adapters.py): per-frame video spans separated by text, and 3-D M-RoPE positions.
+"""
+
+import pytest
+import torch
+
+from conftest import synthetic_sample
+from contract_adapters import MRopeAdapter, PerFrameAdapter
+from vlmflow.knockout.engine import KnockoutEngine, canary
+from vlmflow.knockout.masks import blocked_pairs
+from vlmflow.knockout.reference import reference_probs
+from vlmflow.knockout.spec import FAMILIES, Condition, sweep
+from vlmflow.models.base import Adapter
+from vlmflow.models.llava_video import LlavaVideoAdapter
+
+
+@pytest.fixture(scope="module", params=["llava_toy", "pllava", "per_frame", "mrope"])
+def adapter(request, tiny_adapter, pllava_checkpoint) -> Adapter:
+    return {
+        "llava_toy": lambda: tiny_adapter,
+        "pllava": lambda: LlavaVideoAdapter.from_pretrained(str(pllava_checkpoint)),
+        "per_frame": PerFrameAdapter.from_pretrained,
+        "mrope": MRopeAdapter.from_pretrained,
+    }[request.param]()
+
+
+def prepared(a: Adapter, task="action_sequence", seed=0):
+    q, frames = synthetic_sample(task, seed)
+    return q, frames, a.prepare(q, a.video_features(a.pixel_values(frames)))
+
+
+def test_layout_holds_every_video_token_once_and_the_prompt_parts(adapter):
+    q, _, sample = prepared(adapter)
+    L = sample.layout
+    T, H, W = L.grid
+    video = L.indices("video")
+    assert len(video) == len(set(video.tolist())) == T * H * W
+    assert sample.inputs_embeds.shape[1] == L.n_tokens
+    assert video.min() > 0 and L.question[0] >= L.video_range[1] and L.last == L.n_tokens - 1
+    assert all(L.frame(t)[1] - L.frame(t)[0] == H * W for t in range(T))
+    assert sample.position_ids.shape[-1] == L.n_tokens
+
+
+def test_per_frame_spans_are_separated_by_text():
+    a = PerFrameAdapter.from_pretrained()
+    q, _, sample = prepared(a)
+    L = sample.layout
+    assert not L.contiguous
+    gaps = [(L.frame(t)[1], L.frame(t + 1)[0]) for t in range(L.grid[0] - 1)]
+    assert all(b - a_ == 3 for a_, b in gaps)  # "Frame", "<t+2>", ":" between frames
+    # cross-frame blocks frame t <- earlier frames' tokens, never the marker text between them
+    m = blocked_pairs(L, FAMILIES["cross_frame"][0])
+    video = set(L.indices("video").tolist())
+    rows, cols = m.nonzero(as_tuple=True)
+    assert set(cols.tolist()) <= video and set(rows.tolist()) <= video
+    frame_of = {i: t for t in range(L.grid[0]) for i in L.indices(f"frame[{t}]").tolist()}
+    assert all(frame_of[int(c)] < frame_of[int(r)] for r, c in zip(rows, cols))
+    assert int(m.sum()) == sum(t * 4 * 4 for t in range(L.grid[0]))  # 2x2 tokens per frame
+
+
+def test_mrope_positions_are_three_dimensional_and_rows_slice_the_sequence():
+    a = MRopeAdapter.from_pretrained()
+    _, _, sample = prepared(a)
+    N = sample.layout.n_tokens
+    assert sample.position_ids.shape == (3, 1, N)
+    v0 = sample.layout.video_range[0]
+    assert not torch.equal(sample.position_ids[0, 0, v0:], sample.position_ids[1, 0, v0:])  # t != h inside video
+    q0 = N - 5
+    assert torch.equal(a.position_rows(sample.position_ids, q0), sample.position_ids[:, :, q0:])
+    cos, sin = a.rotary(sample, sample.inputs_embeds)
+    rc, rs = a.rope_rows((cos, sin), q0)
+    assert rc.shape[-2] == rs.shape[-2] == 5 and torch.equal(rc, cos[..., q0:, :])
+
+
+def test_engine_equals_dense_mask_reference_for_every_family(adapter):
+    q, frames, sample = prepared(adapter)
+    engine = KnockoutEngine(adapter, batch_size=4)
+    conds = [Condition(k, w) for fam in FAMILIES.values() for k in fam
+             for style in ("center", "bottom_up") for w in sweep(adapter.n_layers, 3, style)]
+    clean = engine.clean(sample)
+    fast = engine.run(sample, conds, clean)
+    ref = torch.stack([reference_probs(adapter, q, frames, c) for c in conds])
+    assert (fast - ref).abs().max() <= 1e-5
+    pred = int(clean.probs.argmax())
+    assert ((ref[:, pred] - clean.probs[pred]).abs() > 1e-4).any()  # the knockouts do change things
+
+
+def test_canary_passes(adapter):
+    _, _, sample = prepared(adapter)
+    canary(KnockoutEngine(adapter), sample)
