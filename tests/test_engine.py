@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from conftest import make_tiny_checkpoint, synthetic_sample
+from conftest import REPO, make_tiny_checkpoint, synthetic_sample
 from vlmflow.knockout import attention
-from vlmflow.knockout.engine import KnockoutEngine, canary
+from vlmflow.knockout.engine import KnockoutEngine, canary, canary_tolerance
 from vlmflow.knockout.reference import reference_probs
 from vlmflow.knockout.spec import FAMILIES, Condition, Edge, Knockout, explicit_window, sweep
 from vlmflow.models import toy
@@ -83,15 +83,38 @@ def test_post_softmax_zeroing_differs_from_pre_softmax(tiny_adapter):
     assert (sdpa[0] - p[1]).abs().max() <= 1e-6  # post-softmax always takes the explicit path
 
 
-def test_canary_passes_and_catches_an_ignored_bias(tiny_adapter, monkeypatch):
-    _, _, sample = prepared(tiny_adapter)
-    engine = KnockoutEngine(tiny_adapter)
+@pytest.fixture(scope="module", params=["float32", "bfloat16"])
+def dtype_adapter(request):
+    """The committed toy video model: trained, so cutting the last token's attention matters even
+    beyond bf16 rounding (in a random tiny model it barely does)."""
+    return LlavaVideoAdapter.from_pretrained(str(REPO / "models/toy-video"), dtype=getattr(torch, request.param),
+                                             system_prompt=toy.SYSTEM_PROMPT)
+
+
+@pytest.mark.parametrize("backend", ["sdpa", "eager", "flex"])
+def test_canary_passes_on_every_backend_and_dtype_and_catches_an_ignored_bias(dtype_adapter, backend, monkeypatch):
+    _, _, sample = prepared(dtype_adapter)
+    engine = KnockoutEngine(dtype_adapter, backend=backend)
     canary(engine, sample)
     from vlmflow.knockout import engine as engine_mod
 
     monkeypatch.setattr(engine_mod._Plan, "blocked", lambda self, layer: None)
     with pytest.raises(RuntimeError, match="not applied"):
         canary(engine, sample)
+
+
+def test_canary_catches_a_clean_pass_that_differs_from_the_model(tiny_adapter, monkeypatch):
+    _, _, sample = prepared(tiny_adapter)
+    engine = KnockoutEngine(tiny_adapter, backend="eager")
+    no_norm = lambda self, h: torch.softmax(self.adapter.decoder().lm_head(h).float(), dim=-1)  # noqa: E731
+    monkeypatch.setattr(KnockoutEngine, "_head", no_norm)  # a clean pass that forgets the final norm
+    with pytest.raises(RuntimeError, match="differs from the model's own eager forward"):
+        canary(engine, sample)
+
+
+def test_canary_tolerance_scales_with_the_dtype():
+    assert canary_tolerance(torch.float32) == pytest.approx(1e-6)
+    assert canary_tolerance(torch.bfloat16) == pytest.approx(8 * 2**-7)
 
 
 @pytest.mark.parametrize("name", ["flash_attention_2", "flash_attention_3", "flex_whatever"])

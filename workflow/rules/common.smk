@@ -1,12 +1,35 @@
 # The active setting, config checks the schema cannot express, and the helpers the rules share.
 from pathlib import Path
 
+import yaml
+from snakemake.utils import update_config
+
 from vlmflow.data.formats import annotation_path
 from vlmflow.models.loading import check_model_path
 
-# `setting: paper`: the paper block replaces the default's sections
+SECTIONS = ("datasets", "models", "runs", "figures")
+
+
+def _own_sections():
+    """`setting: custom`: the sections of the --configfile files only, none of config.yaml's toy setup."""
+    own = {}
+    for path in workflow.overwrite_configfiles:  # the --configfile files, in order
+        with open(path) as fh:
+            update_config(own, {k: v for k, v in (yaml.safe_load(fh) or {}).items() if k in SECTIONS})
+    missing = [s for s in SECTIONS if s not in own]
+    if missing:
+        raise ValueError(
+            f"setting: custom takes datasets, models, runs and figures from your --configfile; "
+            f"missing: {missing}"
+        )
+    return own
+
+
+# `setting: paper`: the paper block replaces the default's sections; `custom`: your own files' do
 if config.get("setting", "default") == "paper":
     config.update(config["paper"])
+elif config.get("setting") == "custom":
+    config.update(_own_sections())
 
 
 wildcard_constraints:
@@ -88,6 +111,20 @@ _check_config()
 _check_model_paths()
 
 
+SWEEP_PATTERN = r"(center|inverse|top_down|bottom_up)-w\d+"
+
+
+def sweep_name(model):
+    """The default sweep of a model's knockouts: the configured window style and the model's window."""
+    return f"{config['knockout']['window_style']}-w{model_cfg(model)['window']}"
+
+
+def parse_sweep(sweep):
+    """ "center-w9" -> {"style": "center", "window": 9}"""
+    style, window = sweep.rsplit("-w", 1)
+    return {"style": style, "window": int(window)}
+
+
 def model_files(wc):
     """Local checkpoints are inputs (a changed checkpoint reruns its analyses); hub ids are not."""
     path = model_cfg(wc.model)["path"]
@@ -120,10 +157,11 @@ def dataset_tasks(dataset):
 
 def knockout_tables(dataset, model, family):
     return expand(
-        "results/{dataset}/{model}/knockout/{family}.parquet",
+        "results/{dataset}/{model}/knockout/{family}/{sweep}.parquet",
         dataset=dataset,
         model=model,
         family=family,
+        sweep=sweep_name(model),
     )
 
 

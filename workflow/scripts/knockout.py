@@ -14,7 +14,8 @@ with log_to(sm.log[0]):
     run_family(
         adapter, dataset=sm.wildcards.dataset, model_name=sm.wildcards.model, family=sm.wildcards.family,
         questions_path=sm.input.questions, features_path=sm.input.features, baseline_path=sm.input.baseline,
-        frames_path=sm.input.frames, window=model["window"], window_style=ko["window_style"], engine=ko["engine"],
+        frames_path=sm.input.frames, window=sm.params.sweep["window"], window_style=sm.params.sweep["style"],
+        engine=ko["engine"],
         backend=ko["attention_backend"], sample_mode=ko["sample_mode"], batch_size=ko["batch_size"],
         provenance=model_provenance(adapter, model, ko, sm.params.n_frames, sm.params.seed), out=sm.output[0],
         part=tuple(sm.params.part),

@@ -153,7 +153,7 @@ class KnockoutEngine:
 
 def like_for_like(backend: str) -> str:
     """The transformers attention implementation the engine's backend is compared with."""
-    return {"sdpa": "sdpa", "eager": "eager", "flex": "sdpa"}[backend]
+    return {"sdpa": "sdpa", "eager": "eager", "flex": "flex_attention"}[backend]
 
 
 def canary_tolerance(dtype: torch.dtype) -> float:
@@ -164,8 +164,9 @@ def canary_tolerance(dtype: torch.dtype) -> float:
 
 def canary(engine: KnockoutEngine, sample: PreparedSample) -> None:
     """Stop the run unless the engine's clean pass reproduces the model's own forward (same attention
-    implementation, tolerance by dtype), a no-op knockout changes nothing and a total cut of the last
-    token's attention changes the output."""
+    implementation, tolerance by dtype), a knockout that blocks only pairs causality already hides
+    changes nothing (through the masked path) and a total cut of the last token's attention changes
+    the output."""
     a = engine.adapter
     tol = canary_tolerance(a.dtype)
     every = Window(0, tuple(range(a.n_layers)), a.n_layers, "explicit")
@@ -175,7 +176,7 @@ def canary(engine: KnockoutEngine, sample: PreparedSample) -> None:
     if diff > tol:
         raise RuntimeError(f"canary: the engine's clean pass ({engine.backend}) differs from the model's own "
                            f"{like_for_like(engine.backend)} forward by {diff:.2e} (> {tol:g} for {a.dtype})")
-    noop = Knockout("no-op", ())
+    noop = Knockout("future only", (Edge("last", "question"),))  # question rows never see the last key
     cut = Knockout("all -> last", (Edge("all", "last"),))
     probs = engine.run(sample, [Condition(noop, every), Condition(cut, every)], clean)
     if (probs[0] - plain).abs().max() > tol:
