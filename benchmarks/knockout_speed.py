@@ -10,9 +10,15 @@ system prompt and a TVBench-length question). On CPU the hidden width is reduced
 the 7B width (4096, 32 heads, MLP 11008) in bf16 on a GPU. Timings are ratios measured in the same
 run on the same machine, never absolute targets. Ends with one line:
 
-RESULT speedup=<full sweep> speedup_no_crossframe=<other three families> max_diff=<y> ref_mask_mb=<a> engine_mask_mb=<b>
+RESULT speedup=<full sweep> speedup_no_crossframe=<other three families> max_diff=<y> ref_mask_mb=<a>
+       ref_mask_mb_7b=<a7> engine_mask_mb=<b> mask_ratio_7b=<b/a7>
 
 max_diff is the largest |difference| of the relative change (p_new - p_base) / p_base, as a fraction.
+Mask memory: ref_mask_mb is the reference's dense [1, H, N, N] mask of this run's model (one held per
+condition); ref_mask_mb_7b the same mask at the 7B shape (32 heads, bf16) for this N, what the paper's
+method holds there; engine_mask_mb the most mask memory the engine held at once in any family (its
+compiled knockouts plus the masks built inside one attention call; one bool per pair, independent of
+heads and dtype). Each family's own peak is printed on its line.
 
     python benchmarks/knockout_speed.py --quick     # under a minute on CPU, fewer layers and frames
     python benchmarks/knockout_speed.py             # paper shape, reduced width (CPU: minutes)
@@ -108,8 +114,11 @@ def main(argv=None) -> None:
     pred = int(clean.probs.argmax())
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
+    peaks = {}
     for fam, conds in fams.items():
+        engine.peak_mask_bytes = 0
         fast, eng_t[fam] = timed(lambda: engine.run(sample, conds, clean))
+        peaks[fam] = engine.peak_mask_bytes / 2**20
         # the paper's scripts: one baseline forward per family, then one full forward per condition
         def ref_sweep():
             base = reference_probs(a, q, frames_px, Condition(Knockout("none", ()), explicit_window([0], layers)))
@@ -119,18 +128,22 @@ def main(argv=None) -> None:
         rel = lambda p: (p[:, pred] - clean.probs[pred]) / clean.probs[pred]  # noqa: E731
         diffs.append(float((rel(fast) - rel(ref)).abs().max()))
         print(f"  {fam:30s} {len(conds):4d} conditions: reference {ref_t[fam]:8.2f} s  engine {eng_t[fam]:7.2f} s  "
-              f"x{ref_t[fam] / eng_t[fam]:6.1f}  max|diff| {diffs[-1]:.2e}", flush=True)
+              f"x{ref_t[fam] / eng_t[fam]:6.1f}  max|diff| {diffs[-1]:.2e}  engine masks {peaks[fam]:.2f} MiB",
+              flush=True)
     other = [f for f in fams if f != "cross_frame"]
     speedup = sum(ref_t.values()) / (t_clean + sum(eng_t.values()))
     speedup_other = sum(ref_t[f] for f in other) / (t_clean + sum(eng_t[f] for f in other))
-    n_heads = a.model.config.text_config.num_attention_heads
-    ref_mask = dense_mask(sample.layout, fams["cross_frame"][0], n_heads, dtype)
+    ref_mask = dense_mask(sample.layout, fams["cross_frame"][0], a.n_heads, dtype)
     ref_mask_mb = ref_mask.numel() * ref_mask.element_size() / 2**20  # one [1, H, N, N] mask held per config
-    engine_mask_mb = engine.peak_mask_bytes / 2**20
+    ref_mask_mb_7b = 32 * N * N * 2 / 2**20  # [1, 32, N, N] in bf16
+    engine_mask_mb = max(peaks.values())
+    cache_mb = sum(t.numel() * t.element_size() for t in [*clean.hidden_in, *(x for kv in clean.kv for x in kv)])
+    print(f"engine clean-pass cache (hidden states entering each layer + keys/values): {cache_mb / 2**20:.1f} MiB")
     if device == "cuda":
         print(f"peak GPU memory of the whole comparison: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
     print(f"RESULT speedup={speedup:.1f} speedup_no_crossframe={speedup_other:.1f} max_diff={max(diffs):.2e} "
-          f"ref_mask_mb={ref_mask_mb:.1f} engine_mask_mb={engine_mask_mb:.1f}")
+          f"ref_mask_mb={ref_mask_mb:.1f} ref_mask_mb_7b={ref_mask_mb_7b:.1f} engine_mask_mb={engine_mask_mb:.2f} "
+          f"mask_ratio_7b={engine_mask_mb / ref_mask_mb_7b:.3f}")
 
 
 if __name__ == "__main__":

@@ -120,4 +120,4 @@ def test_task_ids_follow_the_sorted_annotation_files(tmp_path):
     ids = {t: task_id("tvbench", str(root), t) for t in ["action_antonym", "action_sequence", "scene_transition",
                                                          "moving_direction", "object_count"]}
     assert ids == {"action_antonym": 0, "action_sequence": 3, "scene_transition": 8, "moving_direction": 5,
-                   "object_count": 6}  # spec B.1
+                   "object_count": 6}  # the paper's task ids

@@ -1,4 +1,4 @@
-"""The multiple-choice prompt of spec A.3 (MVBench style), with the character span of every region.
+"""The paper's multiple-choice prompt (MVBench style), with the character span of every region.
 
     {system}\\n USER: <image>\\n USER: Question: {q}\\nOptions:\\n(A) {c0}\\n(B) {c1} \\nOnly give the
     best option. ASSISTANT:Best option:(

@@ -1,4 +1,5 @@
-"""Frame sampling (spec B.3: segment mid-points inside the clip bounds) and PyAV decoding."""
+"""Frame sampling (segment mid-points inside the clip bounds, as the MVBench/TVBench evaluation
+loaders do) and PyAV decoding."""
 
 from __future__ import annotations
 

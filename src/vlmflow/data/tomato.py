@@ -1,4 +1,4 @@
-"""TOMATO annotation format (spec B.2): jsons/<task>.json = {"0": {question, options, answer (int),
+"""TOMATO annotation format: jsons/<task>.json = {"0": {question, options, answer (int),
 key, demonstration_type, ...}, ...}; the video of an entry is videos/<demonstration_type>/<key>.mp4.
 Tasks: count, direction, rotation, shape&trend, velocity&frequency, visual_cues."""
 

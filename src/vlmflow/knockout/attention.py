@@ -19,6 +19,9 @@ BACKENDS = ("sdpa", "eager", "flex")
 REFUSED = ("flash_attention_2", "flash_attention_3", "flash_attention", "paged_attention")
 # keywords transformers' attention modules pass that change nothing for an unpadded causal forward
 HARMLESS = {"position_ids", "cache_position", "output_attentions", "use_cache", "is_causal"}
+# up to this many recomputed rows, attend to the shared clean prefix in place (explicit math, scores
+# [b, H, q, N]) instead of copying its keys/values for every batch element
+SPLIT_MAX_ROWS = 16
 
 
 @dataclass
@@ -42,7 +45,10 @@ class Plan(Protocol):
     mode: str  # "pre_softmax" | "post_softmax"
     q_offset: int  # absolute position of the first query row passed in
 
-    def kv(self, layer: int, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def record(self, layer: int, key: torch.Tensor, value: torch.Tensor) -> None: ...
+
+    def prefix(self, layer: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Clean key, value [1, Hkv, q_offset, d] of the rows before the first one passed in."""
 
     def blocked(self, layer: int) -> BlockedRows | None: ...
 
@@ -94,36 +100,56 @@ def knockout_attention(module, query, key, value, attention_mask, scaling, dropo
     if attention_mask is not None and attention_mask.dtype == torch.bool and not bool(attention_mask.all()):
         raise ValueError("vlmflow attention builds its own causal mask; padded batches are not supported")
     layer = module.layer_idx
-    blocked = None
+    blocked, prefix = None, None
     backend, mode = "sdpa", "pre_softmax"
     if plan is not None:
-        key, value = plan.kv(layer, key, value)
+        plan.record(layer, key, value)
+        prefix = plan.prefix(layer)
         blocked = plan.blocked(layer)
         backend, mode = plan.backend, plan.mode
     n_rep = query.shape[1] // key.shape[1]
+    b, q_len = query.shape[0], query.shape[2]
+    if prefix is not None and (q_len > SPLIT_MAX_ROWS or mode != "pre_softmax" or backend == "flex"):
+        key = torch.cat([prefix[0].expand(b, -1, -1, -1), key], dim=2)
+        value = torch.cat([prefix[1].expand(b, -1, -1, -1), value], dim=2)
+        prefix = None
     key, value = _repeat_kv(key, n_rep), _repeat_kv(value, n_rep)
-    q_len, k_len = query.shape[2], key.shape[2]
-    if blocked is None and mode == "pre_softmax" and backend == "sdpa" and q_offset == 0:  # a plain forward
-        out = F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=scaling)
+    if prefix is not None:
+        prefix = _repeat_kv(prefix[0], n_rep), _repeat_kv(prefix[1], n_rep)  # [1, H, q_offset, d]
+    if blocked is None and prefix is None and mode == "pre_softmax" and backend == "sdpa" and q_offset == 0:
+        out = F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=scaling)  # a plain forward
         return out.transpose(1, 2).contiguous(), None
-    q_pos = torch.arange(q_offset, q_offset + q_len, device=query.device)
+    k_len = q_offset + q_len
+    q_pos = torch.arange(q_offset, k_len, device=query.device)
     causal = torch.arange(k_len, device=query.device)[None, :] <= q_pos[:, None]  # [q, k]
-    if blocked is None:
-        out = _attend(query, key, value, causal, None, scaling, backend, mode, plan)
+    groups = [0] if blocked is None else blocked.which.unique().tolist()
+    if len(groups) == 1:
+        mask = blocked.mask(groups[0]) if groups[0] else None
+        out = _attend(query, key, value, prefix, causal, mask, scaling, backend, mode, plan)
         return out.transpose(1, 2).contiguous(), None
     out = torch.empty_like(query)
-    for g in blocked.which.unique().tolist():  # one pass per distinct mask: no per-element mask copies
+    for g in groups:  # one pass per distinct mask: no per-element mask copies
         rows = (blocked.which == g).nonzero().squeeze(1)
         mask = blocked.mask(g) if g else None
-        out[rows] = _attend(query[rows], key[rows], value[rows], causal, mask, scaling, backend, mode, plan)
+        out[rows] = _attend(query[rows], key[rows], value[rows], prefix, causal, mask, scaling, backend, mode, plan)
     return out.transpose(1, 2).contiguous(), None
 
 
-def _attend(query, key, value, causal, blocked, scaling, backend, mode, plan):
-    """query [b, H, q, d], key/value [b, H, k, d], causal [q, k], blocked [1|H, q, k] or None."""
-    allowed = causal if blocked is None else causal & ~blocked  # [q, k] or [1|H, q, k]
+def _attend(query, key, value, prefix, causal, blocked, scaling, backend, mode, plan):
+    """query [b, H, q, d], key/value [b, H, k, d] (k = q, or all N keys when `prefix` is None),
+    prefix: clean key/value [1, H, N - q, d] of the rows before, or None; causal [q, N],
+    blocked [1|H, q, N] or None."""
+    allowed = causal if blocked is None else causal & ~blocked  # [q, N] or [1|H, q, N]
     if plan is not None:
         plan.note_mask_bytes(causal.numel() + (allowed.numel() if blocked is not None else 0))
+    if prefix is not None:  # explicit math against the shared prefix: no per-element key/value copy
+        pk, pv = prefix[0][0], prefix[1][0]  # [H, n0, d]: one GEMM per head over all b*q rows, no broadcast copy
+        scores = torch.cat([torch.einsum("bhqd,hkd->bhqk", query, pk), torch.matmul(query, key.transpose(2, 3))],
+                           dim=-1) * scaling  # [b, H, q, N]
+        probs = torch.softmax(scores.masked_fill(~allowed, torch.finfo(scores.dtype).min), dim=-1,
+                              dtype=torch.float32).to(query.dtype)
+        n0 = pk.shape[1]
+        return torch.einsum("bhqk,hkd->bhqd", probs[..., :n0], pv) + torch.matmul(probs[..., n0:], value)
     if mode == "post_softmax":  # only explicit math can zero probabilities after the softmax
         scores = torch.matmul(query, key.transpose(2, 3)) * scaling  # [b, H, q, k]
         probs = torch.softmax(scores.masked_fill(~causal, torch.finfo(scores.dtype).min), dim=-1,

@@ -37,21 +37,21 @@ class _Plan:
 
     def __init__(self, backend: str, mode: str = "pre_softmax", q_offset: int = 0, held_mask_bytes: int = 0):
         self.backend, self.mode, self.q_offset = backend, mode, q_offset
-        self.record: list | None = None  # clean pass: collect K/V here
-        self.prefix: list | None = None  # knockout pass: clean K/V of rows < q_offset per layer
+        self.recorded: list | None = None  # clean pass: collect K/V here
+        self.clean_kv: list | None = None  # knockout pass: the clean pass's K/V per layer
         self.masks: dict[int, attention.BlockedRows] = {}
         self.held = held_mask_bytes  # compiled masks alive during this forward
         self.peak_mask_bytes = held_mask_bytes
 
-    def kv(self, layer, key, value):
-        if self.record is not None:
-            self.record[layer] = (key, value)
-        if self.prefix is not None and self.q_offset > 0:
-            pk, pv = self.prefix[layer]
-            b = key.shape[0]
-            key = torch.cat([pk[..., : self.q_offset, :].expand(b, -1, -1, -1), key], dim=2)
-            value = torch.cat([pv[..., : self.q_offset, :].expand(b, -1, -1, -1), value], dim=2)
-        return key, value
+    def record(self, layer, key, value):
+        if self.recorded is not None:
+            self.recorded[layer] = (key, value)
+
+    def prefix(self, layer):
+        if self.clean_kv is None or self.q_offset == 0:
+            return None
+        pk, pv = self.clean_kv[layer]
+        return pk[..., : self.q_offset, :], pv[..., : self.q_offset, :]
 
     def blocked(self, layer):
         return self.masks.get(layer)
@@ -79,7 +79,7 @@ class KnockoutEngine:
     def clean(self, sample: PreparedSample) -> CleanRun:
         a = self.adapter
         plan = _Plan(self.backend)
-        plan.record = [None] * a.n_layers
+        plan.recorded = [None] * a.n_layers
         h = sample.inputs_embeds
         rope = a.rotary(sample, h)
         hidden_in = []
@@ -88,7 +88,7 @@ class KnockoutEngine:
                 hidden_in.append(h[0])
                 h = a.layer_forward(l, h, rope, sample.position_ids, knockout=plan)
         self.peak_mask_bytes = max(self.peak_mask_bytes, plan.peak_mask_bytes)
-        return CleanRun(hidden_in, plan.record, self._head(h[:, -1])[0])
+        return CleanRun(hidden_in, plan.recorded, self._head(h[:, -1])[0])
 
     # --- knockouts ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -122,7 +122,7 @@ class KnockoutEngine:
         """Conditions sharing q0, sorted by first layer; each joins the batch at its first layer."""
         a = self.adapter
         plan = _Plan(self.backend, mode, q0, held)
-        plan.prefix = clean.kv
+        plan.clean_kv = clean.kv
         rope = a.rope_rows(a.rotary(sample, sample.inputs_embeds), q0)
         pos = a.position_rows(sample.position_ids, q0)
         sel = None

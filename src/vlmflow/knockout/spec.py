@@ -58,7 +58,8 @@ def _k(name: str, *pairs: tuple[str, ...]) -> Knockout:
     return Knockout(name, tuple(Edge(*p) for p in pairs))
 
 
-# The paper's experiment families (spec C.1-C.5), by family name; block names as in its plots.
+# The paper's experiment families (Figs. 2, 3, 7, 8 and the failure cases), by family name; block
+# names as in its plots.
 FAMILIES: dict[str, list[Knockout]] = {
     "cross_frame": [_k("No cross-frame interactions", ("cross_frame",))],
     "vql_to_ql": [
@@ -91,7 +92,7 @@ class Window:
 
 
 def sweep(n_layers: int, size: int, style: str = "center", centres: list[int] | None = None) -> list[Window]:
-    """Windows of spec C.0 for each centre l: center = [l-k//2, l+k//2] clipped; inverse = all but
+    """The paper's layer windows for each centre l: center = [l-k//2, l+k//2] clipped; inverse = all but
     that window; top_down = [l, L-1]; bottom_up = [0, l]."""
     if style not in WINDOW_STYLES:
         raise ValueError(f"window style must be one of {WINDOW_STYLES}, got {style!r}")
