@@ -11,14 +11,18 @@ the 7B width (4096, 32 heads, MLP 11008) in bf16 on a GPU. Timings are ratios me
 run on the same machine, never absolute targets. Ends with one line:
 
 RESULT speedup=<full sweep> speedup_no_crossframe=<other three families> max_diff=<y> ref_mask_mb=<a>
-       ref_mask_mb_7b=<a7> engine_mask_mb=<b> mask_ratio_7b=<b/a7>
+       ref_mask_mb_7b=<a7> engine_mask_mb=<b> mask_ratio_7b=<b/a7> pathway_max_dp=<d>
+       pathway_mask_mb=<c> pathway_ref_mask_mb_7b=<c7>
 
 max_diff is the largest |difference| of the relative change (p_new - p_base) / p_base, as a fraction.
 Mask memory: ref_mask_mb is the reference's dense [1, H, N, N] mask of this run's model (one held per
 condition); ref_mask_mb_7b the same mask at the 7B shape (32 heads, bf16) for this N, what the paper's
 method holds there; engine_mask_mb the most mask memory the engine held at once in any family (its
 compiled knockouts plus the masks built inside one attention call; one bool per pair, independent of
-heads and dtype). Each family's own peak is printed on its line.
+heads and dtype). Each family's own peak is printed on its line. The pathway line (Table 3) compares
+one forward with the 7B preset's per-layer rules (masks built when each layer runs) with the paper's
+way, every layer's dense mask built first: pathway_mask_mb is the engine's peak, pathway_ref_mask_mb_7b
+what the paper's 32 per-layer masks take at 7B shape, pathway_max_dp the largest probability difference.
 
     python benchmarks/knockout_speed.py --quick     # under a minute on CPU, fewer layers and frames
     python benchmarks/knockout_speed.py             # paper shape, reduced width (CPU: minutes)
@@ -36,7 +40,9 @@ import torch
 
 from vlmflow.data import synthetic
 from vlmflow.knockout.engine import KnockoutEngine
-from vlmflow.knockout.reference import dense_mask, reference_probs
+from vlmflow.knockout.masks import blocked_pairs, compile_knockout
+from vlmflow.knockout.pathways import PRESETS, Pathway
+from vlmflow.knockout.reference import dense_mask, reference_probs, reference_probs_layerwise
 from vlmflow.knockout.spec import FAMILIES, Condition, Knockout, explicit_window, sweep
 from vlmflow.models import toy
 from vlmflow.models.llava_video import LlavaVideoAdapter
@@ -72,6 +78,11 @@ def question() -> Question:
     cands = ["red then blue and then left", "blue then red and then right", "red then green and then up",
              "green then blue and then down"]
     return Question("bench", "bench", "0", q.strip() + "?", cands, 1)
+
+
+def ref_mask_mb_7b_of(n_tokens: int) -> float:
+    """One dense [1, 32, N, N] bf16 mask, what the paper's method holds per condition at 7B shape."""
+    return 32 * n_tokens * n_tokens * 2 / 2**20
 
 
 def timed(fn):
@@ -130,12 +141,25 @@ def main(argv=None) -> None:
         print(f"  {fam:30s} {len(conds):4d} conditions: reference {ref_t[fam]:8.2f} s  engine {eng_t[fam]:7.2f} s  "
               f"x{ref_t[fam] / eng_t[fam]:6.1f}  max|diff| {diffs[-1]:.2e}  engine masks {peaks[fam]:.2f} MiB",
               flush=True)
+    # Table 3: one forward with a different mask in every layer; the reference builds all of them first
+    path = PRESETS["llava-next-7b-video-ft"] if layers == 32 else Pathway("quick", layers, (1, 3), (1, 5), (4, 8))
+    engine.peak_mask_bytes = 0
+    fast_p, t_path = timed(lambda: engine.run_layerwise(sample, lambda l: compile_knockout(sample.layout,
+                                                                                           path.knockout(l)), clean))
+    path_mb = engine.peak_mask_bytes / 2**20
+    dense = [blocked_pairs(sample.layout, path.knockout(l)) for l in range(layers)]
+    ref_p, t_ref_path = timed(lambda: reference_probs_layerwise(a, q, frames_px, lambda l: dense[l]))
+    path_diff = float((fast_p - ref_p).abs().max())
+    path_ref_mb_7b = 32 * ref_mask_mb_7b_of(N)
+    print(f"  {'pathway (' + path.name + ')':30s}    1 forward:    reference {t_ref_path:8.2f} s  engine {t_path:7.2f} s  "
+          f"x{t_ref_path / t_path:6.1f}  max|dp| {path_diff:.2e}  engine masks {path_mb:.2f} MiB "
+          f"(the paper's per-layer masks at 7B shape: {path_ref_mb_7b:.0f} MiB)", flush=True)
     other = [f for f in fams if f != "cross_frame"]
     speedup = sum(ref_t.values()) / (t_clean + sum(eng_t.values()))
     speedup_other = sum(ref_t[f] for f in other) / (t_clean + sum(eng_t[f] for f in other))
     ref_mask = dense_mask(sample.layout, fams["cross_frame"][0], a.n_heads, dtype)
     ref_mask_mb = ref_mask.numel() * ref_mask.element_size() / 2**20  # one [1, H, N, N] mask held per config
-    ref_mask_mb_7b = 32 * N * N * 2 / 2**20  # [1, 32, N, N] in bf16
+    ref_mask_mb_7b = ref_mask_mb_7b_of(N)
     engine_mask_mb = max(peaks.values())
     cache_mb = sum(t.numel() * t.element_size() for t in [*clean.hidden_in, *(x for kv in clean.kv for x in kv)])
     print(f"engine clean-pass cache (hidden states entering each layer + keys/values): {cache_mb / 2**20:.1f} MiB")
@@ -143,7 +167,8 @@ def main(argv=None) -> None:
         print(f"peak GPU memory of the whole comparison: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
     print(f"RESULT speedup={speedup:.1f} speedup_no_crossframe={speedup_other:.1f} max_diff={max(diffs):.2e} "
           f"ref_mask_mb={ref_mask_mb:.1f} ref_mask_mb_7b={ref_mask_mb_7b:.1f} engine_mask_mb={engine_mask_mb:.2f} "
-          f"mask_ratio_7b={engine_mask_mb / ref_mask_mb_7b:.3f}")
+          f"mask_ratio_7b={engine_mask_mb / ref_mask_mb_7b:.3f} pathway_max_dp={path_diff:.2e} "
+          f"pathway_mask_mb={path_mb:.2f} pathway_ref_mask_mb_7b={path_ref_mb_7b:.0f}")
 
 
 if __name__ == "__main__":

@@ -86,3 +86,59 @@ def fig3_vql_to_ql(df: pd.DataFrame, stem: Path, tasks: list[str], titles: dict[
     """Fig. 3: Video/Question/Last -> Question/Last knockouts."""
     return curve_panels(df, "block", stem, tasks, titles, PAPER_COLOURS,
                         "Cross-modal information flow: % change of the predicted answer's probability")
+
+
+def _setting_label(row) -> str:
+    return {"full": "Full causal attention", "pathway": f"Effective pathways: {row.pathway}",
+            "random": f"Random blocking (as many as {row.pathway})"}[row.setting]
+
+
+def table3_effective_pathways(table: pd.DataFrame, stem: Path) -> pd.DataFrame:
+    """Table 3 in the paper's layout: rows model x setting, per dataset the accuracy (random: mean
+    +- sd over seeds), and the attention edges per sample with the kept share."""
+    t = table.assign(label=table.apply(_setting_label, axis=1))
+    datasets = list(dict.fromkeys(t.dataset))
+    cells, rows = [], []
+    for (model, label), g in t.groupby(["model", "label"], sort=False):
+        g = g.set_index("dataset")
+        acc = [("-" if d not in g.index else f"{g.loc[d, 'accuracy']:.1f}"
+                + (f" ± {g.loc[d, 'accuracy_sd']:.1f}" if g.loc[d, "seeds"] > 1 else "")) for d in datasets]
+        first = g.iloc[0]
+        cells.append([model, label, f"{first.edges:,.0f} ({first.kept_pct:.0f} %)", *acc])
+        rows.append(model)
+    cols = ["Model", "Attention", f"# edges ({datasets[0]})", *[f"{d} acc. (%)" for d in datasets]]
+    fig, ax = plt.subplots(figsize=(3.0 + 2.2 * len(cols), 0.45 * (len(cells) + 2)))
+    ax.axis("off")
+    tab = ax.table(cellText=cells, colLabels=cols, loc="center", cellLoc="left")
+    tab.auto_set_font_size(False)
+    tab.set_fontsize(8)
+    tab.auto_set_column_width(list(range(len(cols))))
+    ax.set_title("Effective pathways vs random blocking", fontsize=10)
+    _save(fig, table, stem)
+    return table
+
+
+def pathways_tradeoff(table: pd.DataFrame, stem: Path) -> pd.DataFrame:
+    """Accuracy against the share of attention edges kept, one panel per dataset."""
+    t = table.assign(label=table.apply(_setting_label, axis=1))
+    datasets = list(dict.fromkeys(t.dataset))
+    sns.set_theme(style="whitegrid", font_scale=0.9)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.4), squeeze=False)
+    labels = list(dict.fromkeys(t.label))
+    colours = dict(zip(labels, sns.color_palette(n_colors=len(labels))))
+    markers = dict(zip(dict.fromkeys(t.model), "osD^v<>"))
+    for ax, d in zip(axes[0], datasets):
+        for r in t[t.dataset == d].itertuples():
+            ax.errorbar(r.kept_pct, r.accuracy, yerr=r.accuracy_sd if r.seeds > 1 else None, fmt=markers[r.model],
+                        color=colours[r.label], capsize=3, ms=7, label=f"{r.model}: {r.label}")
+        ax.set_title(d)
+        ax.set_xlabel("Attention edges kept (%)")
+        ax.set_xlim(0, 105)
+        ax.set_ylim(0, 105)
+    axes[0][0].set_ylabel("Accuracy (%)")
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=2, bbox_to_anchor=(0.5, -0.08 * (len(names) + 1) / 2),
+               frameon=False, fontsize=8)
+    fig.tight_layout()
+    _save(fig, table, stem)
+    return table

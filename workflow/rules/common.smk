@@ -55,6 +55,22 @@ def _check_config():
                 raise ValueError(
                     f"config runs: unknown model {m!r}; defined: {sorted(config['models'])}"
                 )
+        search_on = run.get("pathways", {}).get("search_on")
+        for m in run["models"] if "pathways" in run else []:
+            if "pathway" not in config["models"][m]:
+                raise ValueError(
+                    f"config runs: {m!r} evaluates pathways on {run['dataset']!r} but has no `pathway`"
+                )
+            if search_on and not any(
+                r["dataset"] == search_on
+                and m in r["models"]
+                and {"cross_frame", "vql_to_ql"} <= set(r["families"])
+                for r in config["runs"]
+            ):
+                raise ValueError(
+                    f"config runs: pathways.search_on {search_on!r} for {m!r} needs a run of {m!r} "
+                    f"on {search_on!r} with the families cross_frame and vql_to_ql"
+                )
     for name, fig in config["figures"].items():
         for key in ("model", "image_model"):
             if key in fig and fig[key] not in config["models"]:
@@ -174,6 +190,29 @@ def baseline_tables(dataset, model):
     )
 
 
+def pathway_runs():
+    """(dataset, model, search_on or None) of every run that evaluates pathways."""
+    return [
+        (run["dataset"], m, run["pathways"].get("search_on"))
+        for run in config["runs"]
+        if "pathways" in run
+        for m in run["models"]
+    ]
+
+
+def searched_pathway(wc):
+    """The searched spec a (dataset, model) pathway job uses, if its run has `search_on`."""
+    return [
+        f"results/{search_on}/{wc.model}/pathways/searched.yaml"
+        for dataset, model, search_on in pathway_runs()
+        if (dataset, model) == (wc.dataset, wc.model) and search_on
+    ]
+
+
+def pathway_tables():
+    return [f"results/{d}/{m}/pathways.parquet" for d, m, _ in pathway_runs()]
+
+
 def all_targets():
     targets = []
     for run in config["runs"]:
@@ -182,6 +221,12 @@ def all_targets():
             targets += baseline_tables(run["dataset"], m)
             targets.append(f"results/{run['dataset']}/{m}/skipped.parquet")
     targets.append("figures/accuracy.csv")
+    if pathway_runs():
+        targets += expand(
+            "figures/{name}.{ext}",
+            name=["table3_effective_pathways", "pathways_tradeoff"],
+            ext=["png", "pdf", "csv"],
+        )
     for name in config["figures"]:
         targets += expand("figures/{name}.{ext}", name=name, ext=["png", "pdf", "csv"])
     return targets

@@ -62,3 +62,31 @@ if "fig3_vql_to_ql" in config["figures"]:
             tasks=dataset_tasks(_fig("fig3_vql_to_ql")["dataset"]),
         script:
             "../notebooks/fig3_vql_to_ql.py"
+
+
+if pathway_runs():
+
+    rule table3_effective_pathways:
+        input:
+            pathway_tables(),
+        output:
+            report(
+                "figures/table3_effective_pathways.png",
+                caption="../report/table3.rst",
+                category="Tables",
+            ),
+            "figures/table3_effective_pathways.pdf",
+            "figures/table3_effective_pathways.csv",
+            report(
+                "figures/pathways_tradeoff.png",
+                caption="../report/pathways_tradeoff.rst",
+                category="Figures",
+            ),
+            "figures/pathways_tradeoff.pdf",
+            "figures/pathways_tradeoff.csv",
+        log:
+            "logs/figures/table3_effective_pathways.log",
+        conda:
+            "../../envs/plots.yaml"
+        script:
+            "../notebooks/table3_effective_pathways.py"

@@ -15,6 +15,7 @@ The engine speaks to the model only through the adapter contract (`vlmflow.model
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -149,6 +150,34 @@ class KnockoutEngine:
                 h = a.layer_forward(l, h, rope, pos, knockout=plan)
         self.peak_mask_bytes = max(self.peak_mask_bytes, plan.peak_mask_bytes)
         return self._head(h[:, -1])
+
+
+    @torch.no_grad()
+    def run_layerwise(self, sample: PreparedSample, layer_mask: Callable[[int], Blocked | None],
+                      clean: CleanRun | None = None) -> torch.Tensor:
+        """One forward in which layer l blocks `layer_mask(l)` (None = nothing), built when layer l
+        runs and dropped after it: pathways and random blocking, a different mask in every layer.
+        Rows before the video are never recomputed (every such mask leaves them alone) -> [V] fp32."""
+        a = self.adapter
+        clean = clean or self.clean(sample)
+        q0 = sample.layout.video_range[0]
+        plan = _Plan(self.backend, "pre_softmax", q0)
+        plan.clean_kv = clean.kv
+        rope = a.rope_rows(a.rotary(sample, sample.inputs_embeds), q0)
+        pos = a.position_rows(sample.position_ids, q0)
+        h = clean.hidden_in[0][q0:].unsqueeze(0)
+        one = torch.ones(1, dtype=torch.long, device=h.device)
+        with a.attention_implementation(attention.NAME):
+            for l in range(a.n_layers):
+                b = layer_mask(l)
+                if b is not None and b.q0 < q0:
+                    raise ValueError(f"layer {l}: a layerwise mask may not block rows before the video ({b.q0} < {q0})")
+                rows = None if b is None else torch.cat([b.rows.new_zeros(b.q0 - q0, b.rows.shape[1]), b.rows])
+                plan.held = 0 if rows is None else rows.numel()
+                plan.masks = {} if rows is None else {l: attention.BlockedRows([None, rows], one)}
+                h = a.layer_forward(l, h, rope, pos, knockout=plan)
+        self.peak_mask_bytes = max(self.peak_mask_bytes, plan.peak_mask_bytes)
+        return self._head(h[:, -1])[0]
 
 
 def like_for_like(backend: str) -> str:

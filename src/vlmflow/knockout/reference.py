@@ -47,21 +47,47 @@ def dense_mask(layout: TokenLayout, cond: Condition, n_heads: int, dtype: torch.
     return (1 - full).to(dtype) * torch.finfo(dtype).min
 
 
+def additive(keep: torch.Tensor, n_heads: int, dtype: torch.dtype) -> torch.Tensor:
+    """[N, N] 0/1 keep matrix -> the paper's [1, n_heads, N, N] additive mask (finfo.min where 0)."""
+    return (1 - keep.tril()).to(dtype).expand(1, n_heads, -1, -1) * torch.finfo(dtype).min
+
+
 @torch.no_grad()
 def reference_probs(adapter: Adapter, question: Question, frames, cond: Condition) -> torch.Tensor:
     """Next-token probabilities [V] (fp32) at the last position under `cond`, the paper's way."""
     if cond.knockout.mode != "pre_softmax":
         raise ValueError("the reference method defines only the paper's pre-softmax knockout")
-    video = adapter.video_features(adapter.pixel_values(frames))  # vision tower rerun every time
-    sample = adapter.prepare(question, video)
+    sample = adapter.prepare(question, adapter.video_features(adapter.pixel_values(frames)))  # vision rerun
     mask = dense_mask(sample.layout, cond, adapter.n_heads, sample.inputs_embeds.dtype).to(adapter.device)
+    return _forward_with_masks(adapter, sample, {l: mask for l in cond.window.layers})
 
-    def replace_mask(module, args, kwargs):
-        kwargs["attention_mask"] = mask
-        return args, kwargs
+
+@torch.no_grad()
+def reference_probs_layerwise(adapter: Adapter, question: Question, frames, blocked) -> torch.Tensor:
+    """The paper's effective-pathway forward: layer l gets the dense mask of `blocked(l)` ([N, N]
+    bool, True = blocked; None = causal only), all layers' masks built up front as the authors do."""
+    sample = adapter.prepare(question, adapter.video_features(adapter.pixel_values(frames)))
+    dtype = sample.inputs_embeds.dtype
+    masks = {}
+    for l in range(adapter.n_layers):
+        b = blocked(l)
+        if b is not None:
+            masks[l] = additive((~b).float(), adapter.n_heads, dtype).to(adapter.device)
+    return _forward_with_masks(adapter, sample, masks)
+
+
+def _forward_with_masks(adapter: Adapter, sample, masks: dict) -> torch.Tensor:
+    """The model's own eager forward with layer l's attention mask replaced by masks[l]."""
+
+    def hook(layer):
+        def replace_mask(module, args, kwargs):
+            kwargs["attention_mask"] = masks[layer]
+            return args, kwargs
+
+        return replace_mask
 
     layers = adapter.decoder().layers
-    hooks = [layers[l].register_forward_pre_hook(replace_mask, with_kwargs=True) for l in cond.window.layers]
+    hooks = [layers[l].register_forward_pre_hook(hook(l), with_kwargs=True) for l in masks]
     try:
         return adapter.plain_forward(sample, "eager")
     finally:

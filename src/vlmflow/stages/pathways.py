@@ -1,0 +1,123 @@
+"""Pathway-pruning stage (the paper's Table 3): every sample answered with the full model, with only
+the effective pathways, and with as many edges blocked at random in each layer (several seeds);
+plus the search that derives kept windows from the knockout curves, and the exported spec.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+import yaml
+
+from vlmflow.io import atomic_path, write_parquet
+from vlmflow.knockout.engine import KnockoutEngine, canary
+from vlmflow.knockout.masks import Blocked, compile_knockout
+from vlmflow.knockout.pathways import (ROUTES, Pathway, blocked_causal, causal_pairs, pathway_from_config,
+                                       random_blocked)
+from vlmflow.models.base import Adapter
+from vlmflow.prompt import is_letter
+from vlmflow.question import Question
+
+# the knockout curve that tells where each route matters (families cross_frame and vql_to_ql)
+ROUTE_CURVES = {"cross_frame": "No cross-frame interactions", "video_question": "Video -> Question",
+                "question_last": "Question -> Last"}
+
+
+def load_pathway(path: str | Path) -> Pathway:
+    with open(path) as fh:
+        return Pathway.from_dict(yaml.safe_load(fh))
+
+
+def save_pathway(p: Pathway, path: str | Path, **why) -> None:
+    """The exportable artifact: the per-layer rule spec (and how it was found), never masks."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump({**p.to_dict(), **why}, sort_keys=False))
+
+
+def pathways_for(model: dict, n_layers: int, searched: list[str]) -> dict[str, Pathway]:
+    """The pathways a model is evaluated with, by name: its configured `pathway` (a preset name, a
+    spec file or an inline spec) and the searched ones (spec files)."""
+    if "pathway" not in model:
+        raise ValueError("this model has no `pathway` in config.yaml (a preset, a spec file or an inline spec)")
+    value = model["pathway"]
+    if isinstance(value, str) and value.endswith((".yaml", ".yml")):
+        value = load_pathway(value).to_dict()
+    out = [pathway_from_config(value, n_layers)] + [pathway_from_config(load_pathway(f).to_dict(), n_layers)
+                                                     for f in searched]
+    return {p.name: p for p in out}
+
+
+def search_windows(curves: pd.DataFrame, n_layers: int, name: str, threshold: float) -> tuple[Pathway, dict]:
+    """Kept windows from knockout curves: a route is kept in every layer of every window whose knockout
+    lowers the mean probability of the predicted answer by more than `threshold` % in some task; its
+    range runs from the first such layer to the last. `curves`: knockout rows of the families
+    cross_frame and vql_to_ql (columns block, task, layer = window centre, window, window_style,
+    rel_change)."""
+    ranges, used = {}, {}
+    for route, block in ROUTE_CURVES.items():
+        c = curves[curves.block == block]
+        if c.empty:
+            raise ValueError(f"no {block!r} knockout rows to search the {route} window in")
+        if set(c.window_style) != {"center"}:
+            raise ValueError("the window search reads center-style sweeps")
+        k = int(c.window.iloc[0])
+        means = c.groupby(["task", "layer"]).rel_change.mean()
+        centres = sorted({layer for (_, layer), m in means.items() if m < -threshold})
+        if not centres:  # the route never matters: keep it in one layer, where it hurts most
+            centres = [int(means.groupby("layer").mean().idxmin())]
+        lo, hi = max(1, centres[0] - k // 2), min(n_layers, centres[-1] + k // 2)
+        ranges[route], used[route] = (lo, hi), centres
+    return Pathway(name, n_layers, *(ranges[r] for r in ROUTES)), {"window_centres_used": used,
+                                                                   "threshold_pct": threshold}
+
+
+def evaluate_task(adapter: Adapter, *, dataset: str, model_name: str, questions_path: Path, features_path: Path,
+                  baseline_path: Path, pathways: dict[str, Pathway], seeds: list[int], backend: str,
+                  provenance: dict, out: Path) -> None:
+    """Rows per sample x setting: full model, each pathway, and each pathway's random control per seed,
+    with the answer, whether it is correct and the attention edges kept (summed over layers)."""
+    qs = pd.read_parquet(questions_path).set_index("sample_id", drop=False)
+    base = pd.read_parquet(baseline_path)  # every sample, not only the correct ones
+    feats = torch.load(features_path)
+    engine = KnockoutEngine(adapter, backend=backend)
+    rows = []
+    for k, b in enumerate(base.itertuples()):
+        q = Question.from_row(dataset, qs.loc[b.sample_id])
+        sample = adapter.prepare(q, feats[b.sample_id].to(adapter.device))
+        clean = engine.clean(sample)
+        if k == 0:
+            canary(engine, sample)
+        L, full = sample.layout, causal_pairs(sample.layout.n_tokens)
+        common = dict(dataset=dataset, task=b.task, model=model_name, sample_id=b.sample_id, gt=b.gt,
+                      edges_full=full * adapter.n_layers, **provenance)
+
+        def row(setting, pathway, seed, probs, kept):
+            pred = int(probs.argmax())
+            text = adapter.token_text(pred)
+            return dict(common, setting=setting, pathway=pathway, seed=seed, pred=text, p_pred=float(probs[pred]),
+                        correct=is_letter(text, b.gt), edges_kept=kept)
+
+        rows.append(row("full", "", -1, clean.probs, full * adapter.n_layers))
+        for name, p in pathways.items():
+            compiled: dict = {}
+
+            def layer_mask(l: int) -> Blocked:
+                ko = p.knockout(l)
+                if ko not in compiled:  # a handful of distinct rule sets across the layers
+                    compiled[ko] = compile_knockout(L, ko, sample.inputs_embeds.device)
+                return compiled[ko]
+
+            counts = [blocked_causal(layer_mask(l)) for l in range(adapter.n_layers)]
+            kept = full * adapter.n_layers - sum(counts)
+            rows.append(row("pathway", name, -1, engine.run_layerwise(sample, layer_mask, clean), kept))
+            compiled.clear()
+            for seed in seeds:  # seeded per seed, sample and layer
+                def random_mask(l: int, s: int = seed * 100_003 + k) -> Blocked:
+                    return random_blocked(L, counts[l], s, l, sample.inputs_embeds.device)
+
+                rows.append(row("random", name, seed, engine.run_layerwise(sample, random_mask, clean), kept))
+        if (k + 1) % 10 == 0 or k + 1 == len(base):
+            print(f"[pathways] {model_name} {b.task}: sample {k + 1}/{len(base)}", flush=True)
+    write_parquet(pd.DataFrame(rows), out)
