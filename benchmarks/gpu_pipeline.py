@@ -29,14 +29,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 import knockout_speed  # noqa: E402
 
-from vlmflow.stages.frames import extract_task  # noqa: E402
 from vlmflow.data.synthetic import write_benchmark  # noqa: E402
-from vlmflow.stages.features import cache_task  # noqa: E402
-from vlmflow.stages.knockout import run_family  # noqa: E402
 from vlmflow.knockout.spec import FAMILIES  # noqa: E402
 from vlmflow.models.llava_video import LlavaVideoAdapter  # noqa: E402
 from vlmflow.models.random_checkpoints import TINY, VICUNA_7B, write_pllava  # noqa: E402
 from vlmflow.provenance import provenance  # noqa: E402
+from vlmflow.stages.features import cache_task  # noqa: E402
+from vlmflow.stages.frames import extract_task  # noqa: E402
+from vlmflow.stages.knockout import run_family  # noqa: E402
 
 TASK = "action_sequence"
 
@@ -59,56 +59,98 @@ class Clock:
             torch.cuda.synchronize()
         self.seconds = time.perf_counter() - self.t
         self.peak_gib = torch.cuda.max_memory_allocated() / 2**30 if self.cuda else 0.0
-        print(f"  {self.name:40s} {self.seconds:8.2f} s" + (f"  peak {self.peak_gib:6.2f} GiB" if self.cuda else ""),
-              flush=True)
+        print(
+            f"  {self.name:40s} {self.seconds:8.2f} s"
+            + (f"  peak {self.peak_gib:6.2f} GiB" if self.cuda else ""),
+            flush=True,
+        )
 
 
 def pipeline_shard(work: Path, tiny: bool, n_questions: int = 4) -> str:
     cuda = not tiny
     device, dtype = ("cpu", torch.float32) if tiny else ("cuda", torch.bfloat16)
     shape, window = (TINY, 2) if tiny else (VICUNA_7B, 9)
-    print(f"pipeline shard: {'tiny' if tiny else '7B-shaped'} PLLaVA checkpoint, {dtype}, {device}, "
-          f"{n_questions} questions of {TASK}, window {window}", flush=True)
+    print(
+        f"pipeline shard: {'tiny' if tiny else '7B-shaped'} PLLaVA checkpoint, {dtype}, {device}, "
+        f"{n_questions} questions of {TASK}, window {window}",
+        flush=True,
+    )
     with Clock("write random checkpoint", cuda):
         ckpt = write_pllava(work / "checkpoint", shape=shape, dtype=dtype, device=device)
     with Clock("synthetic benchmark + frame extraction", False):
         write_benchmark(work / "data", n_questions, seed=0, tasks=[TASK])
         d = work / "results"
-        extract_task("tvbench", str(work / "data"), TASK, 8, d / "frames.npz", d / "questions.parquet",
-                     d / "skipped.parquet")
+        extract_task(
+            "tvbench",
+            str(work / "data"),
+            TASK,
+            8,
+            d / "frames.npz",
+            d / "questions.parquet",
+            d / "skipped.parquet",
+        )
     with Clock("load checkpoint through the adapter", cuda):
         adapter = LlavaVideoAdapter.from_pretrained(str(ckpt), dtype=dtype, device=device)
     with Clock("feature caching (video tokens + baseline)", cuda):
-        cache_task(adapter, "bench", d / "questions.parquet", d / "frames.npz", d / "features.pt", d / "baseline.parquet",
-                   d / "model_skipped.parquet", "bench")
+        cache_task(
+            adapter,
+            "bench",
+            d / "questions.parquet",
+            d / "frames.npz",
+            d / "features.pt",
+            d / "baseline.parquet",
+            d / "model_skipped.parquet",
+            "bench",
+        )
     times, peaks, diffs = {"fast": 0.0, "reference": 0.0}, {"fast": 0.0, "reference": 0.0}, []
     for family in FAMILIES:
         tables = {}
         for engine in ("fast", "reference"):
             out = d / f"{family}_{engine}.parquet"
             with Clock(f"{family} ({engine})", cuda) as c:
-                run_family(adapter, dataset="bench", model_name="bench", family=family,
-                           questions_path=d / "questions.parquet", features_path=d / "features.pt",
-                           baseline_path=d / "baseline.parquet", frames_path=d / "frames.npz", window=window,
-                           window_style="center", engine=engine, backend="sdpa", sample_mode="all",
-                           provenance=provenance(str(ckpt), str(dtype), "sdpa", engine, 8, 0, adapter.grid),
-                           out=out, batch_size=8)
+                run_family(
+                    adapter,
+                    dataset="bench",
+                    model_name="bench",
+                    family=family,
+                    questions_path=d / "questions.parquet",
+                    features_path=d / "features.pt",
+                    baseline_path=d / "baseline.parquet",
+                    frames_path=d / "frames.npz",
+                    window=window,
+                    window_style="center",
+                    engine=engine,
+                    backend="sdpa",
+                    sample_mode="all",
+                    provenance=provenance(str(ckpt), str(dtype), "sdpa", engine, 8, 0, adapter.grid),
+                    out=out,
+                    batch_size=8,
+                )
             times[engine] += c.seconds
             peaks[engine] = max(peaks[engine], c.peak_gib)
             tables[engine] = pd.read_parquet(out)
         keys = ["sample_id", "block", "layer"]
         both = tables["fast"].merge(tables["reference"], on=keys, suffixes=("_fast", "_ref"))
-        assert len(both) == len(tables["fast"]) == len(tables["reference"]), f"{family}: tables differ in rows"
+        assert len(both) == len(tables["fast"]) == len(tables["reference"]), (
+            f"{family}: tables differ in rows"
+        )
         diffs.append(float((both.rel_change_fast - both.rel_change_ref).abs().max()))
-        print(f"  {family}: reference / fast = x{times['reference'] / max(times['fast'], 1e-9):.1f} so far, "
-              f"max |diff| {diffs[-1]:.2e} pp", flush=True)
-    return (f"RESULT pipeline_speedup={times['reference'] / times['fast']:.1f} max_diff={max(diffs):.2e} "
-            f"peak_gpu_gib_fast={peaks['fast']:.2f} peak_gpu_gib_reference={peaks['reference']:.2f}")
+        print(
+            f"  {family}: reference / fast = x{times['reference'] / max(times['fast'], 1e-9):.1f} so far, "
+            f"max |diff| {diffs[-1]:.2e} pp",
+            flush=True,
+        )
+    return (
+        f"RESULT pipeline_speedup={times['reference'] / times['fast']:.1f} max_diff={max(diffs):.2e} "
+        f"peak_gpu_gib_fast={peaks['fast']:.2f} peak_gpu_gib_reference={peaks['reference']:.2f}"
+    )
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tiny", action="store_true", help="tiny model on the CPU: checks the steps, measures nothing")
+    ap.add_argument(
+        "--tiny", action="store_true", help="tiny model on the CPU: checks the steps, measures nothing"
+    )
     ap.add_argument("--skip-engine-benchmark", action="store_true")
     ap.add_argument("--workdir", help="where the checkpoint and tables go (default: a temporary directory)")
     args = ap.parse_args(argv)

@@ -14,7 +14,6 @@ import yaml
 
 from vlmflow.data import synthetic
 from vlmflow.models import toy
-from vlmflow.question import Question
 from vlmflow.models.llava_video import LlavaVideoAdapter
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,8 +30,18 @@ def tiny_config() -> dict:
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--cores", "2", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "2",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
 
 
@@ -46,8 +55,9 @@ def finished_run(tmp_path_factory):
     return work
 
 
-def make_tiny_checkpoint(out: Path, layers: int = 4, kv_heads: int = 2, positions: str = "frame_shared",
-                         seed: int = 0) -> Path:
+def make_tiny_checkpoint(
+    out: Path, layers: int = 4, kv_heads: int = 2, positions: str = "frame_shared", seed: int = 0
+) -> Path:
     tok = toy.build_tokenizer(synthetic.vocabulary())
     model = toy.build_model(tok, seed, synthetic.SIZE)
     cfg = model.config
@@ -111,7 +121,10 @@ def write_tvbench_fixture(root: Path, n: int = 3) -> Path:
 
     tasks = {
         "moving_direction": ("Which direction does the red object move?", ["left", "right", "up", "down"]),
-        "action_sequence": ("What did the person do first?", ["Took the cup.", "Opened the door.", "Sat down."]),
+        "action_sequence": (
+            "What did the person do first?",
+            ["Took the cup.", "Opened the door.", "Sat down."],
+        ),
     }
     for t, (question, cands) in tasks.items():
         entries = []
@@ -145,8 +158,16 @@ def write_tomato_fixture(root: Path, n: int = 3) -> Path:
         for i in range(n):
             kind = ["human", "object", "simulated"][i % 3]
             key = f"{t.replace('&', '_')}-{i:03d}"
-            entries[str(i)] = dict(question=question, options=options, answer=i % len(options), key=key,
-                                   demonstration_type=kind, motion_type="x", variation="none", note="")
+            entries[str(i)] = dict(
+                question=question,
+                options=options,
+                answer=i % len(options),
+                key=key,
+                demonstration_type=kind,
+                motion_type="x",
+                variation="none",
+                note="",
+            )
             _noise_video(root / "videos" / kind / f"{key}.mp4", 16, seed=100 + i)
         entries[str(n)] = dict(entries["0"], answer=len(options))
         (root / "jsons").mkdir(parents=True, exist_ok=True)

@@ -85,8 +85,9 @@ class _SyntheticAdapter(Adapter):
             prev = p + 1
         embeds = torch.cat(parts + [text[prev:]]).unsqueeze(0)  # [1, N, d]
         letters = self.tokenizer.convert_tokens_to_ids([LETTERS[k] for k in range(len(q.candidates))])
-        return PreparedSample(embeds, self.positions(layout).to(self.device), layout, letters[q.answer_index],
-                              letters)
+        return PreparedSample(
+            embeds, self.positions(layout).to(self.device), layout, letters[q.answer_index], letters
+        )
 
     def positions(self, layout) -> torch.Tensor:
         return torch.arange(layout.n_tokens).unsqueeze(0)
@@ -101,8 +102,17 @@ class PerFrameAdapter(_SyntheticAdapter):
         from transformers import LlamaConfig, LlamaModel
 
         torch.manual_seed(seed)
-        return LlamaModel(LlamaConfig(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
-                                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512))
+        return LlamaModel(
+            LlamaConfig(
+                vocab_size=vocab,
+                hidden_size=64,
+                intermediate_size=128,
+                num_hidden_layers=4,
+                num_attention_heads=4,
+                num_key_value_heads=2,
+                max_position_embeddings=512,
+            )
+        )
 
 
 class MRopeAdapter(_SyntheticAdapter):
@@ -115,8 +125,15 @@ class MRopeAdapter(_SyntheticAdapter):
 
         torch.manual_seed(seed)
         cfg = Qwen2_5_VLTextConfig(
-            vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
-            num_key_value_heads=2, max_position_embeddings=512, bos_token_id=None, eos_token_id=None,
+            vocab_size=vocab,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=512,
+            bos_token_id=None,
+            eos_token_id=None,
             rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
         )
         return Qwen2_5_VLTextModel(cfg)

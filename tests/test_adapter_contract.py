@@ -6,9 +6,9 @@ Besides the LLaVA video family (toy and PLLaVA-format checkpoints) it runs two s
 
 import pytest
 import torch
-
 from conftest import synthetic_sample
 from contract_adapters import MRopeAdapter, PerFrameAdapter
+
 from vlmflow.knockout.engine import KnockoutEngine, canary
 from vlmflow.knockout.masks import blocked_pairs
 from vlmflow.knockout.reference import reference_probs
@@ -67,7 +67,9 @@ def test_mrope_positions_are_three_dimensional_and_rows_slice_the_sequence():
     N = sample.layout.n_tokens
     assert sample.position_ids.shape == (3, 1, N)
     v0 = sample.layout.video_range[0]
-    assert not torch.equal(sample.position_ids[0, 0, v0:], sample.position_ids[1, 0, v0:])  # t != h inside video
+    assert not torch.equal(
+        sample.position_ids[0, 0, v0:], sample.position_ids[1, 0, v0:]
+    )  # t != h inside video
     q0 = N - 5
     assert torch.equal(a.position_rows(sample.position_ids, q0), sample.position_ids[:, :, q0:])
     cos, sin = a.rotary(sample, sample.inputs_embeds)
@@ -78,8 +80,13 @@ def test_mrope_positions_are_three_dimensional_and_rows_slice_the_sequence():
 def test_engine_equals_dense_mask_reference_for_every_family(adapter):
     q, frames, sample = prepared(adapter)
     engine = KnockoutEngine(adapter, batch_size=4)
-    conds = [Condition(k, w) for fam in FAMILIES.values() for k in fam
-             for style in ("center", "bottom_up") for w in sweep(adapter.n_layers, 3, style)]
+    conds = [
+        Condition(k, w)
+        for fam in FAMILIES.values()
+        for k in fam
+        for style in ("center", "bottom_up")
+        for w in sweep(adapter.n_layers, 3, style)
+    ]
     clean = engine.clean(sample)
     fast = engine.run(sample, conds, clean)
     ref = torch.stack([reference_probs(adapter, q, frames, c) for c in conds])

@@ -8,8 +8,19 @@ from conftest import REPO
 
 
 def test_gpu_pipeline_script_runs_and_engine_matches_reference(tmp_path):
-    res = subprocess.run([sys.executable, str(REPO / "benchmarks/gpu_pipeline.py"), "--tiny", "--skip-engine-benchmark",
-                          "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=900)
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks/gpu_pipeline.py"),
+            "--tiny",
+            "--skip-engine-benchmark",
+            "--workdir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     m = re.search(r"RESULT pipeline_speedup=([\d.]+) max_diff=([\d.e+-]+)", res.stdout)
     assert m, res.stdout[-2000:]

@@ -3,15 +3,26 @@
 import shutil
 
 import yaml
-
 from conftest import REPO, snakemake
 
 OWN = {
     "setting": "custom",
-    "datasets": {"mine": {"format": "tvbench", "root": "results/datasets/mine", "tasks": ["moving_direction"],
-                          "generate": {"n_per_task": 3, "seed": 5}}},
-    "models": {"my-model": {"family": "llava_video", "path": str(REPO / "models/toy-video"), "system_prompt": "toy",
-                            "window": 3}},
+    "datasets": {
+        "mine": {
+            "format": "tvbench",
+            "root": "results/datasets/mine",
+            "tasks": ["moving_direction"],
+            "generate": {"n_per_task": 3, "seed": 5},
+        }
+    },
+    "models": {
+        "my-model": {
+            "family": "llava_video",
+            "path": str(REPO / "models/toy-video"),
+            "system_prompt": "toy",
+            "window": 3,
+        }
+    },
     "runs": [{"dataset": "mine", "models": ["my-model"], "families": ["vql_to_ql"]}],
     "figures": {"fig3_vql_to_ql": {"dataset": "mine", "model": "my-model"}},
 }

@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from conftest import REPO, make_tiny_checkpoint, synthetic_sample
+
 from vlmflow.knockout import attention
 from vlmflow.knockout.engine import KnockoutEngine, canary, canary_tolerance
 from vlmflow.knockout.reference import reference_probs
@@ -55,9 +55,15 @@ def test_engine_equals_oracle_for_every_family_and_style(model_variant, backend,
 def test_head_subset_and_explicit_window_equal_oracle(tiny_adapter):
     q, frames, sample = prepared(tiny_adapter, "moving_direction")
     engine = KnockoutEngine(tiny_adapter)
-    ko = Knockout("video -> question, heads 0 and 2", (Edge("video", "question"), Edge("question", "last")),
-                  heads=(0, 2))
-    conds = [Condition(ko, explicit_window([0, 2], 4)), Condition(FAMILIES["cross_frame"][0], explicit_window([1], 4))]
+    ko = Knockout(
+        "video -> question, heads 0 and 2",
+        (Edge("video", "question"), Edge("question", "last")),
+        heads=(0, 2),
+    )
+    conds = [
+        Condition(ko, explicit_window([0, 2], 4)),
+        Condition(FAMILIES["cross_frame"][0], explicit_window([1], 4)),
+    ]
     fast = engine.run(sample, conds)
     ref = torch.stack([reference_probs(tiny_adapter, q, frames, c) for c in conds])
     assert (fast - ref).abs().max() <= 1e-5
@@ -67,8 +73,10 @@ def test_clean_pass_and_plain_forward_agree_with_the_full_model(tiny_adapter):
     q, frames, sample = prepared(tiny_adapter)
     clean = KnockoutEngine(tiny_adapter).clean(sample)
     assert (clean.probs - tiny_adapter.plain_forward(sample)).abs().max() <= 1e-6
-    assert (clean.probs - reference_probs(tiny_adapter, q, frames, Condition(Knockout("none", ()),
-                                          explicit_window([0], 4)))).abs().max() <= 1e-6
+    assert (
+        clean.probs
+        - reference_probs(tiny_adapter, q, frames, Condition(Knockout("none", ()), explicit_window([0], 4)))
+    ).abs().max() <= 1e-6
 
 
 def test_post_softmax_zeroing_differs_from_pre_softmax(tiny_adapter):
@@ -87,12 +95,15 @@ def test_post_softmax_zeroing_differs_from_pre_softmax(tiny_adapter):
 def dtype_adapter(request):
     """The committed toy video model: trained, so cutting the last token's attention matters even
     beyond bf16 rounding (in a random tiny model it barely does)."""
-    return LlavaVideoAdapter.from_pretrained(str(REPO / "models/toy-video"), dtype=getattr(torch, request.param),
-                                             system_prompt=toy.SYSTEM_PROMPT)
+    return LlavaVideoAdapter.from_pretrained(
+        str(REPO / "models/toy-video"), dtype=getattr(torch, request.param), system_prompt=toy.SYSTEM_PROMPT
+    )
 
 
 @pytest.mark.parametrize("backend", ["sdpa", "eager", "flex"])
-def test_canary_passes_on_every_backend_and_dtype_and_catches_an_ignored_bias(dtype_adapter, backend, monkeypatch):
+def test_canary_passes_on_every_backend_and_dtype_and_catches_an_ignored_bias(
+    dtype_adapter, backend, monkeypatch
+):
     _, _, sample = prepared(dtype_adapter)
     engine = KnockoutEngine(dtype_adapter, backend=backend)
     canary(engine, sample)
@@ -127,8 +138,12 @@ def test_mask_ignoring_backends_are_refused(name):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("fmt", ["toy", "pllava"])
 def test_engine_equals_oracle_in_bf16_on_gpu(fmt, tiny_checkpoint, pllava_checkpoint):
-    path, prompt = (tiny_checkpoint, toy.SYSTEM_PROMPT) if fmt == "toy" else (pllava_checkpoint, MVBENCH_SYSTEM)
-    a = LlavaVideoAdapter.from_pretrained(str(path), dtype=torch.bfloat16, device="cuda", system_prompt=prompt)
+    path, prompt = (
+        (tiny_checkpoint, toy.SYSTEM_PROMPT) if fmt == "toy" else (pllava_checkpoint, MVBENCH_SYSTEM)
+    )
+    a = LlavaVideoAdapter.from_pretrained(
+        str(path), dtype=torch.bfloat16, device="cuda", system_prompt=prompt
+    )
     q, frames, sample = prepared(a)
     engine = KnockoutEngine(a)
     conds = [Condition(k, w) for fam in FAMILIES.values() for k in fam for w in sweep(4, 3)]

@@ -1,23 +1,54 @@
 import numpy as np
 import pandas as pd
 import torch
-
 from conftest import synthetic_sample
+
 from vlmflow.stages.features import cache_task
 
 
 def test_features_and_baseline_with_recorded_skips(tiny_adapter, tmp_path):
     (q1, f1), (q2, f2) = synthetic_sample("action_sequence", 1), synthetic_sample("object_count", 2)
     long_question = " ".join(["the"] * 600) + "?"  # beyond the 512-token context of the tiny model
-    qs = pd.DataFrame([
-        dict(sample_id="a", task="t", question=q1.question, candidates=q1.candidates, answer_index=q1.answer_index, video=""),
-        dict(sample_id="b", task="t", question=long_question, candidates=q2.candidates, answer_index=q2.answer_index, video=""),
-        dict(sample_id="c", task="t", question="", candidates=q2.candidates, answer_index=q2.answer_index, video=""),
-    ])
+    qs = pd.DataFrame(
+        [
+            dict(
+                sample_id="a",
+                task="t",
+                question=q1.question,
+                candidates=q1.candidates,
+                answer_index=q1.answer_index,
+                video="",
+            ),
+            dict(
+                sample_id="b",
+                task="t",
+                question=long_question,
+                candidates=q2.candidates,
+                answer_index=q2.answer_index,
+                video="",
+            ),
+            dict(
+                sample_id="c",
+                task="t",
+                question="",
+                candidates=q2.candidates,
+                answer_index=q2.answer_index,
+                video="",
+            ),
+        ]
+    )
     qs.to_parquet(tmp_path / "q.parquet")
     np.savez(tmp_path / "f.npz", frames=np.stack([f1, f2, f2]))
-    cache_task(tiny_adapter, "synthetic", tmp_path / "q.parquet", tmp_path / "f.npz", tmp_path / "feat.pt",
-               tmp_path / "base.parquet", tmp_path / "skip.parquet", "tiny")
+    cache_task(
+        tiny_adapter,
+        "synthetic",
+        tmp_path / "q.parquet",
+        tmp_path / "f.npz",
+        tmp_path / "feat.pt",
+        tmp_path / "base.parquet",
+        tmp_path / "skip.parquet",
+        "tiny",
+    )
     base = pd.read_parquet(tmp_path / "base.parquet")
     skipped = pd.read_parquet(tmp_path / "skip.parquet")
     assert list(base.sample_id) == ["a"] and list(skipped.sample_id) == ["b", "c"]

@@ -14,8 +14,17 @@ def spec_indices(n_frames, fps, n, bounds):
     return [int(start_idx + seg / 2 + np.round(seg * k)) for k in range(n)]
 
 
-@pytest.mark.parametrize("n_frames,fps,bounds", [(16, 8, None), (24, 8, (0.5, 2.5)), (300, 30, None),
-                                                 (301, 29.97, (1.25, 7.5)), (9, 8, None), (250, 25, (0, 3))])
+@pytest.mark.parametrize(
+    "n_frames,fps,bounds",
+    [
+        (16, 8, None),
+        (24, 8, (0.5, 2.5)),
+        (300, 30, None),
+        (301, 29.97, (1.25, 7.5)),
+        (9, 8, None),
+        (250, 25, (0, 3)),
+    ],
+)
 def test_segment_midpoints_follow_spec(n_frames, fps, bounds):
     assert segment_midpoints(n_frames, fps, 8, bounds) == spec_indices(n_frames, fps, 8, bounds)
 

@@ -41,10 +41,16 @@ def test_a_job_takes_a_device_no_other_job_holds(tmp_path):
 def test_two_gpu_job_and_waiting_for_a_free_device(tmp_path):
     a, b = hold(tmp_path, "0"), hold(tmp_path, "1")
     # every device busy: the claim waits, and takes a device once its job ends
-    code = ("import sys; from vlmflow import gpus; gpus.claim(2, wait_s=0.1, devices=['0', '1', '2']);"
-            "import os; print(os.environ['CUDA_VISIBLE_DEVICES'])")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "VLMFLOW_GPU_LOCK_DIR": str(tmp_path)})
+    code = (
+        "import sys; from vlmflow import gpus; gpus.claim(2, wait_s=0.1, devices=['0', '1', '2']);"
+        "import os; print(os.environ['CUDA_VISIBLE_DEVICES'])"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "VLMFLOW_GPU_LOCK_DIR": str(tmp_path)},
+    )
     with pytest.raises(subprocess.TimeoutExpired):
         proc.wait(timeout=1.5)
     b.close()
@@ -54,8 +60,13 @@ def test_two_gpu_job_and_waiting_for_a_free_device(tmp_path):
 
 
 def test_a_killed_job_frees_its_device(tmp_path):
-    code = "from vlmflow import gpus; import os, signal; gpus.claim(1, devices=['0']); os.kill(os.getpid(), signal.SIGKILL)"
-    res = subprocess.run([sys.executable, "-c", code], env={**os.environ, "VLMFLOW_GPU_LOCK_DIR": str(tmp_path)})
+    code = (
+        "from vlmflow import gpus; import os, signal; gpus.claim(1, devices=['0']); "
+        "os.kill(os.getpid(), signal.SIGKILL)"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, "VLMFLOW_GPU_LOCK_DIR": str(tmp_path)}
+    )
     assert res.returncode == -signal.SIGKILL
     assert gpus.claim(1, wait_s=0.1, devices=["0"]) == "cuda" and os.environ["CUDA_VISIBLE_DEVICES"] == "0"
 

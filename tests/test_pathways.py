@@ -4,12 +4,18 @@ per-layer masks against the paper's dense per-layer masks."""
 import numpy as np
 import pytest
 import torch
-
 from conftest import synthetic_sample
+
 from vlmflow.knockout.engine import KnockoutEngine
 from vlmflow.knockout.masks import compile_knockout
-from vlmflow.knockout.pathways import (PRESETS, Pathway, blocked_causal, causal_pairs, pathway_from_config,
-                                       random_blocked)
+from vlmflow.knockout.pathways import (
+    PRESETS,
+    Pathway,
+    blocked_causal,
+    causal_pairs,
+    pathway_from_config,
+    random_blocked,
+)
 from vlmflow.knockout.reference import reference_probs_layerwise
 from vlmflow.layout import TokenLayout
 
@@ -31,9 +37,14 @@ def kept_fraction(p: Pathway, layout: TokenLayout) -> float:
     return kept / (p.n_layers * full)
 
 
-@pytest.mark.parametrize("preset,grid,expected", [("llava-next-7b-video-ft", (8, 12, 12), 42.7),
-                                                   ("llava-next-13b-video-ft", (8, 12, 12), 36.3),
-                                                   ("mini-internvl-4b-video-ft", (8, 16, 16), 39.6)])
+@pytest.mark.parametrize(
+    "preset,grid,expected",
+    [
+        ("llava-next-7b-video-ft", (8, 12, 12), 42.7),
+        ("llava-next-13b-video-ft", (8, 12, 12), 36.3),
+        ("mini-internvl-4b-video-ft", (8, 16, 16), 39.6),
+    ],
+)
 def test_kept_edges_reproduce_the_papers_fractions(preset, grid, expected):
     layout = paper_layout(grid)
     assert layout.n_tokens == (1267 if grid == (8, 12, 12) else 2163)  # the paper's implied mean lengths
@@ -48,8 +59,13 @@ def test_rules_per_layer_follow_the_windows():
     assert names(5) == always | {"question->last"}  # L6: cross-frame and video -> question kept
     assert names(15) == always | {"cross_frame"}  # L16: video -> question and question -> last kept
     assert names(20) == always | {"cross_frame", "video->question", "video_video"}  # L21
-    assert names(31) == always | {"cross_frame", "video->question", "question->last", "video_video",
-                                  "question_question"}
+    assert names(31) == always | {
+        "cross_frame",
+        "video->question",
+        "question->last",
+        "video_video",
+        "question_question",
+    }
 
 
 def test_specs_round_trip_and_check_depth():
@@ -67,7 +83,7 @@ def test_random_blocking_draws_the_count_from_the_allowed_pairs():
     v0, N = layout.video_range[0], layout.n_tokens
     b = random_blocked(layout, 500, seed=3, layer=2)
     full = torch.zeros(N, N, dtype=torch.bool)
-    full[b.q0:] = b.rows
+    full[b.q0 :] = b.rows
     i, j = full.nonzero(as_tuple=True)
     assert len(i) == 500 and bool((j <= i).all()) and bool((j >= v0).all())
     assert blocked_causal(b) == 500
@@ -90,7 +106,10 @@ def dense_pathway(layout: TokenLayout, p: Pathway, layer: int) -> torch.Tensor:
     cut(last, video)
     if not p.kept("cross_frame", layer):
         for t in range(1, layout.grid[0]):
-            cut(layout.indices(f"frame[{t}]"), np.concatenate([layout.indices(f"frame[{s}]") for s in range(t)]))
+            cut(
+                layout.indices(f"frame[{t}]"),
+                np.concatenate([layout.indices(f"frame[{s}]") for s in range(t)]),
+            )
     if not p.kept("video_question", layer):
         cut(q, video)
     if not p.kept("question_last", layer):
@@ -121,7 +140,7 @@ def test_pathway_and_random_forwards_equal_the_dense_per_layer_reference(tiny_ad
     def dense_random(l):
         full = torch.zeros(L.n_tokens, L.n_tokens, dtype=torch.bool)
         b = rand(l)
-        full[b.q0:] = b.rows
+        full[b.q0 :] = b.rows
         return full
 
     ref_r = reference_probs_layerwise(tiny_adapter, q, frames, dense_random)
@@ -135,14 +154,25 @@ def test_search_keeps_each_route_where_its_knockout_hurts():
     from vlmflow.stages.pathways import search_windows
 
     rows = []
-    drop = {"No cross-frame interactions": {2: -40, 3: -10}, "Video -> Question": {1: -60, 4: -6},
-            "Question -> Last": {}}  # this route never hurts: kept where it hurts most
+    drop = {
+        "No cross-frame interactions": {2: -40, 3: -10},
+        "Video -> Question": {1: -60, 4: -6},
+        "Question -> Last": {},
+    }  # this route never hurts: kept where it hurts most
     for block, by_layer in drop.items():
         for task in ("a", "b"):
             for layer in range(1, 9):
                 change = by_layer.get(layer, -1.0 if layer == 7 else 0.0) if task == "a" else 0.0
-                rows.append(dict(block=block, task=task, layer=layer, window=3, window_style="center",
-                                 rel_change=change))
+                rows.append(
+                    dict(
+                        block=block,
+                        task=task,
+                        layer=layer,
+                        window=3,
+                        window_style="center",
+                        rel_change=change,
+                    )
+                )
     p, why = search_windows(pd.DataFrame(rows), 8, "s", threshold=5.0)
     assert p.cross_frame == (1, 4)  # centres 2-3, window 3
     assert p.video_question == (1, 5)  # centres 1 and 4
@@ -163,7 +193,9 @@ def test_the_default_run_writes_table3(finished_run):
         rand = t[(t.setting == "random") & (t.pathway == name)].iloc[0]
         assert rand.edges == path.edges and rand.seeds == 3
     rows = pd.read_parquet(finished_run / "results/synthetic/toy-video/pathways.parquet")
-    base = pd.concat(pd.read_parquet(p) for p in (finished_run / "results/synthetic/toy-video/baseline").glob("*.parquet"))
+    base = pd.concat(
+        pd.read_parquet(p) for p in (finished_run / "results/synthetic/toy-video/baseline").glob("*.parquet")
+    )
     assert len(rows[rows.setting == "full"]) == len(base)  # every sample, not only the correct ones
     assert (finished_run / "results/synthetic/toy-video/pathways/searched.yaml").is_file()
     assert (finished_run / "figures/pathways_tradeoff.png").stat().st_size > 0

@@ -5,10 +5,10 @@ import shutil
 
 import pytest
 import torch
+from conftest import synthetic_sample, write_tomato_fixture
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from conftest import synthetic_sample, write_tomato_fixture
 from vlmflow.data import tomato
 from vlmflow.models import load_adapter
 from vlmflow.models.llava_video import LlavaVideoAdapter
@@ -25,9 +25,13 @@ def test_pllava_weights_load_under_their_hub_names(pllava, pllava_checkpoint):
     assert any(k.startswith("vision_tower.vision_model.") for k in f.keys())
     m = pllava.model
     pairs = {
-        "vision_tower.vision_model.embeddings.patch_embedding.weight": m.model.vision_tower.embeddings.patch_embedding.weight,
+        "vision_tower.vision_model.embeddings.patch_embedding.weight": (
+            m.model.vision_tower.embeddings.patch_embedding.weight
+        ),
         "multi_modal_projector.linear_2.weight": m.model.multi_modal_projector.linear_2.weight,
-        "language_model.model.layers.1.self_attn.q_proj.weight": m.model.language_model.layers[1].self_attn.q_proj.weight,
+        "language_model.model.layers.1.self_attn.q_proj.weight": m.model.language_model.layers[
+            1
+        ].self_attn.q_proj.weight,
         "language_model.lm_head.weight": m.lm_head.weight,
     }
     for key, param in pairs.items():
@@ -69,15 +73,19 @@ def test_llava_next_base_runs_the_same_video_path(llava_next_checkpoint):
 
 
 @pytest.mark.parametrize("which", ["pllava", "llava_next"])
-def test_every_region_decodes_to_its_text_with_the_llama_tokenizer(which, pllava_checkpoint, llava_next_checkpoint):
+def test_every_region_decodes_to_its_text_with_the_llama_tokenizer(
+    which, pllava_checkpoint, llava_next_checkpoint
+):
     path = pllava_checkpoint if which == "pllava" else llava_next_checkpoint
     a = load_adapter("llava_video", str(path), pooling_shape=(8, 2, 2))
     q, _ = synthetic_sample("action_sequence", seed=3)
     ids, layout, letters = a.encode(q)
-    shift = layout.video_range[1] - layout.video_range[0] - 1  # text positions after the placeholder move by this
+    shift = (
+        layout.video_range[1] - layout.video_range[0] - 1
+    )  # text positions after the placeholder move by this
 
     def text(span):
-        return a.tokenizer.decode(ids[span[0] - shift: span[1] - shift]).strip()
+        return a.tokenizer.decode(ids[span[0] - shift : span[1] - shift]).strip()
 
     assert ids[0] == a.tokenizer.bos_token_id
     assert text(layout.question).startswith("Question:") and text(layout.question).endswith(q.candidates[-1])
@@ -113,11 +121,28 @@ def test_task_ids_follow_the_sorted_annotation_files(tmp_path):
 
     root = tmp_path / "tvb"
     (root / "json").mkdir(parents=True)
-    names = ["action_antonym", "action_count", "action_localization", "action_sequence", "egocentric_sequence",
-             "moving_direction", "object_count", "object_shuffle", "scene_transition", "unexpected_action"]
+    names = [
+        "action_antonym",
+        "action_count",
+        "action_localization",
+        "action_sequence",
+        "egocentric_sequence",
+        "moving_direction",
+        "object_count",
+        "object_shuffle",
+        "scene_transition",
+        "unexpected_action",
+    ]
     for n in names[::-1]:
         (root / "json" / f"{n}.json").write_text("[]")
-    ids = {t: task_id("tvbench", str(root), t) for t in ["action_antonym", "action_sequence", "scene_transition",
-                                                         "moving_direction", "object_count"]}
-    assert ids == {"action_antonym": 0, "action_sequence": 3, "scene_transition": 8, "moving_direction": 5,
-                   "object_count": 6}  # the paper's task ids
+    ids = {
+        t: task_id("tvbench", str(root), t)
+        for t in ["action_antonym", "action_sequence", "scene_transition", "moving_direction", "object_count"]
+    }
+    assert ids == {
+        "action_antonym": 0,
+        "action_sequence": 3,
+        "scene_transition": 8,
+        "moving_direction": 5,
+        "object_count": 6,
+    }  # the paper's task ids

@@ -11,7 +11,6 @@ import time
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import REPO, snakemake, tiny_config
 
 pytestmark = pytest.mark.slow
@@ -33,8 +32,17 @@ def test_a_killed_run_resumes_without_losing_or_redoing_work(tmp_path, finished_
     cfg = tiny_config()
     cfg["models"]["toy-video"]["chunks"] = 2  # 10 knockout shards in all
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
-           "--cores", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--cores",
+        "1",
+    ]
     with open(tmp_path / "first.log", "w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.time() + 900
@@ -45,7 +53,9 @@ def test_a_killed_run_resumes_without_losing_or_redoing_work(tmp_path, finished_
     assert proc.returncode == -signal.SIGKILL, (tmp_path / "first.log").read_text()[-3000:]
     interrupted = incomplete(tmp_path)
     done = {p: p.stat().st_mtime_ns for p in shards(tmp_path) if p not in interrupted}
-    redo = {p: p.stat().st_mtime_ns for p in shards(tmp_path) if p in interrupted}  # written, not yet recorded
+    redo = {
+        p: p.stat().st_mtime_ns for p in shards(tmp_path) if p in interrupted
+    }  # written, not yet recorded
     assert 3 <= len(done) < 10
 
     assert snakemake(tmp_path, "--unlock").returncode == 0  # the killed run's lock

@@ -9,7 +9,6 @@ import sys
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import REPO, tiny_config
 
 pytestmark = pytest.mark.slow
@@ -18,10 +17,14 @@ pytestmark = pytest.mark.slow
 def cluster_reason() -> str | None:
     """Why the test cannot run here, or None."""
     if shutil.which("sbatch") is None:
-        return "no Slurm here: run `.ci/slurm-cluster.sh up` as root (installs slurm-wlm + munge, starts a one-node cluster)"
+        return (
+            "no Slurm here: run `.ci/slurm-cluster.sh up` as root (installs slurm-wlm + munge, "
+            "starts a one-node cluster)"
+        )
     res = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
     if res.returncode != 0 or not re.search(r"idle|mixed|allocated", res.stdout):
-        return f"Slurm is installed but no node is up (sinfo: {res.stdout.strip() or res.stderr.strip()}); `.ci/slurm-cluster.sh up`"
+        state = res.stdout.strip() or res.stderr.strip()
+        return f"Slurm is installed but no node is up (sinfo: {state}); `.ci/slurm-cluster.sh up`"
     try:
         import snakemake_executor_plugin_slurm  # noqa: F401
     except ImportError:
@@ -34,9 +37,21 @@ def test_the_slurm_profile_runs_the_workflow_through_sbatch(tmp_path, finished_r
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(tiny_config()))
     # As typed from the repository root, plus the status options for a cluster without accounting
     # (no sacct: poll squeue) and short polling intervals for a test.
-    cmd = [sys.executable, "-m", "snakemake", "--profile", "slurm", "--directory", str(tmp_path),
-           "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
-           "--seconds-between-status-checks", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--profile",
+        "slurm",
+        "--directory",
+        str(tmp_path),
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--seconds-between-status-checks",
+        "2",
+    ]
     res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1800)
     log = res.stdout + res.stderr
     assert res.returncode == 0, log[-4000:]

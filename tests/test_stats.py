@@ -49,11 +49,13 @@ def test_lower_level_interval_lies_inside():
 
 
 def test_curve_table_has_one_row_per_group_with_non_nan_counts():
-    df = pd.DataFrame({
-        "layer": [1, 0, 0, 0, 0, 1, 1],
-        "cond": ["a", "a", "a", "a", "b", "a", "a"],
-        "rel_change": [2.0, 1.0, 3.0, np.nan, 5.0, 4.0, 6.0],
-    })
+    df = pd.DataFrame(
+        {
+            "layer": [1, 0, 0, 0, 0, 1, 1],
+            "cond": ["a", "a", "a", "a", "b", "a", "a"],
+            "rel_change": [2.0, 1.0, 3.0, np.nan, 5.0, 4.0, 6.0],
+        }
+    )
     t = curve_table(df, ["layer", "cond"])
     assert list(t.columns) == ["layer", "cond", "mean", "ci_low", "ci_high", "n"]
     assert t[["layer", "cond"]].values.tolist() == [[0, "a"], [0, "b"], [1, "a"]]

@@ -19,8 +19,15 @@ def test_training_pixels_equal_the_image_processor(tiny_adapter):
 
 def test_a_short_training_run_saves_a_loadable_checkpoint(tmp_path):
     train("image", tmp_path / "img", steps=3, seed=0, eval_every=3)
-    train("video", tmp_path / "vid", steps=2, seed=1, init=tmp_path / "img", eval_every=2,
-          task_weights={"moving_direction": 3.0})
+    train(
+        "video",
+        tmp_path / "vid",
+        steps=2,
+        seed=1,
+        init=tmp_path / "img",
+        eval_every=2,
+        task_weights={"moving_direction": 3.0},
+    )
     a = LlavaVideoAdapter.from_pretrained(str(tmp_path / "vid"), system_prompt=toy.SYSTEM_PROMPT)
     assert a.position_mode == "frame_shared" and a.grid == (8, 3, 3)
     ev = pd.read_csv(tmp_path / "vid" / "training_eval.csv")

@@ -3,9 +3,9 @@ import json
 import pandas as pd
 import pytest
 
-from vlmflow.stages.frames import extract_task
 from vlmflow.data.synthetic import write_video
 from vlmflow.data.tvbench import load_task
+from vlmflow.stages.frames import extract_task
 
 
 def write_fixture(root, entries, task="moving_direction"):
@@ -21,17 +21,22 @@ def test_missing_annotations_name_the_path(tmp_path):
 def test_bad_samples_are_skipped_with_reason(tmp_path):
     import numpy as np
 
-    write_fixture(tmp_path, [
-        {"video": "ok.mp4", "question": "Q?", "candidates": ["left", "right"], "answer": "left"},
-        {"video": "ok.mp4", "question": "Q?", "candidates": ["left", "right"], "answer": "up"},
-        {"video": "gone.mp4", "question": "Q?", "candidates": ["left", "right"], "answer": "right"},
-        {"question": "Q?", "candidates": ["a"], "answer": "a"},
-        {"video": "corrupt.mp4", "question": "Q?", "candidates": ["left", "right"], "answer": "left"},
-    ])
+    write_fixture(
+        tmp_path,
+        [
+            {"video": "ok.mp4", "question": "Q?", "candidates": ["left", "right"], "answer": "left"},
+            {"video": "ok.mp4", "question": "Q?", "candidates": ["left", "right"], "answer": "up"},
+            {"video": "gone.mp4", "question": "Q?", "candidates": ["left", "right"], "answer": "right"},
+            {"question": "Q?", "candidates": ["a"], "answer": "a"},
+            {"video": "corrupt.mp4", "question": "Q?", "candidates": ["left", "right"], "answer": "left"},
+        ],
+    )
     write_video(tmp_path / "video" / "moving_direction" / "ok.mp4", np.zeros((10, 16, 16, 3), np.uint8))
     (tmp_path / "video" / "moving_direction" / "corrupt.mp4").write_bytes(b"\x00not an mp4" * 50)
     out = tmp_path / "out"
-    extract_task("tvbench", str(tmp_path), "moving_direction", 8, out / "f.npz", out / "q.parquet", out / "s.parquet")
+    extract_task(
+        "tvbench", str(tmp_path), "moving_direction", 8, out / "f.npz", out / "q.parquet", out / "s.parquet"
+    )
     skipped = pd.read_parquet(out / "s.parquet").set_index("sample_id").reason
     assert "not among the candidates" in skipped["moving_direction_0001"]
     assert "gone.mp4" in skipped["moving_direction_0002"]

@@ -1,30 +1,114 @@
 """End-to-end: the workflow on a reduced default config (2 tasks, 4 questions each), the committed
 toy checkpoints, a single-figure rerun without models, and config validation errors."""
 
+import json
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import yaml
+from conftest import REPO, snakemake, tiny_config
 
-from conftest import snakemake, tiny_config
+import vlmflow
+from vlmflow.models.loading import content_hash
 from vlmflow.stats import curve_table
 
 pytestmark = pytest.mark.slow
-CONTRACT = ["dataset", "task", "model", "sample_id", "family", "block", "window", "window_style", "layer", "p_base",
-            "p_new", "rel_change", "p_base_gt", "p_new_gt", "rel_change_gt", "pred_base", "pred_new", "gt",
-            "correct_base", "model_id", "dtype", "attention_backend", "n_frames", "seed", "torch_version",
-            "transformers_version"]
+# Every knockout row: what was knocked out where, the probabilities and predictions before and after
+# (README, "Results contract"), and every provenance column that vlmflow.provenance stamps.
+CONTRACT = [
+    "dataset",
+    "task",
+    "model",
+    "sample_id",
+    "family",
+    "block",
+    "window",
+    "window_style",
+    "layer",
+    "p_base",
+    "p_new",
+    "rel_change",
+    "p_base_gt",
+    "p_new_gt",
+    "rel_change_gt",
+    "pred_base",
+    "pred_new",
+    "gt",
+    "correct_base",
+    "correct_new",
+    "model_id",
+    "model_revision",
+    "dtype",
+    "attention_backend",
+    "engine",
+    "n_frames",
+    "pooling",
+    "seed",
+    "torch_version",
+    "transformers_version",
+    "vlmflow_version",
+]
+BASELINE = [
+    "dataset",
+    "task",
+    "model",
+    "sample_id",
+    "gt",
+    "pred_base",
+    "pred_base_id",
+    "p_base",
+    "p_base_gt",
+    "correct_base",
+]
+
+
+def family_table(run: Path, dataset: str, model: str, family: str) -> Path:
+    """The gathered table of one knockout family: knockout/<family>.parquet, or the one table under
+    knockout/<family>/ where tables are also named by their window sweep."""
+    root = run / "results" / dataset / model / "knockout"
+    found = [*root.glob(f"{family}.parquet"), *root.glob(f"{family}/*.parquet")]
+    assert len(found) == 1, f"expected one gathered {family} table under {root}, found {found}"
+    return found[0]
+
+
+def baseline_table(run: Path, dataset: str, model: str) -> pd.DataFrame:
+    tables = sorted((run / f"results/{dataset}/{model}/baseline").glob("*.parquet"))
+    return pd.concat([pd.read_parquet(p) for p in tables], ignore_index=True)
+
+
+def judged(preds, gts) -> list[bool]:
+    """The paper's judgement: the decoded token is the correct letter, case and spaces ignored."""
+    return [p.strip().lower() == g.lower() for p, g in zip(preds, gts)]
 
 
 def test_outputs_follow_the_results_contract(finished_run):
+    from transformers import AutoTokenizer
+
     w = finished_run
+    base = baseline_table(w, "synthetic", "toy-video")
+    assert not set(BASELINE) - set(base.columns)
+    # the predicted token: its id, and its decoded text, which is what is judged against the letter
+    assert pd.api.types.is_integer_dtype(base.pred_base_id) and pd.api.types.is_string_dtype(base.pred_base)
+    tok = AutoTokenizer.from_pretrained(REPO / "models/toy-video")
+    ckpt = json.loads((REPO / "models/toy-video/config.json").read_text())
+    pooling = "-".join(map(str, ckpt["pooling_shape"]))
+    assert base.pred_base.tolist() == [tok.decode([i]) for i in base.pred_base_id]
+    assert base.correct_base.tolist() == judged(base.pred_base, base["gt"])
     for fam in ["cross_frame", "vql_to_ql"]:
-        df = pd.read_parquet(w / f"results/synthetic/toy-video/knockout/{fam}.parquet")
-        assert not set(CONTRACT) - set(df.columns)
-        base = pd.concat(pd.read_parquet(p) for p in (w / "results/synthetic/toy-video/baseline").glob("*.parquet"))
+        df = pd.read_parquet(family_table(w, "synthetic", "toy-video", fam))
+        assert not set(CONTRACT) - set(df.columns), set(CONTRACT) - set(df.columns)
         n_blocks = {"cross_frame": 1, "vql_to_ql": 4}[fam]
         assert len(df) == base.correct_base.sum() * n_blocks * 8  # sample x block x layer, correct only
         assert df.correct_base.all() and set(df.layer) == set(range(1, 9))
-        assert df.window.eq(3).all() and df.engine.eq("fast").all()
+        assert df.window.eq(3).all() and df.window_style.eq("center").all()
+        # the baseline prediction is carried over as text; correct_new judges pred_new the same way
+        assert df.pred_base.tolist() == df.sample_id.map(base.set_index("sample_id").pred_base).tolist()
+        assert df.correct_new.tolist() == judged(df.pred_new, df["gt"])
+        # provenance: the configured engine, the checkpoint's pooling grid and content hash, this package
+        assert df.engine.eq("fast").all() and df.pooling.eq(pooling).all()
+        assert df.model_revision.eq(content_hash((REPO / "models/toy-video").resolve())).all()
+        assert df.vlmflow_version.eq(vlmflow.__version__).all() and df.n_frames.eq(8).all()
     for stem in ["fig2_cross_frame", "fig3_vql_to_ql"]:
         for ext in ["png", "pdf", "csv"]:
             assert (w / f"figures/{stem}.{ext}").stat().st_size > 0
@@ -33,10 +117,12 @@ def test_outputs_follow_the_results_contract(finished_run):
 
 
 def test_figure_csv_is_exactly_what_the_tables_give(finished_run):
-    df = pd.read_parquet(finished_run / "results/synthetic/toy-video/knockout/vql_to_ql.parquet")
+    df = pd.read_parquet(family_table(finished_run, "synthetic", "toy-video", "vql_to_ql"))
     csv = pd.read_csv(finished_run / "figures/fig3_vql_to_ql.csv")
     expected = curve_table(df, ["task", "block", "layer"])
-    pd.testing.assert_frame_equal(csv.reset_index(drop=True), expected.reset_index(drop=True), check_dtype=False)
+    pd.testing.assert_frame_equal(
+        csv.reset_index(drop=True), expected.reset_index(drop=True), check_dtype=False
+    )
 
 
 def test_one_figure_reruns_without_any_model(finished_run):

@@ -46,8 +46,10 @@ def claim(n: int, wait_s: float = 5.0, devices: list[str] | None = None) -> str:
     devices = physical_gpus() if devices is None else devices
     if len(devices) < n:
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        raise RuntimeError(f"this job needs {n} GPU(s) but {len(devices)} are visible (CUDA_VISIBLE_DEVICES="
-                           f"{visible!r}); set the model's gpu: 0 in config.yaml to run it on the CPU")
+        raise RuntimeError(
+            f"this job needs {n} GPU(s) but {len(devices)} are visible (CUDA_VISIBLE_DEVICES="
+            f"{visible!r}); set the model's gpu: 0 in config.yaml to run it on the CPU"
+        )
     lock_dir().mkdir(parents=True, exist_ok=True)
     announced = False
     while True:
@@ -70,7 +72,10 @@ def claim(n: int, wait_s: float = 5.0, devices: list[str] | None = None) -> str:
         for _, fh in got:
             fh.close()
         if not announced:
-            print(f"[gpus] waiting for {n} free GPU(s) of {devices} "
-                  "(run with --resources gpu=<number of GPUs>)", flush=True)
+            print(
+                f"[gpus] waiting for {n} free GPU(s) of {devices} "
+                "(run with --resources gpu=<number of GPUs>)",
+                flush=True,
+            )
             announced = True
         time.sleep(wait_s)

@@ -103,8 +103,13 @@ def char_span_to_tokens(offsets: list[tuple[int, int]], span: Span, what: str) -
     return hit[0], hit[-1] + 1
 
 
-def build_layout(prompt: Prompt, offsets: list[tuple[int, int]], placeholders: list[int],
-                 grid: tuple[int, int, int], true_option: int) -> TokenLayout:
+def build_layout(
+    prompt: Prompt,
+    offsets: list[tuple[int, int]],
+    placeholders: list[int],
+    grid: tuple[int, int, int],
+    true_option: int,
+) -> TokenLayout:
     """Layout in expanded coordinates. `placeholders` are the prompt-token positions the video
     replaces: one token that becomes all T*H*W video tokens, or one token per frame that becomes
     that frame's H*W tokens (frames separated by text)."""
@@ -118,8 +123,11 @@ def build_layout(prompt: Prompt, offsets: list[tuple[int, int]], placeholders: l
         return i + sum(per - 1 for p in placeholders if p < i)
 
     starts = [expanded(p) for p in placeholders]
-    frames = tuple((starts[0] + t * H * W, starts[0] + (t + 1) * H * W) for t in range(T)) if len(starts) == 1 \
+    frames = (
+        tuple((starts[0] + t * H * W, starts[0] + (t + 1) * H * W) for t in range(T))
+        if len(starts) == 1
         else tuple((s, s + H * W) for s in starts)
+    )
 
     def region(span: Span, what: str) -> Span:
         i, j = char_span_to_tokens(offsets, span, what)

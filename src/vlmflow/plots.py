@@ -33,13 +33,22 @@ def _save(fig, table: pd.DataFrame, stem: Path) -> None:
     plt.close(fig)
 
 
-def curve_panels(df: pd.DataFrame, hue: str, stem: Path, tasks: list[str], titles: dict[str, str],
-                 palette=None, title: str = "") -> pd.DataFrame:
+def curve_panels(
+    df: pd.DataFrame,
+    hue: str,
+    stem: Path,
+    tasks: list[str],
+    titles: dict[str, str],
+    palette=None,
+    title: str = "",
+) -> pd.DataFrame:
     """Per-task panels of mean % change vs layer with 95 % bootstrap bands."""
     table = curve_table(df, ["task", hue, "layer"])
     sns.set_theme(style="whitegrid", font_scale=0.9)
     fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 2.8), squeeze=False, sharex=True)
-    hues = list(dict.fromkeys(table[hue])) if palette is None else [h for h in palette if h in set(table[hue])]
+    hues = (
+        list(dict.fromkeys(table[hue])) if palette is None else [h for h in palette if h in set(table[hue])]
+    )
     colours = palette or dict(zip(hues, sns.color_palette(n_colors=len(hues))))
     for ax, task in zip(axes[0], tasks):
         t = table[table.task == task]
@@ -52,8 +61,11 @@ def curve_panels(df: pd.DataFrame, hue: str, stem: Path, tasks: list[str], title
         ns = t.groupby(hue, sort=False)["n"].max()
         ax.set_title(titles.get(task, task))
         # one number where every curve has the same samples, else one per curve
-        note = f"{int(ns.iloc[0])}" if ns.nunique() == 1 else (
-            ", ".join(f"{h}: {int(n)}" for h, n in ns.items()) or "0")
+        note = (
+            f"{int(ns.iloc[0])}"
+            if ns.nunique() == 1
+            else (", ".join(f"{h}: {int(n)}" for h, n in ns.items()) or "0")
+        )
         ax.text(0.98, 0.03, f"n = {note}", transform=ax.transAxes, ha="right", va="bottom", fontsize=7)
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_xlabel("Layer")
@@ -65,7 +77,9 @@ def curve_panels(df: pd.DataFrame, hue: str, stem: Path, tasks: list[str], title
             if l_ not in labels:
                 handles.append(h_)
                 labels.append(l_)
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), bbox_to_anchor=(0.5, -0.12), frameon=False)
+    fig.legend(
+        handles, labels, loc="lower center", ncol=len(labels), bbox_to_anchor=(0.5, -0.12), frameon=False
+    )
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -73,24 +87,47 @@ def curve_panels(df: pd.DataFrame, hue: str, stem: Path, tasks: list[str], title
     return table
 
 
-def fig2_cross_frame(video: pd.DataFrame, image: pd.DataFrame, labels: tuple[str, str], stem: Path,
-                     tasks: list[str], titles: dict[str, str]) -> pd.DataFrame:
+def fig2_cross_frame(
+    video: pd.DataFrame,
+    image: pd.DataFrame,
+    labels: tuple[str, str],
+    stem: Path,
+    tasks: list[str],
+    titles: dict[str, str],
+) -> pd.DataFrame:
     """Fig. 2: cross-frame knockout, VideoLLM (green) vs its ImageLLM base (pink)."""
     df = pd.concat([video.assign(model_label=labels[0]), image.assign(model_label=labels[1])])
     palette = {labels[0]: "tab:green", labels[1]: "tab:pink"}
-    return curve_panels(df, "model_label", stem, tasks, titles, palette,
-                        "No cross-frame interactions: % change of the predicted answer's probability")
+    return curve_panels(
+        df,
+        "model_label",
+        stem,
+        tasks,
+        titles,
+        palette,
+        "No cross-frame interactions: % change of the predicted answer's probability",
+    )
 
 
 def fig3_vql_to_ql(df: pd.DataFrame, stem: Path, tasks: list[str], titles: dict[str, str]) -> pd.DataFrame:
     """Fig. 3: Video/Question/Last -> Question/Last knockouts."""
-    return curve_panels(df, "block", stem, tasks, titles, PAPER_COLOURS,
-                        "Cross-modal information flow: % change of the predicted answer's probability")
+    return curve_panels(
+        df,
+        "block",
+        stem,
+        tasks,
+        titles,
+        PAPER_COLOURS,
+        "Cross-modal information flow: % change of the predicted answer's probability",
+    )
 
 
 def _setting_label(row) -> str:
-    return {"full": "Full causal attention", "pathway": f"Effective pathways: {row.pathway}",
-            "random": f"Random blocking (as many as {row.pathway})"}[row.setting]
+    return {
+        "full": "Full causal attention",
+        "pathway": f"Effective pathways: {row.pathway}",
+        "random": f"Random blocking (as many as {row.pathway})",
+    }[row.setting]
 
 
 def table3_effective_pathways(table: pd.DataFrame, stem: Path) -> pd.DataFrame:
@@ -101,8 +138,15 @@ def table3_effective_pathways(table: pd.DataFrame, stem: Path) -> pd.DataFrame:
     cells, rows = [], []
     for (model, label), g in t.groupby(["model", "label"], sort=False):
         g = g.set_index("dataset")
-        acc = [("-" if d not in g.index else f"{g.loc[d, 'accuracy']:.1f}"
-                + (f" ± {g.loc[d, 'accuracy_sd']:.1f}" if g.loc[d, "seeds"] > 1 else "")) for d in datasets]
+        acc = [
+            (
+                "-"
+                if d not in g.index
+                else f"{g.loc[d, 'accuracy']:.1f}"
+                + (f" ± {g.loc[d, 'accuracy_sd']:.1f}" if g.loc[d, "seeds"] > 1 else "")
+            )
+            for d in datasets
+        ]
         first = g.iloc[0]
         cells.append([model, label, f"{first.edges:,.0f} ({first.kept_pct:.0f} %)", *acc])
         rows.append(model)
@@ -129,16 +173,31 @@ def pathways_tradeoff(table: pd.DataFrame, stem: Path) -> pd.DataFrame:
     markers = dict(zip(dict.fromkeys(t.model), "osD^v<>"))
     for ax, d in zip(axes[0], datasets):
         for r in t[t.dataset == d].itertuples():
-            ax.errorbar(r.kept_pct, r.accuracy, yerr=r.accuracy_sd if r.seeds > 1 else None, fmt=markers[r.model],
-                        color=colours[r.label], capsize=3, ms=7, label=f"{r.model}: {r.label}")
+            ax.errorbar(
+                r.kept_pct,
+                r.accuracy,
+                yerr=r.accuracy_sd if r.seeds > 1 else None,
+                fmt=markers[r.model],
+                color=colours[r.label],
+                capsize=3,
+                ms=7,
+                label=f"{r.model}: {r.label}",
+            )
         ax.set_title(d)
         ax.set_xlabel("Attention edges kept (%)")
         ax.set_xlim(0, 105)
         ax.set_ylim(0, 105)
     axes[0][0].set_ylabel("Accuracy (%)")
     handles, names = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="lower center", ncol=2, bbox_to_anchor=(0.5, -0.08 * (len(names) + 1) / 2),
-               frameon=False, fontsize=8)
+    fig.legend(
+        handles,
+        names,
+        loc="lower center",
+        ncol=2,
+        bbox_to_anchor=(0.5, -0.08 * (len(names) + 1) / 2),
+        frameon=False,
+        fontsize=8,
+    )
     fig.tight_layout()
     _save(fig, table, stem)
     return table

@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 
-def provenance(model_id: str, dtype: str, backend: str, engine: str, n_frames: int, seed: int,
-               pooling: tuple[int, int, int], revision: str | None = None) -> dict:
+def provenance(
+    model_id: str,
+    dtype: str,
+    backend: str,
+    engine: str,
+    n_frames: int,
+    seed: int,
+    pooling: tuple[int, int, int],
+    revision: str | None = None,
+) -> dict:
     import torch
     import transformers
 
     import vlmflow
 
-    return dict(model_id=str(model_id), model_revision=revision or "", dtype=dtype, attention_backend=backend,
-                engine=engine, n_frames=n_frames, pooling="-".join(map(str, pooling)), seed=seed,
-                torch_version=torch.__version__,
-                transformers_version=transformers.__version__, vlmflow_version=vlmflow.__version__)
+    return dict(
+        model_id=str(model_id),
+        model_revision=revision or "",
+        dtype=dtype,
+        attention_backend=backend,
+        engine=engine,
+        n_frames=n_frames,
+        pooling="-".join(map(str, pooling)),
+        seed=seed,
+        torch_version=torch.__version__,
+        transformers_version=transformers.__version__,
+        vlmflow_version=vlmflow.__version__,
+    )

@@ -26,5 +26,12 @@ class Question:
     @classmethod
     def from_row(cls, dataset: str, row) -> "Question":
         """From a row of a stage's questions table (results/<dataset>/questions/<task>.parquet)."""
-        return cls(dataset, row.task, row.sample_id, row.question, list(row.candidates), int(row.answer_index),
-                   str(row.video))
+        return cls(
+            dataset,
+            row.task,
+            row.sample_id,
+            row.question,
+            list(row.candidates),
+            int(row.answer_index),
+            str(row.video),
+        )

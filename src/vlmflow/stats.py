@@ -22,8 +22,15 @@ def curve_table(df: pd.DataFrame, by: list[str], value: str = "rel_change", seed
     rows = []
     for key, g in df.groupby(by, sort=True):
         m, lo, hi = mean_ci(g[value], seed=seed)
-        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))),
-                     "mean": m, "ci_low": lo, "ci_high": hi, "n": int(g[value].notna().sum())})
+        rows.append(
+            {
+                **dict(zip(by, key if isinstance(key, tuple) else (key,))),
+                "mean": m,
+                "ci_low": lo,
+                "ci_high": hi,
+                "n": int(g[value].notna().sum()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -31,12 +38,28 @@ def pathway_table(df: pd.DataFrame) -> pd.DataFrame:
     """The paper's Table 3 layout: per model, setting and dataset, accuracy over all questions (%),
     attention edges per sample (summed over layers) and the kept percentage; random blocking as the
     mean and standard deviation over seeds."""
-    per_seed = (df.groupby(["model", "dataset", "setting", "pathway", "seed"], sort=False)
-                .agg(accuracy=("correct", "mean"), edges=("edges_kept", "mean"), full=("edges_full", "mean"),
-                     n=("sample_id", "size")).reset_index())
-    out = (per_seed.groupby(["model", "dataset", "setting", "pathway"], sort=False)
-           .agg(accuracy=("accuracy", "mean"), accuracy_sd=("accuracy", "std"), edges=("edges", "mean"),
-                full=("full", "mean"), n=("n", "first"), seeds=("seed", "size")).reset_index())
+    per_seed = (
+        df.groupby(["model", "dataset", "setting", "pathway", "seed"], sort=False)
+        .agg(
+            accuracy=("correct", "mean"),
+            edges=("edges_kept", "mean"),
+            full=("edges_full", "mean"),
+            n=("sample_id", "size"),
+        )
+        .reset_index()
+    )
+    out = (
+        per_seed.groupby(["model", "dataset", "setting", "pathway"], sort=False)
+        .agg(
+            accuracy=("accuracy", "mean"),
+            accuracy_sd=("accuracy", "std"),
+            edges=("edges", "mean"),
+            full=("full", "mean"),
+            n=("n", "first"),
+            seeds=("seed", "size"),
+        )
+        .reset_index()
+    )
     out["accuracy"] *= 100
     out["accuracy_sd"] = (out["accuracy_sd"] * 100).fillna(0.0)
     out["kept_pct"] = 100 * out["edges"] / out["full"]

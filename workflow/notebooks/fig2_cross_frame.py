@@ -31,6 +31,12 @@ image = pd.read_parquet(sm.input.image)
 
 # %%
 with log_to(sm.log[0]):
-    table = fig2_cross_frame(video, image, tuple(sm.params.labels), Path(sm.output[0]).with_suffix(""),
-                             list(sm.params.tasks), TASK_TITLES)
+    table = fig2_cross_frame(
+        video,
+        image,
+        tuple(sm.params.labels),
+        Path(sm.output[0]).with_suffix(""),
+        list(sm.params.tasks),
+        TASK_TITLES,
+    )
 table.groupby(["model_label", "task"])["mean"].min()

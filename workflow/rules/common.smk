@@ -15,7 +15,10 @@ def _own_sections():
     own = {}
     for path in workflow.overwrite_configfiles:  # the --configfile files, in order
         with open(path) as fh:
-            update_config(own, {k: v for k, v in (yaml.safe_load(fh) or {}).items() if k in SECTIONS})
+            update_config(
+                own,
+                {k: v for k, v in (yaml.safe_load(fh) or {}).items() if k in SECTIONS},
+            )
     missing = [s for s in SECTIONS if s not in own]
     if missing:
         raise ValueError(

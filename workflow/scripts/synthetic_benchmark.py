@@ -1,9 +1,9 @@
 """Rule synthetic_benchmark: write the synthetic TVBench-format benchmark."""
 
-from vlmflow.io import log_to
 from pathlib import Path
 
 from vlmflow.data.synthetic import write_benchmark
+from vlmflow.io import log_to
 
 sm = snakemake  # noqa: F821
 with log_to(sm.log[0]):

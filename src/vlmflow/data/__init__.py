@@ -12,8 +12,9 @@ def read_json(path, what: str, expected: type):
     import json
 
     if not path.is_file():
-        raise FileNotFoundError(f"{what} annotations not found: {path} "
-                                "(set the dataset's root in config.yaml)")
+        raise FileNotFoundError(
+            f"{what} annotations not found: {path} (set the dataset's root in config.yaml)"
+        )
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:

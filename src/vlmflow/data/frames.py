@@ -19,9 +19,13 @@ def segment_midpoints(
     """
     if n_frames < 1:
         raise ValueError("video has no frames")
-    start, end = (0, n_frames - 1) if bounds is None else (
-        max(0, int(np.round(bounds[0] * fps))),
-        min(int(np.round(bounds[1] * fps)), n_frames - 1),
+    start, end = (
+        (0, n_frames - 1)
+        if bounds is None
+        else (
+            max(0, int(np.round(bounds[0] * fps))),
+            min(int(np.round(bounds[1] * fps)), n_frames - 1),
+        )
     )
     if end < start:
         raise ValueError(f"clip bounds {bounds} s select no frame of a {n_frames}-frame video at {fps} fps")

@@ -59,11 +59,26 @@ TASK_TITLES = {
 }
 
 
-def _question(task: str, text: str, options: list[str], correct: str, params: dict,
-              n_frames: int = N_VIDEO_FRAMES, bounds: tuple[float, float] | None = None) -> Question:
+def _question(
+    task: str,
+    text: str,
+    options: list[str],
+    correct: str,
+    params: dict,
+    n_frames: int = N_VIDEO_FRAMES,
+    bounds: tuple[float, float] | None = None,
+) -> Question:
     """A generated question: `params` say how to render it (with its video's length in frames)."""
-    return Question("synthetic", task, "", text, options, options.index(correct), bounds=bounds,
-                    params={**params, "n_frames": n_frames})
+    return Question(
+        "synthetic",
+        task,
+        "",
+        text,
+        options,
+        options.index(correct),
+        bounds=bounds,
+        params={**params, "n_frames": n_frames},
+    )
 
 
 def sampled_indices(q: Question, n: int = 8) -> list[int]:
@@ -105,7 +120,9 @@ def sample_question(task: str, rng: np.random.Generator) -> Question:
         correct = f"{c1} then {c2}"
         wrong = [f"{c2} then {c1}", f"{c1} then {c4}", f"{c4} then {c2}"]
         q = "In which order do the squares appear?"
-        return _question(task, q, _shuffle(rng, correct, wrong), correct, params, N_BOUNDED_FRAMES, CLIP_BOUNDS)
+        return _question(
+            task, q, _shuffle(rng, correct, wrong), correct, params, N_BOUNDED_FRAMES, CLIP_BOUNDS
+        )
     if task == "scene_transition":
         s1, s2, s3 = _distinct(rng, SCENES, 3)
         params = dict(first=s1, second=s2, switch=float(rng.uniform(0.35, 0.65)), colour=colour)
@@ -118,7 +135,12 @@ def sample_question(task: str, rng: np.random.Generator) -> Question:
         small, big = int(rng.integers(6, 11)), int(rng.integers(18, 25))
         x, y = rng.integers(2, SIZE - big - 2, size=2)
         params = dict(
-            colour=colour, change=change, small=small, big=big, x=int(x), y=int(y),
+            colour=colour,
+            change=change,
+            small=small,
+            big=big,
+            x=int(x),
+            y=int(y),
             switch=float(rng.uniform(0.35, 0.65)),
         )
         wrong = [c for c in CHANGES if c != change]

@@ -30,8 +30,13 @@ def load_task(root: str | Path, task: str, dataset: str = "tomato") -> tuple[lis
             continue
         options, answer = list(e["options"]), e["answer"]
         if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < len(options):
-            skipped.append(dict(sample_id=sid, task=task,
-                                reason=f"answer {answer!r} is not an index into its {len(options)} options"))
+            skipped.append(
+                dict(
+                    sample_id=sid,
+                    task=task,
+                    reason=f"answer {answer!r} is not an index into its {len(options)} options",
+                )
+            )
             continue
         video = root / "videos" / str(e["demonstration_type"]) / f"{e['key']}.mp4"
         out.append(Question(dataset, task, sid, e["question"], options, answer, str(video)))

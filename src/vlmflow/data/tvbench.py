@@ -26,9 +26,21 @@ def load_task(root: str | Path, task: str, dataset: str = "tvbench") -> tuple[li
             skipped.append(dict(sample_id=sid, task=task, reason=f"missing fields {missing} in {path}"))
             continue
         if e["answer"] not in e["candidates"]:
-            skipped.append(dict(sample_id=sid, task=task, reason=f"answer {e['answer']!r} is not among the candidates"))
+            skipped.append(
+                dict(sample_id=sid, task=task, reason=f"answer {e['answer']!r} is not among the candidates")
+            )
             continue
         bounds = (float(e["start"]), float(e["end"])) if "start" in e and "end" in e else None
-        out.append(Question(dataset, task, sid, e["question"], list(e["candidates"]),
-                            e["candidates"].index(e["answer"]), str(root / "video" / task / e["video"]), bounds))
+        out.append(
+            Question(
+                dataset,
+                task,
+                sid,
+                e["question"],
+                list(e["candidates"]),
+                e["candidates"].index(e["answer"]),
+                str(root / "video" / task / e["video"]),
+                bounds,
+            )
+        )
     return out, skipped

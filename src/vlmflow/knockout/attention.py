@@ -28,7 +28,9 @@ SPLIT_MAX_ROWS = 16
 class BlockedRows:
     """The blocked (query, key) pairs of a batch in one layer: one matrix per distinct knockout."""
 
-    distinct: list[torch.Tensor | None]  # [q, k] bool each, for the rows passed in; entry 0 is None (no block)
+    distinct: list[
+        torch.Tensor | None
+    ]  # [q, k] bool each, for the rows passed in; entry 0 is None (no block)
     which: torch.Tensor  # [b] long: the distinct matrix of each batch element
     heads: torch.Tensor | None = None  # [H] bool: the heads a knockout applies to (None = all)
 
@@ -69,30 +71,40 @@ def check_backend(name: str) -> str:
 def _refuse_unsupported(module, dropout: float, kwargs: dict, k_len: int) -> None:
     where = f"layer {getattr(module, 'layer_idx', '?')} ({type(module).__name__})"
     if not getattr(module, "is_causal", True):
-        raise NotImplementedError(f"{where} is not causal; vlmflow's knockout attention implements causal "
-                                  "decoders only")
+        raise NotImplementedError(
+            f"{where} is not causal; vlmflow's knockout attention implements causal decoders only"
+        )
     if dropout and dropout > 0:
-        raise NotImplementedError(f"{where}: attention dropout {dropout} (train mode); knockouts are measured "
-                                  "in eval mode: call model.eval()")
+        raise NotImplementedError(
+            f"{where}: attention dropout {dropout} (train mode); knockouts are measured "
+            "in eval mode: call model.eval()"
+        )
     window = kwargs.pop("sliding_window", None)
     if window is not None and window < k_len:
-        raise NotImplementedError(f"{where}: sliding-window attention ({window} < {k_len} keys) is not "
-                                  "implemented by vlmflow's knockout attention")
+        raise NotImplementedError(
+            f"{where}: sliding-window attention ({window} < {k_len} keys) is not "
+            "implemented by vlmflow's knockout attention"
+        )
     for name in ("softcap", "s_aux"):
         if kwargs.pop(name, None) is not None:
-            raise NotImplementedError(f"{where}: {name!r} (logit soft-capping / attention sinks) is not "
-                                      "implemented by vlmflow's knockout attention")
+            raise NotImplementedError(
+                f"{where}: {name!r} (logit soft-capping / attention sinks) is not "
+                "implemented by vlmflow's knockout attention"
+            )
     unknown = sorted(k for k, v in kwargs.items() if k not in HARMLESS and v is not None)
     if unknown:
-        raise NotImplementedError(f"{where}: attention arguments {unknown} are not implemented by vlmflow's "
-                                  "knockout attention")
+        raise NotImplementedError(
+            f"{where}: attention arguments {unknown} are not implemented by vlmflow's knockout attention"
+        )
 
 
 def _repeat_kv(x: torch.Tensor, n: int) -> torch.Tensor:
     return x if n == 1 else x.repeat_interleave(n, dim=1)
 
 
-def knockout_attention(module, query, key, value, attention_mask, scaling, dropout=0.0, knockout=None, **kwargs):
+def knockout_attention(
+    module, query, key, value, attention_mask, scaling, dropout=0.0, knockout=None, **kwargs
+):
     """query [b, H, q, d]; key, value [b, Hkv, q, d] (RoPE applied) -> ([b, q, H, d], None)."""
     plan: Plan | None = knockout
     q_offset = 0 if plan is None else plan.q_offset
@@ -117,7 +129,9 @@ def knockout_attention(module, query, key, value, attention_mask, scaling, dropo
     if prefix is not None:
         prefix = _repeat_kv(prefix[0], n_rep), _repeat_kv(prefix[1], n_rep)  # [1, H, q_offset, d]
     if blocked is None and prefix is None and mode == "pre_softmax" and backend == "sdpa" and q_offset == 0:
-        out = F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=scaling)  # a plain forward
+        out = F.scaled_dot_product_attention(
+            query, key, value, is_causal=True, scale=scaling
+        )  # a plain forward
         return out.transpose(1, 2).contiguous(), None
     k_len = q_offset + q_len
     q_pos = torch.arange(q_offset, k_len, device=query.device)
@@ -131,7 +145,9 @@ def knockout_attention(module, query, key, value, attention_mask, scaling, dropo
     for g in groups:  # one pass per distinct mask: no per-element mask copies
         rows = (blocked.which == g).nonzero().squeeze(1)
         mask = blocked.mask(g) if g else None
-        out[rows] = _attend(query[rows], key[rows], value[rows], prefix, causal, mask, scaling, backend, mode, plan)
+        out[rows] = _attend(
+            query[rows], key[rows], value[rows], prefix, causal, mask, scaling, backend, mode, plan
+        )
     return out.transpose(1, 2).contiguous(), None
 
 
@@ -143,17 +159,26 @@ def _attend(query, key, value, prefix, causal, blocked, scaling, backend, mode, 
     if plan is not None:
         plan.note_mask_bytes(causal.numel() + (allowed.numel() if blocked is not None else 0))
     if prefix is not None:  # explicit math against the shared prefix: no per-element key/value copy
-        pk, pv = prefix[0][0], prefix[1][0]  # [H, n0, d]: one GEMM per head over all b*q rows, no broadcast copy
-        scores = torch.cat([torch.einsum("bhqd,hkd->bhqk", query, pk), torch.matmul(query, key.transpose(2, 3))],
-                           dim=-1) * scaling  # [b, H, q, N]
-        probs = torch.softmax(scores.masked_fill(~allowed, torch.finfo(scores.dtype).min), dim=-1,
-                              dtype=torch.float32).to(query.dtype)
+        pk, pv = (
+            prefix[0][0],
+            prefix[1][0],
+        )  # [H, n0, d]: one GEMM per head over all b*q rows, no broadcast copy
+        scores = (
+            torch.cat(
+                [torch.einsum("bhqd,hkd->bhqk", query, pk), torch.matmul(query, key.transpose(2, 3))], dim=-1
+            )
+            * scaling
+        )  # [b, H, q, N]
+        probs = torch.softmax(
+            scores.masked_fill(~allowed, torch.finfo(scores.dtype).min), dim=-1, dtype=torch.float32
+        ).to(query.dtype)
         n0 = pk.shape[1]
         return torch.einsum("bhqk,hkd->bhqd", probs[..., :n0], pv) + torch.matmul(probs[..., n0:], value)
     if mode == "post_softmax":  # only explicit math can zero probabilities after the softmax
         scores = torch.matmul(query, key.transpose(2, 3)) * scaling  # [b, H, q, k]
-        probs = torch.softmax(scores.masked_fill(~causal, torch.finfo(scores.dtype).min), dim=-1,
-                              dtype=torch.float32).to(query.dtype)
+        probs = torch.softmax(
+            scores.masked_fill(~causal, torch.finfo(scores.dtype).min), dim=-1, dtype=torch.float32
+        ).to(query.dtype)
         if blocked is not None:
             probs = probs.masked_fill(blocked, 0.0)  # not renormalised
         return torch.matmul(probs, value)

@@ -93,13 +93,17 @@ class KnockoutEngine:
 
     # --- knockouts ---------------------------------------------------------------------------
     @torch.no_grad()
-    def run(self, sample: PreparedSample, conditions: list[Condition], clean: CleanRun | None = None) -> torch.Tensor:
+    def run(
+        self, sample: PreparedSample, conditions: list[Condition], clean: CleanRun | None = None
+    ) -> torch.Tensor:
         """Probabilities at the last position under each condition -> [len(conditions), V] fp32."""
         clean = clean or self.clean(sample)
         compiled: dict[Knockout, Blocked] = {}
         for c in conditions:
             if c.knockout not in compiled:
-                compiled[c.knockout] = compile_knockout(sample.layout, c.knockout, sample.inputs_embeds.device)
+                compiled[c.knockout] = compile_knockout(
+                    sample.layout, c.knockout, sample.inputs_embeds.device
+                )
         held = sum(b.rows.numel() for b in compiled.values())
         out = [None] * len(conditions)
         groups: dict[tuple, list[int]] = {}
@@ -145,16 +149,21 @@ class KnockoutEngine:
                 if joining:
                     new = clean.hidden_in[l][q0:].unsqueeze(0).expand(len(joining), -1, -1)
                     h = new if h is None else torch.cat([h, new])
-                idx = torch.tensor([which[k] if l in windows[k] else 0 for k in range(h.shape[0])], device=h.device)
+                idx = torch.tensor(
+                    [which[k] if l in windows[k] else 0 for k in range(h.shape[0])], device=h.device
+                )
                 plan.masks = {l: attention.BlockedRows(matrices, idx, sel)} if bool(idx.any()) else {}
                 h = a.layer_forward(l, h, rope, pos, knockout=plan)
         self.peak_mask_bytes = max(self.peak_mask_bytes, plan.peak_mask_bytes)
         return self._head(h[:, -1])
 
-
     @torch.no_grad()
-    def run_layerwise(self, sample: PreparedSample, layer_mask: Callable[[int], Blocked | None],
-                      clean: CleanRun | None = None) -> torch.Tensor:
+    def run_layerwise(
+        self,
+        sample: PreparedSample,
+        layer_mask: Callable[[int], Blocked | None],
+        clean: CleanRun | None = None,
+    ) -> torch.Tensor:
         """One forward in which layer l blocks `layer_mask(l)` (None = nothing), built when layer l
         runs and dropped after it: pathways and random blocking, a different mask in every layer.
         Rows before the video are never recomputed (every such mask leaves them alone) -> [V] fp32."""
@@ -171,8 +180,12 @@ class KnockoutEngine:
             for l in range(a.n_layers):
                 b = layer_mask(l)
                 if b is not None and b.q0 < q0:
-                    raise ValueError(f"layer {l}: a layerwise mask may not block rows before the video ({b.q0} < {q0})")
-                rows = None if b is None else torch.cat([b.rows.new_zeros(b.q0 - q0, b.rows.shape[1]), b.rows])
+                    raise ValueError(
+                        f"layer {l}: a layerwise mask may not block rows before the video ({b.q0} < {q0})"
+                    )
+                rows = (
+                    None if b is None else torch.cat([b.rows.new_zeros(b.q0 - q0, b.rows.shape[1]), b.rows])
+                )
                 plan.held = 0 if rows is None else rows.numel()
                 plan.masks = {} if rows is None else {l: attention.BlockedRows([None, rows], one)}
                 h = a.layer_forward(l, h, rope, pos, knockout=plan)
@@ -203,13 +216,17 @@ def canary(engine: KnockoutEngine, sample: PreparedSample) -> None:
     plain = a.plain_forward(sample, like_for_like(engine.backend))
     diff = float((clean.probs - plain).abs().max())
     if diff > tol:
-        raise RuntimeError(f"canary: the engine's clean pass ({engine.backend}) differs from the model's own "
-                           f"{like_for_like(engine.backend)} forward by {diff:.2e} (> {tol:g} for {a.dtype})")
+        raise RuntimeError(
+            f"canary: the engine's clean pass ({engine.backend}) differs from the model's own "
+            f"{like_for_like(engine.backend)} forward by {diff:.2e} (> {tol:g} for {a.dtype})"
+        )
     noop = Knockout("future only", (Edge("last", "question"),))  # question rows never see the last key
     cut = Knockout("all -> last", (Edge("all", "last"),))
     probs = engine.run(sample, [Condition(noop, every), Condition(cut, every)], clean)
     if (probs[0] - plain).abs().max() > tol:
         raise RuntimeError("canary: a knockout that blocks nothing changed the model's output")
     if (probs[1] - plain).abs().max() <= tol:
-        raise RuntimeError("canary: blocking every edge into the last token changed nothing; "
-                           "the attention bias is not applied")
+        raise RuntimeError(
+            "canary: blocking every edge into the last token changed nothing; "
+            "the attention bias is not applied"
+        )

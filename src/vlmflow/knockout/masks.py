@@ -41,7 +41,9 @@ def edge_blocks(layout: TokenLayout, edge: Edge) -> list[tuple[Span, Span]]:
 
 def compile_knockout(layout: TokenLayout, knockout: Knockout, device=None) -> Blocked:
     N = layout.n_tokens
-    blocks = [(r, c) for e in knockout.edges for r, c in edge_blocks(layout, e) if r[1] > r[0] and c[1] > c[0]]
+    blocks = [
+        (r, c) for e in knockout.edges for r, c in edge_blocks(layout, e) if r[1] > r[0] and c[1] > c[0]
+    ]
     q0 = min((r[0] for r, _ in blocks), default=N)
     rows = torch.zeros(N - q0, N, dtype=torch.bool, device=device)
     for (r0, r1), (c0, c1) in blocks:

@@ -40,7 +40,9 @@ class Pathway:
         for route in ROUTES:
             a, b = getattr(self, route)
             if not 1 <= a <= b <= self.n_layers:
-                raise ValueError(f"pathway {self.name!r}: {route} range L{a}-{b} is not within L1-{self.n_layers}")
+                raise ValueError(
+                    f"pathway {self.name!r}: {route} range L{a}-{b} is not within L1-{self.n_layers}"
+                )
 
     def kept(self, route: str, layer: int) -> bool:
         """Is `route` kept in 0-indexed `layer`?"""

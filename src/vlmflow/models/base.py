@@ -57,8 +57,9 @@ class Adapter(ABC):
     # --- loading -----------------------------------------------------------------------------
     @classmethod
     @abstractmethod
-    def from_pretrained(cls, path: str, dtype: torch.dtype = torch.float32, device: str = "cpu",
-                        **kw) -> "Adapter":
+    def from_pretrained(
+        cls, path: str, dtype: torch.dtype = torch.float32, device: str = "cpu", **kw
+    ) -> "Adapter":
         """Load a checkpoint from a hub id or a local directory, strict about missing or misshaped
         weights."""
 
@@ -94,12 +95,18 @@ class Adapter(ABC):
         """Rotary embeddings of rows q0..N-1: the sequence is the second-to-last axis."""
         return tuple(r[..., q0:, :] for r in rope)
 
-    def layer_forward(self, layer: int, hidden: torch.Tensor, rope: Rope, position_ids: torch.Tensor,
-                      **attention_kwargs) -> torch.Tensor:
+    def layer_forward(
+        self, layer: int, hidden: torch.Tensor, rope: Rope, position_ids: torch.Tensor, **attention_kwargs
+    ) -> torch.Tensor:
         """One decoder layer on hidden [b, q, d] -> [b, q, d]; keyword arguments reach the
         attention function (the knockout plan travels this way)."""
-        out = self.decoder().layers[layer](hidden, attention_mask=None, position_ids=position_ids,
-                                           position_embeddings=rope, **attention_kwargs)
+        out = self.decoder().layers[layer](
+            hidden,
+            attention_mask=None,
+            position_ids=position_ids,
+            position_embeddings=rope,
+            **attention_kwargs,
+        )
         return out[0] if isinstance(out, tuple) else out
 
     @contextmanager
@@ -119,7 +126,9 @@ class Adapter(ABC):
         """The unmodified model's own forward -> next-token probabilities [V] (fp32) at the last position."""
         parts = self.decoder()
         with self.attention_implementation(attn_implementation):
-            h = parts.text_model(inputs_embeds=sample.inputs_embeds, position_ids=sample.position_ids).last_hidden_state
+            h = parts.text_model(
+                inputs_embeds=sample.inputs_embeds, position_ids=sample.position_ids
+            ).last_hidden_state
         return torch.softmax(parts.lm_head(h[:, -1]).float(), dim=-1)[0]
 
     # --- facts -------------------------------------------------------------------------------

@@ -27,8 +27,14 @@ DEFAULT_POOLING = (8, 12, 12)
 class LlavaVideoAdapter(Adapter):
     family = "llava_video"
 
-    def __init__(self, model, tokenizer, image_processor, system_prompt: str = MVBENCH_SYSTEM,
-                 pooling_shape: tuple[int, int, int] | str | None = None):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        image_processor,
+        system_prompt: str = MVBENCH_SYSTEM,
+        pooling_shape: tuple[int, int, int] | str | None = None,
+    ):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.image_processor = image_processor
@@ -40,8 +46,14 @@ class LlavaVideoAdapter(Adapter):
         self.image_token = tokenizer.convert_ids_to_tokens(cfg.image_token_id)
 
     @classmethod
-    def from_pretrained(cls, path: str, dtype: torch.dtype = torch.float32, device: str = "cpu",
-                        device_map: str | dict | None = None, **kw):
+    def from_pretrained(
+        cls,
+        path: str,
+        dtype: torch.dtype = torch.float32,
+        device: str = "cpu",
+        device_map: str | dict | None = None,
+        **kw,
+    ):
         """Load from a hub id or a local directory (config, safetensors, tokenizer, image processor).
 
         PLLaVA-format (`model_type "llava"`) and llava-hf LLaVA-NeXT (`"llava_next"`) checkpoints
@@ -52,17 +64,22 @@ class LlavaVideoAdapter(Adapter):
 
         model_cls = _model_class(AutoConfig.from_pretrained(path), path)
         try:
-            model, info = model_cls.from_pretrained(path, dtype=dtype, device_map=device_map,
-                                                    output_loading_info=True)
+            model, info = model_cls.from_pretrained(
+                path, dtype=dtype, device_map=device_map, output_loading_info=True
+            )
         except RuntimeError as err:
             if "mismatch" not in str(err):
                 raise
-            raise ValueError(f"checkpoint {path}: a weight has an unexpected shape (see the load report above); "
-                             f"is the config.json the one saved with these weights?") from err
+            raise ValueError(
+                f"checkpoint {path}: a weight has an unexpected shape (see the load report above); "
+                f"is the config.json the one saved with these weights?"
+            ) from err
         if info["missing_keys"]:
             missing = sorted(info["missing_keys"])
-            raise ValueError(f"checkpoint {path} lacks {len(missing)} weights, e.g. {missing[:3]}; "
-                             "a partial download or a checkpoint of another architecture")
+            raise ValueError(
+                f"checkpoint {path} lacks {len(missing)} weights, e.g. {missing[:3]}; "
+                "a partial download or a checkpoint of another architecture"
+            )
         if device_map is None:
             model = model.to(device)
         tokenizer = AutoTokenizer.from_pretrained(path)
@@ -87,7 +104,9 @@ class LlavaVideoAdapter(Adapter):
         pix = pixel_values if batched else pixel_values.unsqueeze(0)
         B, T = pix.shape[:2]
         if T < self.grid[0]:
-            raise ValueError(f"{T} frames cannot be pooled to {self.grid[0]}: set n_frames >= pooling_shape[0]")
+            raise ValueError(
+                f"{T} frames cannot be pooled to {self.grid[0]}: set n_frames >= pooling_shape[0]"
+            )
         cfg = self.model.config
         vision = self.model.model.vision_tower(pix.flatten(0, 1), output_hidden_states=True)
         feats = vision.hidden_states[cfg.vision_feature_layer]  # [B*T, 1+P, Dv]
@@ -112,10 +131,14 @@ class LlavaVideoAdapter(Adapter):
         try:
             layout = build_layout(prompt, enc["offset_mapping"], where, self.grid, q.answer_index)
         except ValueError as err:
-            raise ValueError(f"{q.sample_id}: {err} (the tokenizer cannot place this part of the prompt)") from err
+            raise ValueError(
+                f"{q.sample_id}: {err} (the tokenizer cannot place this part of the prompt)"
+            ) from err
         n_ctx = getattr(self.model.config.text_config, "max_position_embeddings", None)
         if n_ctx is not None and layout.n_tokens > n_ctx:
-            raise ValueError(f"{q.sample_id}: prompt of {layout.n_tokens} tokens exceeds the context ({n_ctx})")
+            raise ValueError(
+                f"{q.sample_id}: prompt of {layout.n_tokens} tokens exceeds the context ({n_ctx})"
+            )
         letters = [self._letter_id(LETTERS[k]) for k in range(len(q.candidates))]
         return ids, layout, letters
 
@@ -163,8 +186,10 @@ def _model_class(config, path: str):
 
     classes = {"llava": LlavaForConditionalGeneration, "llava_next": LlavaNextForConditionalGeneration}
     if config.model_type not in classes:
-        raise ValueError(f"checkpoint {path} is a {config.model_type!r} model; the llava_video family "
-                         f"takes {sorted(classes)} (PLLaVA-format Video-FT or llava-hf LLaVA-NeXT)")
+        raise ValueError(
+            f"checkpoint {path} is a {config.model_type!r} model; the llava_video family "
+            f"takes {sorted(classes)} (PLLaVA-format Video-FT or llava-hf LLaVA-NeXT)"
+        )
     return classes[config.model_type]
 
 
@@ -176,8 +201,14 @@ def video_image_processor(path: str):
     proc = AutoImageProcessor.from_pretrained(path)
     if "LlavaNext" not in type(proc).__name__:
         return proc
-    return CLIPImageProcessor(size=proc.size, crop_size=proc.crop_size, image_mean=proc.image_mean,
-                              image_std=proc.image_std, do_center_crop=True, rescale_factor=proc.rescale_factor)
+    return CLIPImageProcessor(
+        size=proc.size,
+        crop_size=proc.crop_size,
+        image_mean=proc.image_mean,
+        image_std=proc.image_std,
+        do_center_crop=True,
+        rescale_factor=proc.rescale_factor,
+    )
 
 
 def parse_pooling(value) -> tuple[int, int, int]:

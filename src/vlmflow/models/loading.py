@@ -25,7 +25,7 @@ def resolve_device(device: str = "auto") -> str:
 
 
 def resolve_dtype(dtype: str, device: str) -> torch.dtype:
-    """"auto" = bf16 on GPU, fp32 on CPU."""
+    """ "auto" = bf16 on GPU, fp32 on CPU."""
     if dtype == "auto":
         return torch.bfloat16 if device.startswith("cuda") else torch.float32
     if dtype not in DTYPES:
@@ -41,17 +41,23 @@ def system_prompt(value: str) -> str:
 
 def _looks_local(path: str) -> bool:
     """A path that can only mean a local directory, never a hub id (owner/name)."""
-    return (os.path.isabs(path) or path.startswith(("./", "../", "~")) or path.count("/") >= 2
-            or Path(path.split("/")[0]).is_dir())
+    return (
+        os.path.isabs(path)
+        or path.startswith(("./", "../", "~"))
+        or path.count("/") >= 2
+        or Path(path.split("/")[0]).is_dir()
+    )
 
 
 def check_model_path(name: str, path: str) -> None:
     """Raise ValueError when the model's `path` is clearly a local directory and does not exist."""
     local = Path(path).expanduser()
     if _looks_local(path) and not local.is_dir():
-        raise ValueError(f"model {name!r}: path {path!r} was looked for as a local directory relative to the "
-                         f"working directory, {local.resolve()}, and does not exist; set its `path` in "
-                         "config.yaml to an existing directory or a Hugging Face hub id (owner/name)")
+        raise ValueError(
+            f"model {name!r}: path {path!r} was looked for as a local directory relative to the "
+            f"working directory, {local.resolve()}, and does not exist; set its `path` in "
+            "config.yaml to an existing directory or a Hugging Face hub id (owner/name)"
+        )
 
 
 def load_from_config(m: dict, name: str | None = None):
@@ -63,8 +69,9 @@ def load_from_config(m: dict, name: str | None = None):
     device = resolve_device(m.get("device", "auto"))
     dtype = resolve_dtype(m.get("dtype", "auto"), device)
     extra = {k: m[k] for k in ("pooling_shape", "device_map") if m.get(k) is not None}
-    kw = dict(dtype=dtype, device=device, system_prompt=system_prompt(m.get("system_prompt", "mvbench")),
-              **extra)
+    kw = dict(
+        dtype=dtype, device=device, system_prompt=system_prompt(m.get("system_prompt", "mvbench")), **extra
+    )
     path, local = m["path"], Path(m["path"]).expanduser()
     name = name or path
     check_model_path(name, path)
@@ -78,9 +85,12 @@ def load_from_config(m: dict, name: str | None = None):
     except (OSError, HFValidationError) as err:
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
         fix = "set its `path` in config.yaml to an existing directory or a hub id" + (
-            " downloaded beforehand (huggingface-cli download)" if offline else "")
-        raise OSError(f"model {name!r}: cannot load {path!r}: not a local directory; looked up in the "
-                      f"Hugging Face cache (offline: {'yes' if offline else 'no'}): {reason}; {fix}") from err
+            " downloaded beforehand (huggingface-cli download)" if offline else ""
+        )
+        raise OSError(
+            f"model {name!r}: cannot load {path!r}: not a local directory; looked up in the "
+            f"Hugging Face cache (offline: {'yes' if offline else 'no'}): {reason}; {fix}"
+        ) from err
 
 
 def load_for_job(m: dict, gpus: int, name: str | None = None):
@@ -102,8 +112,11 @@ def content_hash(directory: Path) -> str:
     by sorted relative name, in full up to 64 MiB, bigger ones by name, size and, for .safetensors, the
     JSON header. Hidden entries (e.g. the hub's download metadata) are left out."""
     h = hashlib.sha256()
-    files = sorted((f.relative_to(directory).as_posix(), f) for f in directory.rglob("*")
-                   if f.is_file() and not any(p.startswith(".") for p in f.relative_to(directory).parts))
+    files = sorted(
+        (f.relative_to(directory).as_posix(), f)
+        for f in directory.rglob("*")
+        if f.is_file() and not any(p.startswith(".") for p in f.relative_to(directory).parts)
+    )
     for rel, f in files:
         size = f.stat().st_size
         h.update(f"{rel}\0{size}\0".encode())
@@ -120,7 +133,18 @@ def model_provenance(adapter, m: dict, knockout: dict, n_frames: int, seed: int)
     hash of a local directory)."""
     dtype = str(adapter.dtype).removeprefix("torch.")
     local = Path(m["path"]).expanduser()
-    revision = (content_hash(local.resolve()) if local.is_dir()
-                else getattr(adapter.model.config, "_commit_hash", None))
-    return provenance(m["path"], dtype, knockout["attention_backend"], knockout["engine"], n_frames, seed,
-                      adapter.grid, revision)
+    revision = (
+        content_hash(local.resolve())
+        if local.is_dir()
+        else getattr(adapter.model.config, "_commit_hash", None)
+    )
+    return provenance(
+        m["path"],
+        dtype,
+        knockout["attention_backend"],
+        knockout["engine"],
+        n_frames,
+        seed,
+        adapter.grid,
+        revision,
+    )

@@ -46,8 +46,19 @@ class Shape:
 
 TINY = Shape()
 # LLaVA-NeXT-7B-Video-FT: Vicuna-7B over CLIP ViT-L/14-336, pooled to 8 x 12 x 12
-VICUNA_7B = Shape(layers=32, hidden=4096, heads=32, kv_heads=32, intermediate=11008, vision_layers=24,
-                  vision_hidden=1024, vision_heads=16, image_size=336, patch=14, pooling=(8, 12, 12))
+VICUNA_7B = Shape(
+    layers=32,
+    hidden=4096,
+    heads=32,
+    kv_heads=32,
+    intermediate=11008,
+    vision_layers=24,
+    vision_hidden=1024,
+    vision_heads=16,
+    image_size=336,
+    patch=14,
+    pooling=(8, 12, 12),
+)
 
 _CORPUS = [
     MVBENCH_SYSTEM,
@@ -66,13 +77,19 @@ def llama_tokenizer(vocab_size: int = 400):
 
     backend = LlamaTokenizer().backend_tokenizer
     # train on pieces that never cross whitespace, punctuation or newlines, like sentencepiece's
-    backend.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(r"[\n().,:?!']"), "isolated"),
-        pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True),
-    ])
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(r"[\n().,:?!']"), "isolated"),
+            pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True),
+        ]
+    )
     bytes_ = [f"<0x{b:02X}>" for b in range(256)]
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<unk>", "<s>", "</s>", *bytes_],
-                                  initial_alphabet=list("ABCDEFGH()"), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<unk>", "<s>", "</s>", *bytes_],
+        initial_alphabet=list("ABCDEFGH()"),
+        show_progress=False,
+    )
     backend.train_from_iterator(_CORPUS * 4, trainer)
     model = json.loads(backend.to_str())["model"]
     tok = LlamaTokenizer(vocab=model["vocab"], merges=[tuple(m) for m in model["merges"]], add_bos_token=True)
@@ -83,24 +100,41 @@ def llama_tokenizer(vocab_size: int = 400):
 def _configs(shape: Shape, vocab: int, image_token: int, pad_token: int):
     from transformers import CLIPVisionConfig, LlamaConfig
 
-    text = LlamaConfig(vocab_size=vocab, hidden_size=shape.hidden, intermediate_size=shape.intermediate,
-                       num_hidden_layers=shape.layers, num_attention_heads=shape.heads,
-                       num_key_value_heads=shape.kv_heads, max_position_embeddings=shape.context,
-                       rms_norm_eps=1e-5, pad_token_id=pad_token)
-    vision = CLIPVisionConfig(hidden_size=shape.vision_hidden, intermediate_size=4 * shape.vision_hidden,
-                              num_hidden_layers=shape.vision_layers, num_attention_heads=shape.vision_heads,
-                              image_size=shape.image_size, patch_size=shape.patch, projection_dim=shape.vision_hidden,
-                              hidden_act="quick_gelu")
+    text = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=shape.hidden,
+        intermediate_size=shape.intermediate,
+        num_hidden_layers=shape.layers,
+        num_attention_heads=shape.heads,
+        num_key_value_heads=shape.kv_heads,
+        max_position_embeddings=shape.context,
+        rms_norm_eps=1e-5,
+        pad_token_id=pad_token,
+    )
+    vision = CLIPVisionConfig(
+        hidden_size=shape.vision_hidden,
+        intermediate_size=4 * shape.vision_hidden,
+        num_hidden_layers=shape.vision_layers,
+        num_attention_heads=shape.vision_heads,
+        image_size=shape.image_size,
+        patch_size=shape.patch,
+        projection_dim=shape.vision_hidden,
+        hidden_act="quick_gelu",
+    )
     return text, vision
 
 
 def _hub_key(key: str) -> str:
     """transformers 5 module names -> the key names of the checkpoints on the hub."""
-    for new, old in [("lm_head.", "language_model.lm_head."), ("model.language_model.", "language_model.model."),
-                     ("model.vision_tower.", "vision_tower.vision_model."),
-                     ("model.multi_modal_projector.", "multi_modal_projector."), ("model.image_newline", "image_newline")]:
+    for new, old in [
+        ("lm_head.", "language_model.lm_head."),
+        ("model.language_model.", "language_model.model."),
+        ("model.vision_tower.", "vision_tower.vision_model."),
+        ("model.multi_modal_projector.", "multi_modal_projector."),
+        ("model.image_newline", "image_newline"),
+    ]:
         if key.startswith(new):
-            return old + key[len(new):]
+            return old + key[len(new) :]
     raise KeyError(f"no hub name for parameter {key}")
 
 
@@ -115,8 +149,14 @@ def _image_processor(shape: Shape, cls_name: str = "CLIPImageProcessor", **extra
     import transformers
 
     cls = getattr(transformers, cls_name)
-    return cls(size={"shortest_edge": shape.image_size}, crop_size={"height": shape.image_size, "width": shape.image_size},
-               image_mean=CLIP_MEAN, image_std=CLIP_STD, do_center_crop=True, **extra)
+    return cls(
+        size={"shortest_edge": shape.image_size},
+        crop_size={"height": shape.image_size, "width": shape.image_size},
+        image_mean=CLIP_MEAN,
+        image_std=CLIP_STD,
+        do_center_crop=True,
+        **extra,
+    )
 
 
 def _build(model_cls, config, seed: int, lm_head_scale: float, device: str = "cpu"):
@@ -128,8 +168,15 @@ def _build(model_cls, config, seed: int, lm_head_scale: float, device: str = "cp
     return model.eval()
 
 
-def write_pllava(out: str | Path, shape: Shape = TINY, seed: int = 0, num_frames: int = 8,
-                 dtype: torch.dtype = torch.float32, lm_head_scale: float = 30.0, device: str = "cpu") -> Path:
+def write_pllava(
+    out: str | Path,
+    shape: Shape = TINY,
+    seed: int = 0,
+    num_frames: int = 8,
+    dtype: torch.dtype = torch.float32,
+    lm_head_scale: float = 30.0,
+    device: str = "cpu",
+) -> Path:
     """A random LLaVA-NeXT-Video-FT checkpoint in the authors' PLLaVA format."""
     from transformers import LlavaConfig, LlavaForConditionalGeneration
 
@@ -138,8 +185,15 @@ def write_pllava(out: str | Path, shape: Shape = TINY, seed: int = 0, num_frames
     tok = llama_tokenizer()
     image_token, pad = tok.convert_tokens_to_ids(["<image>", "<pad>"])
     text, vision = _configs(shape, len(tok), image_token, pad)
-    model = _build(LlavaForConditionalGeneration, LlavaConfig(text_config=text, vision_config=vision,
-                   image_token_index=image_token, vision_feature_layer=-2), seed, lm_head_scale, device)
+    model = _build(
+        LlavaForConditionalGeneration,
+        LlavaConfig(
+            text_config=text, vision_config=vision, image_token_index=image_token, vision_feature_layer=-2
+        ),
+        seed,
+        lm_head_scale,
+        device,
+    )
     _save_weights(model, out, dtype)
     del model  # a 7B shape holds tens of GB
     config = {  # the fields of the PLLaVA config.json, older transformers' names included
@@ -159,7 +213,11 @@ def write_pllava(out: str | Path, shape: Shape = TINY, seed: int = 0, num_frames
         "vocab_size": len(tok),
         "torch_dtype": str(dtype).removeprefix("torch."),
         "transformers_version": "4.40.0",
-        "text_config": {**_sparse(text), "architectures": ["LlamaForCausalLM"], "_name_or_path": "lmsys/vicuna-7b-v1.5"},
+        "text_config": {
+            **_sparse(text),
+            "architectures": ["LlamaForCausalLM"],
+            "_name_or_path": "lmsys/vicuna-7b-v1.5",
+        },
         "vision_config": _sparse(vision),
     }
     (out / "config.json").write_text(json.dumps(config, indent=2))
@@ -168,8 +226,13 @@ def write_pllava(out: str | Path, shape: Shape = TINY, seed: int = 0, num_frames
     return out
 
 
-def write_llava_next(out: str | Path, shape: Shape = TINY, seed: int = 1, dtype: torch.dtype = torch.float32,
-                     lm_head_scale: float = 30.0) -> Path:
+def write_llava_next(
+    out: str | Path,
+    shape: Shape = TINY,
+    seed: int = 1,
+    dtype: torch.dtype = torch.float32,
+    lm_head_scale: float = 30.0,
+) -> Path:
     """A random LLaVA-NeXT image model in the llava-hf format (AnyRes config, image_newline)."""
     from transformers import LlavaNextConfig, LlavaNextForConditionalGeneration
 
@@ -180,8 +243,14 @@ def write_llava_next(out: str | Path, shape: Shape = TINY, seed: int = 1, dtype:
     text, vision = _configs(shape, len(tok), image_token, pad)
     s = shape.image_size
     pinpoints = [[s, 2 * s], [2 * s, s], [2 * s, 2 * s], [3 * s, s], [s, 3 * s]]
-    config = LlavaNextConfig(text_config=text, vision_config=vision, image_token_index=image_token,
-                             image_grid_pinpoints=pinpoints, vision_feature_layer=-2, tie_word_embeddings=False)
+    config = LlavaNextConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_index=image_token,
+        image_grid_pinpoints=pinpoints,
+        vision_feature_layer=-2,
+        tie_word_embeddings=False,
+    )
     model = _build(LlavaNextForConditionalGeneration, config, seed, lm_head_scale)
     model.config.dtype = dtype
     model.config.save_pretrained(out)
@@ -194,4 +263,3 @@ def write_llava_next(out: str | Path, shape: Shape = TINY, seed: int = 1, dtype:
 def _sparse(cfg) -> dict:
     """A sub-config as the hub stores it: only what differs from the class defaults."""
     return {**cfg.to_diff_dict(), "model_type": cfg.model_type}
-

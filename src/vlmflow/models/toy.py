@@ -36,10 +36,16 @@ def build_tokenizer(words: list[str]):
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation("isolated")]
     )
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", vocab["<s>"])])
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", special_tokens=[("<s>", vocab["<s>"])]
+    )
     tok.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+        tokenizer_object=tok,
+        unk_token="<unk>",
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
         extra_special_tokens={"image_token": "<image>"},
     )
     fast.add_special_tokens({"additional_special_tokens": ["<image>"]})
@@ -55,18 +61,34 @@ def build_model(tokenizer, seed: int, image_size: int):
 
     torch.manual_seed(seed)
     vision = CLIPVisionConfig(
-        image_size=image_size, patch_size=8, hidden_size=64, intermediate_size=256,
-        num_hidden_layers=2, num_attention_heads=4, projection_dim=64,
+        image_size=image_size,
+        patch_size=8,
+        hidden_size=64,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        projection_dim=64,
     )
     text = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=128, intermediate_size=512, num_hidden_layers=8,
-        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False,
+        vocab_size=len(tokenizer),
+        hidden_size=128,
+        intermediate_size=512,
+        num_hidden_layers=8,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
     )
     config = LlavaConfig(
-        vision_config=vision, text_config=text, image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
-        vision_feature_layer=-2, vision_feature_select_strategy="default", projector_hidden_act="gelu",
+        vision_config=vision,
+        text_config=text,
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        vision_feature_layer=-2,
+        vision_feature_select_strategy="default",
+        projector_hidden_act="gelu",
         tie_word_embeddings=False,
     )
     # PLLaVA fields, plus the toy's one departure (documented in the README)
@@ -96,8 +118,12 @@ def fresh(words: list[str], image_size: int, seed: int):
     from vlmflow.models.llava_video import LlavaVideoAdapter
 
     tok = build_tokenizer(words)
-    return LlavaVideoAdapter(build_model(tok, seed, image_size), tok, build_image_processor(image_size),
-                             system_prompt=SYSTEM_PROMPT)
+    return LlavaVideoAdapter(
+        build_model(tok, seed, image_size),
+        tok,
+        build_image_processor(image_size),
+        system_prompt=SYSTEM_PROMPT,
+    )
 
 
 def load(path: str | Path):
@@ -107,7 +133,7 @@ def load(path: str | Path):
 
 
 def set_video_positions(adapter, mode: str) -> None:
-    """"frame_shared" (every frame reuses the same H*W positions) or "sequential"; saved with the model."""
+    """ "frame_shared" (every frame reuses the same H*W positions) or "sequential"; saved with the model."""
     adapter.position_mode = adapter.model.config.video_position_ids = mode
 
 

@@ -35,8 +35,16 @@ def baseline(adapter: Adapter, sample: PreparedSample, question: Question) -> Ba
 
 
 @torch.no_grad()
-def cache_task(adapter: Adapter, dataset: str, questions_path: Path, frames_path: Path, features_out: Path,
-               baseline_out: Path, skipped_out: Path, model_name: str) -> None:
+def cache_task(
+    adapter: Adapter,
+    dataset: str,
+    questions_path: Path,
+    frames_path: Path,
+    features_out: Path,
+    baseline_out: Path,
+    skipped_out: Path,
+    model_name: str,
+) -> None:
     """Write video tokens {sample_id: [n_video, d]} (.pt), the baseline table and the samples this
     model cannot take (e.g. a prompt longer than its context), with the reason."""
     qs = pd.read_parquet(questions_path)
@@ -52,10 +60,22 @@ def cache_task(adapter: Adapter, dataset: str, questions_path: Path, frames_path
             continue
         b = baseline(adapter, sample, q)
         feats[q.sample_id] = video.cpu()
-        rows.append(dict(dataset=dataset, task=q.task, model=model_name, sample_id=q.sample_id,
-                         n_tokens=sample.layout.n_tokens, gt=LETTERS[q.answer_index], pred_base=b.text,
-                         pred_base_id=b.pred, p_base=b.p, p_base_gt=b.p_gt, correct_base=b.correct,
-                         n_options=len(q.candidates)))
+        rows.append(
+            dict(
+                dataset=dataset,
+                task=q.task,
+                model=model_name,
+                sample_id=q.sample_id,
+                n_tokens=sample.layout.n_tokens,
+                gt=LETTERS[q.answer_index],
+                pred_base=b.text,
+                pred_base_id=b.pred,
+                p_base=b.p,
+                p_base_gt=b.p_gt,
+                correct_base=b.correct,
+                n_options=len(q.candidates),
+            )
+        )
         if (k + 1) % 25 == 0:
             print(f"[features] {model_name} {q.task}: {k + 1}/{len(qs)}", flush=True)
     with atomic_path(features_out) as tmp:
@@ -63,5 +83,8 @@ def cache_task(adapter: Adapter, dataset: str, questions_path: Path, frames_path
     df = pd.DataFrame(rows)
     write_parquet(df, baseline_out)
     write_parquet(pd.DataFrame(skipped, columns=["sample_id", "task", "reason"]), skipped_out)
-    print(f"[features] {model_name} {dataset}/{qs.task.iloc[0]}: accuracy {df.correct_base.mean():.3f} "
-          f"on {len(df)} samples", flush=True)
+    print(
+        f"[features] {model_name} {dataset}/{qs.task.iloc[0]}: accuracy {df.correct_base.mean():.3f} "
+        f"on {len(df)} samples",
+        flush=True,
+    )

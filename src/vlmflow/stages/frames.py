@@ -12,8 +12,16 @@ from vlmflow.data.frames import read_frames
 from vlmflow.io import atomic_path, write_parquet
 
 
-def extract_task(fmt: str, root: str, task: str, n_frames: int, frames_out: Path, questions_out: Path,
-                 skipped_out: Path, limit: int | None = None) -> None:
+def extract_task(
+    fmt: str,
+    root: str,
+    task: str,
+    n_frames: int,
+    frames_out: Path,
+    questions_out: Path,
+    skipped_out: Path,
+    limit: int | None = None,
+) -> None:
     """Write frames [n, T, H, W, 3] uint8 (npz), the question table and the skipped table."""
     questions, skipped = format_module(fmt).load_task(root, task)
     tid = task_id(fmt, root, task)
@@ -25,13 +33,24 @@ def extract_task(fmt: str, root: str, task: str, n_frames: int, frames_out: Path
         except (FileNotFoundError, ValueError) as err:
             skipped.append(dict(sample_id=q.sample_id, task=task, reason=str(err)))
             continue
-        rows.append(dict(sample_id=q.sample_id, task=task, task_id=tid, question=q.question,
-                         candidates=q.candidates, answer_index=q.answer_index, video=q.video))
+        rows.append(
+            dict(
+                sample_id=q.sample_id,
+                task=task,
+                task_id=tid,
+                question=q.question,
+                candidates=q.candidates,
+                answer_index=q.answer_index,
+                video=q.video,
+            )
+        )
         if (k + 1) % 50 == 0:
             print(f"[frames] {task}: {k + 1}/{len(questions)}", flush=True)
     if not rows:
-        raise ValueError(f"{task}: no usable sample in {root} ({len(skipped)} skipped: "
-                         f"{skipped[0]['reason'] if skipped else 'empty task'})")
+        raise ValueError(
+            f"{task}: no usable sample in {root} ({len(skipped)} skipped: "
+            f"{skipped[0]['reason'] if skipped else 'empty task'})"
+        )
     shapes = {f.shape for f in frames}
     if len(shapes) > 1:  # videos of different sizes: keep them per sample
         arrays = {r["sample_id"]: f for r, f in zip(rows, frames)}

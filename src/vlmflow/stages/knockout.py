@@ -27,23 +27,43 @@ def select(baseline: pd.DataFrame, mode: str) -> pd.DataFrame:
     return baseline[baseline.correct_base == (mode == "correct")]
 
 
-def run_family(adapter: Adapter, *, dataset: str, model_name: str, family: str, questions_path: Path,
-               features_path: Path, baseline_path: Path, frames_path: Path | None, window: int, window_style: str,
-               engine: str, backend: str, sample_mode: str, provenance: dict, out: Path, batch_size: int = 16,
-               part: tuple[int, int] = (0, 1)) -> None:
+def run_family(
+    adapter: Adapter,
+    *,
+    dataset: str,
+    model_name: str,
+    family: str,
+    questions_path: Path,
+    features_path: Path,
+    baseline_path: Path,
+    frames_path: Path | None,
+    window: int,
+    window_style: str,
+    engine: str,
+    backend: str,
+    sample_mode: str,
+    provenance: dict,
+    out: Path,
+    batch_size: int = 16,
+    part: tuple[int, int] = (0, 1),
+) -> None:
     """Rows of every knockout of `family` x every window of the sweep, for the samples of one part
     (i, n): the i-th of n contiguous slices of the selected samples."""
     if family not in FAMILIES:
         raise ValueError(f"unknown knockout family {family!r}; known: {sorted(FAMILIES)}")
     if engine not in ("fast", "reference"):
         raise ValueError(f"engine must be 'fast' or 'reference', got {engine!r}")
-    conditions = [Condition(k, w) for k in FAMILIES[family] for w in sweep(adapter.n_layers, window, window_style)]
+    conditions = [
+        Condition(k, w) for k in FAMILIES[family] for w in sweep(adapter.n_layers, window, window_style)
+    ]
     qs = pd.read_parquet(questions_path).set_index("sample_id", drop=False)
     base = select(pd.read_parquet(baseline_path), sample_mode)
     i, n = part
-    base = base.iloc[i * len(base) // n: (i + 1) * len(base) // n]
+    base = base.iloc[i * len(base) // n : (i + 1) * len(base) // n]
     feats = torch.load(features_path)
-    frames = dict(zip(qs.sample_id, load_frames(frames_path, list(qs.sample_id)))) if engine == "reference" else {}
+    frames = (
+        dict(zip(qs.sample_id, load_frames(frames_path, list(qs.sample_id)))) if engine == "reference" else {}
+    )
     fast = KnockoutEngine(adapter, backend=backend, batch_size=batch_size)
     rows = []
     for k, b in enumerate(base.itertuples()):
@@ -58,15 +78,33 @@ def run_family(adapter: Adapter, *, dataset: str, model_name: str, family: str, 
         p_new, p_new_gt = probs[:, b.pred_base_id].tolist(), probs[:, sample.gt_token].tolist()
         pred_new = [adapter.token_text(t) for t in probs.argmax(-1).tolist()]
         for c, pn, pg, pr in zip(conditions, p_new, p_new_gt, pred_new):
-            rows.append(dict(
-                dataset=dataset, task=b.task, model=model_name, sample_id=b.sample_id, family=family,
-                block=c.knockout.name, window=c.window.size, window_style=c.window.style,
-                layer=c.window.centre + 1, p_base=b.p_base, p_new=pn, rel_change=(pn - b.p_base) / b.p_base * 100,
-                p_base_gt=b.p_base_gt, p_new_gt=pg,
-                rel_change_gt=(pg - b.p_base_gt) / b.p_base_gt * 100 if b.p_base_gt > 0 else float("nan"),
-                pred_base=b.pred_base, pred_new=pr, gt=b.gt, correct_base=b.correct_base,
-                correct_new=is_letter(pr, b.gt), **provenance,
-            ))
+            rows.append(
+                dict(
+                    dataset=dataset,
+                    task=b.task,
+                    model=model_name,
+                    sample_id=b.sample_id,
+                    family=family,
+                    block=c.knockout.name,
+                    window=c.window.size,
+                    window_style=c.window.style,
+                    layer=c.window.centre + 1,
+                    p_base=b.p_base,
+                    p_new=pn,
+                    rel_change=(pn - b.p_base) / b.p_base * 100,
+                    p_base_gt=b.p_base_gt,
+                    p_new_gt=pg,
+                    rel_change_gt=(pg - b.p_base_gt) / b.p_base_gt * 100 if b.p_base_gt > 0 else float("nan"),
+                    pred_base=b.pred_base,
+                    pred_new=pr,
+                    gt=b.gt,
+                    correct_base=b.correct_base,
+                    correct_new=is_letter(pr, b.gt),
+                    **provenance,
+                )
+            )
         print(f"[knockout] {model_name} {family} {b.task}: sample {k + 1}/{len(base)}", flush=True)
-    cols = None if rows else ["dataset", "task", "model", "sample_id", "family", "block", "layer", "rel_change"]
+    cols = (
+        None if rows else ["dataset", "task", "model", "sample_id", "family", "block", "layer", "rel_change"]
+    )
     write_parquet(pd.DataFrame(rows, columns=cols), out)

@@ -14,15 +14,24 @@ import yaml
 from vlmflow.io import atomic_path, write_parquet
 from vlmflow.knockout.engine import KnockoutEngine, canary
 from vlmflow.knockout.masks import Blocked, compile_knockout
-from vlmflow.knockout.pathways import (ROUTES, Pathway, blocked_causal, causal_pairs, pathway_from_config,
-                                       random_blocked)
+from vlmflow.knockout.pathways import (
+    ROUTES,
+    Pathway,
+    blocked_causal,
+    causal_pairs,
+    pathway_from_config,
+    random_blocked,
+)
 from vlmflow.models.base import Adapter
 from vlmflow.prompt import is_letter
 from vlmflow.question import Question
 
 # the knockout curve that tells where each route matters (families cross_frame and vql_to_ql)
-ROUTE_CURVES = {"cross_frame": "No cross-frame interactions", "video_question": "Video -> Question",
-                "question_last": "Question -> Last"}
+ROUTE_CURVES = {
+    "cross_frame": "No cross-frame interactions",
+    "video_question": "Video -> Question",
+    "question_last": "Question -> Last",
+}
 
 
 def load_pathway(path: str | Path) -> Pathway:
@@ -40,12 +49,15 @@ def pathways_for(model: dict, n_layers: int, searched: list[str]) -> dict[str, P
     """The pathways a model is evaluated with, by name: its configured `pathway` (a preset name, a
     spec file or an inline spec) and the searched ones (spec files)."""
     if "pathway" not in model:
-        raise ValueError("this model has no `pathway` in config.yaml (a preset, a spec file or an inline spec)")
+        raise ValueError(
+            "this model has no `pathway` in config.yaml (a preset, a spec file or an inline spec)"
+        )
     value = model["pathway"]
     if isinstance(value, str) and value.endswith((".yaml", ".yml")):
         value = load_pathway(value).to_dict()
-    out = [pathway_from_config(value, n_layers)] + [pathway_from_config(load_pathway(f).to_dict(), n_layers)
-                                                     for f in searched]
+    out = [pathway_from_config(value, n_layers)] + [
+        pathway_from_config(load_pathway(f).to_dict(), n_layers) for f in searched
+    ]
     return {p.name: p for p in out}
 
 
@@ -69,13 +81,26 @@ def search_windows(curves: pd.DataFrame, n_layers: int, name: str, threshold: fl
             centres = [int(means.groupby("layer").mean().idxmin())]
         lo, hi = max(1, centres[0] - k // 2), min(n_layers, centres[-1] + k // 2)
         ranges[route], used[route] = (lo, hi), centres
-    return Pathway(name, n_layers, *(ranges[r] for r in ROUTES)), {"window_centres_used": used,
-                                                                   "threshold_pct": threshold}
+    return Pathway(name, n_layers, *(ranges[r] for r in ROUTES)), {
+        "window_centres_used": used,
+        "threshold_pct": threshold,
+    }
 
 
-def evaluate_task(adapter: Adapter, *, dataset: str, model_name: str, questions_path: Path, features_path: Path,
-                  baseline_path: Path, pathways: dict[str, Pathway], seeds: list[int], backend: str,
-                  provenance: dict, out: Path) -> None:
+def evaluate_task(
+    adapter: Adapter,
+    *,
+    dataset: str,
+    model_name: str,
+    questions_path: Path,
+    features_path: Path,
+    baseline_path: Path,
+    pathways: dict[str, Pathway],
+    seeds: list[int],
+    backend: str,
+    provenance: dict,
+    out: Path,
+) -> None:
     """Rows per sample x setting: full model, each pathway, and each pathway's random control per seed,
     with the answer, whether it is correct and the attention edges kept (summed over layers)."""
     qs = pd.read_parquet(questions_path).set_index("sample_id", drop=False)
@@ -90,14 +115,29 @@ def evaluate_task(adapter: Adapter, *, dataset: str, model_name: str, questions_
         if k == 0:
             canary(engine, sample)
         L, full = sample.layout, causal_pairs(sample.layout.n_tokens)
-        common = dict(dataset=dataset, task=b.task, model=model_name, sample_id=b.sample_id, gt=b.gt,
-                      edges_full=full * adapter.n_layers, **provenance)
+        common = dict(
+            dataset=dataset,
+            task=b.task,
+            model=model_name,
+            sample_id=b.sample_id,
+            gt=b.gt,
+            edges_full=full * adapter.n_layers,
+            **provenance,
+        )
 
         def row(setting, pathway, seed, probs, kept):
             pred = int(probs.argmax())
             text = adapter.token_text(pred)
-            return dict(common, setting=setting, pathway=pathway, seed=seed, pred=text, p_pred=float(probs[pred]),
-                        correct=is_letter(text, b.gt), edges_kept=kept)
+            return dict(
+                common,
+                setting=setting,
+                pathway=pathway,
+                seed=seed,
+                pred=text,
+                p_pred=float(probs[pred]),
+                correct=is_letter(text, b.gt),
+                edges_kept=kept,
+            )
 
         rows.append(row("full", "", -1, clean.probs, full * adapter.n_layers))
         for name, p in pathways.items():
@@ -114,6 +154,7 @@ def evaluate_task(adapter: Adapter, *, dataset: str, model_name: str, questions_
             rows.append(row("pathway", name, -1, engine.run_layerwise(sample, layer_mask, clean), kept))
             compiled.clear()
             for seed in seeds:  # seeded per seed, sample and layer
+
                 def random_mask(l: int, s: int = seed * 100_003 + k) -> Blocked:
                     return random_blocked(L, counts[l], s, l, sample.inputs_embeds.device)
 

@@ -13,7 +13,8 @@ randomised from step 0, and two training-only auxiliary heads that are not saved
   earlier frames.
 
     python -m vlmflow.stages.toy_training --stage image --out results/toy-image --steps 400
-    python -m vlmflow.stages.toy_training --stage video --init results/toy-image --out results/toy-video --steps 1000
+    python -m vlmflow.stages.toy_training --stage video --init results/toy-image --out results/toy-video \
+        --steps 1000
 
 The whole chain that produced the committed checkpoints is `config.yaml: toy_training.recipe`,
 run by `snakemake train_toy_models` (see models/README.md).
@@ -61,7 +62,9 @@ class Batcher:
         return [synthetic.sample_question(t, self.rng) for t in tasks]
 
     def batch(self, qs: list[Question]) -> dict:
-        frames = np.stack([synthetic.render(q, synthetic.sampled_indices(q)) for q in qs])  # [B, T, S, S, 3] uint8
+        frames = np.stack(
+            [synthetic.render(q, synthetic.sampled_indices(q)) for q in qs]
+        )  # [B, T, S, S, 3] uint8
         x = torch.from_numpy(frames).float().div(255).permute(0, 1, 4, 2, 3)  # [B, T, 3, S, S]
         pixels = (x - self.mean) / self.std  # what the CLIP processor does at native size
         T, H, W = self.adapter.grid
@@ -69,7 +72,10 @@ class Batcher:
         diff = (cells[:, 1:] - cells[:, :-1]).permute(0, 1, 3, 4, 2).reshape(len(qs), -1, 3)  # [B,(T-1)HW,3]
         enc = [self.adapter.encode(q) for q in qs]
         return dict(
-            pixels=pixels, frame_diff=diff * 4, ids=[e[0] for e in enc], layouts=[e[1] for e in enc],
+            pixels=pixels,
+            frame_diff=diff * 4,
+            ids=[e[0] for e in enc],
+            layouts=[e[1] for e in enc],
             letters=torch.tensor([e[2][e[1].true_option] for e in enc]),
             answer=torch.tensor([e[1].true_option for e in enc]),
         )
@@ -137,10 +143,22 @@ def pointer_weight(step: int, steps: int) -> float:
     return 1.0 if f < 0.5 else max(0.0, 1 - (f - 0.5) / 0.1)
 
 
-def train(stage: str, out: Path, steps: int, seed: int, init: Path | None = None, lr: float = 1e-3,
-          batch_size: int = 32, warmup: int = 100, eval_every: int = 200, device: str = "cpu",
-          positions: str = "frame_shared", frame_diff_weight: float = 1.0, stop_after: int | None = None,
-          task_weights: dict[str, float] | None = None) -> None:
+def train(
+    stage: str,
+    out: Path,
+    steps: int,
+    seed: int,
+    init: Path | None = None,
+    lr: float = 1e-3,
+    batch_size: int = 32,
+    warmup: int = 100,
+    eval_every: int = 200,
+    device: str = "cpu",
+    positions: str = "frame_shared",
+    frame_diff_weight: float = 1.0,
+    stop_after: int | None = None,
+    task_weights: dict[str, float] | None = None,
+) -> None:
     """One training segment; `stop_after` ends it early, keeping the schedule of `steps`;
     `task_weights` overrides the stage's sampling weight of some tasks."""
     torch.manual_seed(seed)
@@ -168,16 +186,26 @@ def train(stage: str, out: Path, steps: int, seed: int, init: Path | None = None
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainer.params(), 1.0)
         opt.step()
-        row = dict(step=step + 1, loss=loss.item(), letter=l_letter.item(), pointer=l_ptr.item(),
-                   frame_diff=l_diff.item(), pointer_weight=w, lr=opt.param_groups[0]["lr"],
-                   seconds=round(time.time() - t0, 1))
+        row = dict(
+            step=step + 1,
+            loss=loss.item(),
+            letter=l_letter.item(),
+            pointer=l_ptr.item(),
+            frame_diff=l_diff.item(),
+            pointer_weight=w,
+            lr=opt.param_groups[0]["lr"],
+            seconds=round(time.time() - t0, 1),
+        )
         log_rows.append(row)
         if (step + 1) % eval_every == 0 or step + 1 == (stop_after or steps):
             acc = trainer.accuracy(batcher, eval_tasks, 64, seed + 10_000)
             eval_rows += [dict(step=step + 1, task=t, accuracy=a) for t, a in acc.items()]
             accs = " ".join(f"{t}={a:.2f}" for t, a in acc.items())
-            print(f"[{stage}] step {step + 1}/{steps} loss {row['loss']:.3f} letter {row['letter']:.3f} "
-                  f"({row['seconds']:.0f} s) held-out: {accs}", flush=True)
+            print(
+                f"[{stage}] step {step + 1}/{steps} loss {row['loss']:.3f} letter {row['letter']:.3f} "
+                f"({row['seconds']:.0f} s) held-out: {accs}",
+                flush=True,
+            )
             _write_csv(out / "training_log.csv", log_rows)
             _write_csv(out / "training_eval.csv", eval_rows)
             toy.save_adapter(adapter, out)
@@ -220,9 +248,20 @@ def main(argv=None) -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args(argv)
-    train(args.stage, args.out, args.steps, args.seed, args.init, args.lr, args.batch_size, args.warmup,
-          device=args.device, positions=args.positions, frame_diff_weight=args.frame_diff_weight,
-          stop_after=args.stop_after)
+    train(
+        args.stage,
+        args.out,
+        args.steps,
+        args.seed,
+        args.init,
+        args.lr,
+        args.batch_size,
+        args.warmup,
+        device=args.device,
+        positions=args.positions,
+        frame_diff_weight=args.frame_diff_weight,
+        stop_after=args.stop_after,
+    )
 
 
 if __name__ == "__main__":
