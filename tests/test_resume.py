@@ -12,13 +12,14 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import REPO, snakemake, tiny_config
+from test_workflow import family_table
 
 pytestmark = pytest.mark.slow
 
 
 def shards(work):
     """Knockout outputs of both models: toy-video 2 families x 2 tasks x 2 parts, toy-image 2 tasks."""
-    return sorted((work / "results/synthetic").glob("*/knockout/*/*/*.parquet"))
+    return sorted((work / "results/synthetic").glob("*/knockout/*/*/*/*.parquet"))
 
 
 def incomplete(work) -> set:
@@ -67,8 +68,8 @@ def test_a_killed_run_resumes_without_losing_or_redoing_work(tmp_path, finished_
     assert (res.stdout + res.stderr).count("rule knockout:") == 10 - len(done)
 
     for fam in ["cross_frame", "vql_to_ql"]:  # equal to the uninterrupted run in one part per task
-        got = pd.read_parquet(tmp_path / f"results/synthetic/toy-video/knockout/{fam}.parquet")
-        want = pd.read_parquet(finished_run / f"results/synthetic/toy-video/knockout/{fam}.parquet")
+        got = pd.read_parquet(family_table(tmp_path, "synthetic", "toy-video", fam))
+        want = pd.read_parquet(family_table(finished_run, "synthetic", "toy-video", fam))
         pd.testing.assert_frame_equal(got, want)
     for name in ["fig2_cross_frame.csv", "fig3_vql_to_ql.csv", "accuracy.csv"]:
         assert (tmp_path / "figures" / name).read_bytes() == (finished_run / "figures" / name).read_bytes()

@@ -64,10 +64,10 @@ BASELINE = [
 
 
 def family_table(run: Path, dataset: str, model: str, family: str) -> Path:
-    """The gathered table of one knockout family: knockout/<family>.parquet, or the one table under
-    knockout/<family>/ where tables are also named by their window sweep."""
+    """The gathered table of one knockout family: knockout/<family>/<style>-w<size>.parquet, the one
+    sweep the run configures."""
     root = run / "results" / dataset / model / "knockout"
-    found = [*root.glob(f"{family}.parquet"), *root.glob(f"{family}/*.parquet")]
+    found = list(root.glob(f"{family}/*.parquet"))
     assert len(found) == 1, f"expected one gathered {family} table under {root}, found {found}"
     return found[0]
 
