@@ -17,6 +17,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/knockout.smk"
 include: "workflow/rules/pathways.smk"
+include: "workflow/rules/probes.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/benchmark.smk"
 

@@ -41,9 +41,12 @@ def curve_panels(
     titles: dict[str, str],
     palette=None,
     title: str = "",
+    value: str = "rel_change",
+    ylabel: str = "% Change in Probability",
+    x: str = "layer",
 ) -> pd.DataFrame:
-    """Per-task panels of mean % change vs layer with 95 % bootstrap bands."""
-    table = curve_table(df, ["task", hue, "layer"])
+    """Per-task panels of the mean of `value` vs `x` with 95 % bootstrap bands."""
+    table = curve_table(df, ["task", hue, x], value)
     sns.set_theme(style="whitegrid", font_scale=0.9)
     fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 2.8), squeeze=False, sharex=True)
     hues = (
@@ -53,11 +56,11 @@ def curve_panels(
     for ax, task in zip(axes[0], tasks):
         t = table[table.task == task]
         for h in hues:
-            c = t[t[hue] == h].sort_values("layer")
+            c = t[t[hue] == h].sort_values(x)
             if c.empty:
                 continue
-            ax.plot(c.layer, c["mean"], color=colours[h], label=h, lw=1.6)
-            ax.fill_between(c.layer, c.ci_low, c.ci_high, color=colours[h], alpha=0.2, lw=0)
+            ax.plot(c[x], c["mean"], color=colours[h], label=h, lw=1.6)
+            ax.fill_between(c[x], c.ci_low, c.ci_high, color=colours[h], alpha=0.2, lw=0)
         ns = t.groupby(hue, sort=False)["n"].max()
         ax.set_title(titles.get(task, task))
         # one number where every curve has the same samples, else one per curve
@@ -68,8 +71,8 @@ def curve_panels(
         )
         ax.text(0.98, 0.03, f"n = {note}", transform=ax.transAxes, ha="right", va="bottom", fontsize=7)
         ax.axhline(0, color="grey", lw=0.8)
-        ax.set_xlabel("Layer")
-    axes[0][0].set_ylabel("% Change in Probability")
+        ax.set_xlabel("Layer" if x == "layer" else "Depth (layer / number of layers)")
+    axes[0][0].set_ylabel(ylabel)
     handles, labels = axes[0][0].get_legend_handles_labels()
     for ax in axes[0][1:]:
         h2, l2 = ax.get_legend_handles_labels()
@@ -197,6 +200,207 @@ def pathways_tradeoff(table: pd.DataFrame, stem: Path) -> pd.DataFrame:
         bbox_to_anchor=(0.5, -0.08 * (len(names) + 1) / 2),
         frameon=False,
         fontsize=8,
+    )
+    fig.tight_layout()
+    _save(fig, table, stem)
+    return table
+
+
+def fig9_answer_probability(
+    df: pd.DataFrame, stem: Path, tasks: list[str], titles: dict[str, str], depth: str = "layer"
+) -> pd.DataFrame:
+    """Fig. 9: probability (%) of the true option's letter vs the mean of the false ones, layer by
+    layer (0 = embeddings), correctly answered samples; `depth: normalised` puts layer / L on x."""
+    long = df.melt(
+        id_vars=["task", "sample_id", "layer", "n_layers"],
+        value_vars=["p_true", "p_false"],
+        var_name="option",
+        value_name="probability",
+    )
+    long["option"] = long.option.map({"p_true": "True option", "p_false": "False option"})
+    long["probability"] *= 100
+    x = "layer"
+    if depth == "normalised":
+        long["depth"] = long.layer / long.n_layers
+        x = "depth"
+    palette = {"True option": "tab:blue", "False option": "tab:red"}
+    return curve_panels(
+        long,
+        "option",
+        stem,
+        tasks,
+        titles,
+        palette,
+        "Layer-wise answer probability (last position, lm_head)",
+        "probability",
+        "% Probability",
+        x,
+    )
+
+
+def lens_frequency(lens: pd.DataFrame, bins: list[tuple[int, int]], min_hits: int) -> pd.DataFrame:
+    """Fig. 4's numbers: per projection, kind (spatial/temporal), keyword and layer bin, the number of
+    video positions whose top-1 lens token is the keyword, normalised per keyword over the bins
+    (keywords with fewer than `min_hits` hits dropped); "All Average" = mean of the normalised rows."""
+    top1 = lens[lens["rank"] == 0]
+    label = {layer: f"{a}-{b}" for a, b in bins for layer in range(a, b + 1)}
+    rows = []
+    for kind in ("spatial", "temporal"):
+        hits = top1[top1[f"{kind}_word"].notna() & top1.layer.isin(label)]
+        counts = (
+            hits.assign(bin=hits.layer.map(label))
+            .groupby(["projection", f"{kind}_word", "bin"])
+            .size()
+            .rename("hits")
+            .reset_index()
+            .rename(columns={f"{kind}_word": "word"})
+        )
+        for (proj, word), g in counts.groupby(["projection", "word"]):
+            if g.hits.sum() < min_hits:
+                continue
+            full = g.set_index("bin").hits.reindex([f"{a}-{b}" for a, b in bins], fill_value=0)
+            for b, n in full.items():
+                rows.append(
+                    dict(projection=proj, kind=kind, word=word, bin=b, hits=int(n), freq=n / full.sum())
+                )
+    out = pd.DataFrame(rows, columns=["projection", "kind", "word", "bin", "hits", "freq"])
+    avg = out.groupby(["projection", "kind", "bin"], sort=False).agg(
+        hits=("hits", "sum"), freq=("freq", "mean")
+    )
+    return pd.concat([out, avg.reset_index().assign(word="All Average")], ignore_index=True)
+
+
+def fig4_logit_lens_freq(
+    table: pd.DataFrame, bins: list[tuple[int, int]], stem: Path, n_words: int = 4
+) -> None:
+    """Fig. 4: normalised frequency of spatial and temporal keywords among the video tokens' top-1
+    lens tokens, by layer bin; one row per projection (same axes), All Average + the most hit words."""
+    projections = list(dict.fromkeys(table.projection)) or ["embedding"]
+    order = [f"{a}-{b}" for a, b in bins]
+    sns.set_theme(style="whitegrid", font_scale=0.8)
+    fig, axes = plt.subplots(
+        2 * len(projections),
+        n_words + 1,
+        figsize=(2.6 * (n_words + 1), 2.3 * 2 * len(projections)),
+        squeeze=False,
+        sharey=True,
+    )
+    for i, (proj, kind) in enumerate((p, k) for p in projections for k in ("spatial", "temporal")):
+        t = table[(table.projection == proj) & (table.kind == kind)]
+        top = (
+            t[t.word != "All Average"].groupby("word").hits.sum().sort_values(ascending=False).index[:n_words]
+        )
+        for ax, word in zip(axes[i], ["All Average", *top]):
+            w = t[t.word == word].set_index("bin").reindex(order)
+            ax.bar(
+                range(len(order)), w.freq.fillna(0), color="tab:blue" if kind == "spatial" else "tab:orange"
+            )
+            ax.set_title(
+                f"{kind}: {word}" if word != "All Average" else f"{kind}: All Average ({proj})", fontsize=8
+            )
+            ax.set_xticks(range(len(order)), order, rotation=45, fontsize=7)
+        for ax in axes[i][len(top) + 1 :]:
+            ax.axis("off")
+        axes[i][0].set_ylabel("Normalized Frequency")
+    fig.suptitle("Logit lens on video tokens: keyword frequency by layer bin")
+    fig.tight_layout()
+    _save(fig, table, stem)
+
+
+def fig5_logit_lens_frames(
+    lens: pd.DataFrame, frames, bins: list[tuple[int, int]], stem: Path
+) -> pd.DataFrame:
+    """Fig. 5: the keywords the lens reads at each video token, written at the token's (t, h, w) cell
+    on the sampled frames; one row per chosen layer bin (top-1 tokens, the bin's most frequent word
+    per cell)."""
+    import numpy as np
+
+    T = frames.shape[0]
+    top1 = lens[(lens["rank"] == 0)].copy()
+    top1["word"] = top1.spatial_word.fillna(top1.temporal_word)
+    top1["kind"] = np.where(top1.spatial_word.notna(), "spatial", "temporal")
+    H, W = int(top1.h.max()) + 1, int(top1.w.max()) + 1
+    rows = []
+    for a, b in bins:
+        hit = top1[top1.layer.between(a, b) & top1.word.notna()]
+        for (t, h, w), g in hit.groupby(["t", "h", "w"]):
+            word = g.word.value_counts().index[0]
+            rows.append(
+                dict(
+                    bin=f"{a}-{b}",
+                    t=t,
+                    h=h,
+                    w=w,
+                    word=word,
+                    kind=g[g.word == word].kind.iloc[0],
+                    layers_hit=int((g.word == word).sum()),
+                )
+            )
+    table = pd.DataFrame(rows, columns=["bin", "t", "h", "w", "word", "kind", "layers_hit"])
+    fig, axes = plt.subplots(len(bins), T, figsize=(1.6 * T, 1.8 * len(bins)), squeeze=False)
+    S = frames.shape[1]
+    for i, (a, b) in enumerate(bins):
+        for t in range(T):
+            ax = axes[i][t]
+            ax.imshow(frames[t], extent=(0, W, H, 0))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for r in table[(table.bin == f"{a}-{b}") & (table.t == t)].itertuples():
+                ax.text(
+                    r.w + 0.5,
+                    r.h + 0.5,
+                    r.word,
+                    ha="center",
+                    va="center",
+                    fontsize=5,
+                    color="yellow" if r.kind == "spatial" else "cyan",
+                    bbox=dict(facecolor="black", alpha=0.5, lw=0, pad=0.5),
+                )
+            if t == 0:
+                ax.set_ylabel(f"layers {a}-{b}", fontsize=8)
+            if i == 0:
+                ax.set_title(f"frame {t + 1}", fontsize=8)
+    fig.suptitle(f"Logit lens on video tokens (yellow: spatial, cyan: temporal words); frames {S} px")
+    fig.tight_layout()
+    _save(fig, table, stem)
+    return table
+
+
+def fig6_attention_maps(
+    att: pd.DataFrame, frames, layers: tuple[int, int], heads: str, stem: Path
+) -> pd.DataFrame:
+    """Fig. 6: attention from question words to the video tokens, clean vs cross-frame blocked, averaged
+    over `layers` (1-indexed inclusive), head mean or max, over the frames, colour log10(5e-5 + a)
+    with each map's own range (viridis)."""
+    import numpy as np
+
+    a = att[(att.heads == heads) & att.layer.between(*layers)]
+    table = a.groupby(["word", "condition", "t", "h", "w"], sort=False).attention.mean().reset_index()
+    T, H, W = frames.shape[0], int(table.h.max()) + 1, int(table.w.max()) + 1
+    keys = list(dict.fromkeys(zip(table.word, table.condition)))
+    fig, axes = plt.subplots(len(keys), T, figsize=(1.6 * T, 1.7 * len(keys)), squeeze=False)
+    for i, (word, cond) in enumerate(keys):
+        m = table[(table.word == word) & (table.condition == cond)]
+        grid = np.zeros((T, H, W))
+        grid[m.t, m.h, m.w] = m.attention
+        logged = np.log10(5e-5 + grid)
+        for t in range(T):
+            ax = axes[i][t]
+            ax.imshow(frames[t], extent=(0, W, H, 0))
+            ax.imshow(
+                logged[t],
+                extent=(0, W, H, 0),
+                cmap="viridis",
+                alpha=0.6,
+                vmin=logged.min(),
+                vmax=logged.max(),
+            )
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if t == 0:
+                ax.set_ylabel(f'"{word}"\n{cond}', fontsize=7)
+    fig.suptitle(
+        f"Attention from question words to video tokens, layers {layers[0]}-{layers[1]}, heads {heads}"
     )
     fig.tight_layout()
     _save(fig, table, stem)

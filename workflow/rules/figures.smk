@@ -90,3 +90,116 @@ if pathway_runs():
             "../../envs/plots.yaml"
         script:
             "../notebooks/table3_effective_pathways.py"
+
+
+def probe_tables(kind, fig, tasks=None):
+    f = _fig(fig)
+    return expand(
+        "results/{dataset}/{model}/probes/{kind}/{task}.parquet",
+        dataset=f["dataset"],
+        model=f["model"],
+        kind=kind,
+        task=tasks or [f["task"]],
+    )
+
+
+if "fig9_answer_probability" in config["figures"]:
+
+    rule fig9_answer_probability:
+        input:
+            probe_tables(
+                "answer_probability",
+                "fig9_answer_probability",
+                dataset_tasks(_fig("fig9_answer_probability")["dataset"]),
+            ),
+        output:
+            report(
+                "figures/fig9_answer_probability.png",
+                caption="../report/fig9.rst",
+                category="Figures",
+            ),
+            "figures/fig9_answer_probability.pdf",
+            "figures/fig9_answer_probability.csv",
+        log:
+            "logs/figures/fig9_answer_probability.log",
+        conda:
+            "../../envs/plots.yaml"
+        params:
+            tasks=dataset_tasks(_fig("fig9_answer_probability")["dataset"]),
+            depth=_fig("fig9_answer_probability").get("depth", "layer"),
+        script:
+            "../notebooks/fig9_answer_probability.py"
+
+
+if "fig4_logit_lens_freq" in config["figures"]:
+
+    rule fig4_logit_lens_freq:
+        input:
+            probe_tables("logit_lens", "fig4_logit_lens_freq"),
+        output:
+            report(
+                "figures/fig4_logit_lens_freq.png",
+                caption="../report/fig4.rst",
+                category="Figures",
+            ),
+            "figures/fig4_logit_lens_freq.pdf",
+            "figures/fig4_logit_lens_freq.csv",
+        log:
+            "logs/figures/fig4_logit_lens_freq.log",
+        conda:
+            "../../envs/plots.yaml"
+        params:
+            fig=_fig("fig4_logit_lens_freq"),
+        script:
+            "../notebooks/fig4_logit_lens_freq.py"
+
+
+if "fig5_logit_lens_frames" in config["figures"]:
+
+    rule fig5_logit_lens_frames:
+        input:
+            lens=probe_tables("logit_lens", "fig5_logit_lens_frames"),
+            frames=f"results/{_fig('fig5_logit_lens_frames')['dataset']}/frames/{_fig('fig5_logit_lens_frames')['task']}.npz",
+            questions=f"results/{_fig('fig5_logit_lens_frames')['dataset']}/questions/{_fig('fig5_logit_lens_frames')['task']}.parquet",
+        output:
+            report(
+                "figures/fig5_logit_lens_frames.png",
+                caption="../report/fig5.rst",
+                category="Figures",
+            ),
+            "figures/fig5_logit_lens_frames.pdf",
+            "figures/fig5_logit_lens_frames.csv",
+        log:
+            "logs/figures/fig5_logit_lens_frames.log",
+        conda:
+            "../../envs/plots.yaml"
+        params:
+            fig=_fig("fig5_logit_lens_frames"),
+            projection=config["probes"]["projections"][0],
+        script:
+            "../notebooks/fig5_logit_lens_frames.py"
+
+
+if "fig6_attention_maps" in config["figures"]:
+
+    rule fig6_attention_maps:
+        input:
+            attention=probe_tables("attention", "fig6_attention_maps"),
+            frames=f"results/{_fig('fig6_attention_maps')['dataset']}/frames/{_fig('fig6_attention_maps')['task']}.npz",
+            questions=f"results/{_fig('fig6_attention_maps')['dataset']}/questions/{_fig('fig6_attention_maps')['task']}.parquet",
+        output:
+            report(
+                "figures/fig6_attention_maps.png",
+                caption="../report/fig6.rst",
+                category="Figures",
+            ),
+            "figures/fig6_attention_maps.pdf",
+            "figures/fig6_attention_maps.csv",
+        log:
+            "logs/figures/fig6_attention_maps.log",
+        conda:
+            "../../envs/plots.yaml"
+        params:
+            fig=_fig("fig6_attention_maps"),
+        script:
+            "../notebooks/fig6_attention_maps.py"

@@ -56,6 +56,11 @@ class Plan(Protocol):
 
     def note_mask_bytes(self, n: int) -> None: ...
 
+    def probe_rows(self, layer: int) -> torch.Tensor | None:
+        """Query rows whose attention probabilities to keep in this layer (probes), or None."""
+
+    def keep_probs(self, layer: int, probs: torch.Tensor) -> None: ...
+
 
 def check_backend(name: str) -> str:
     if name in REFUSED or name.startswith("flash"):
@@ -128,7 +133,11 @@ def knockout_attention(
     key, value = _repeat_kv(key, n_rep), _repeat_kv(value, n_rep)
     if prefix is not None:
         prefix = _repeat_kv(prefix[0], n_rep), _repeat_kv(prefix[1], n_rep)  # [1, H, q_offset, d]
-    if blocked is None and prefix is None and mode == "pre_softmax" and backend == "sdpa" and q_offset == 0:
+    probe = None if plan is None else plan.probe_rows(layer)
+    if probe is not None and (prefix is not None or b != 1):
+        raise ValueError("attention probabilities are kept for a full forward of one sample only")
+    plain = blocked is None and prefix is None and mode == "pre_softmax" and q_offset == 0
+    if plain and backend == "sdpa" and probe is None:
         out = F.scaled_dot_product_attention(
             query, key, value, is_causal=True, scale=scaling
         )  # a plain forward
@@ -140,6 +149,8 @@ def knockout_attention(
     if len(groups) == 1:
         mask = blocked.mask(groups[0]) if groups[0] else None
         out = _attend(query, key, value, prefix, causal, mask, scaling, backend, mode, plan)
+        if probe is not None:
+            plan.keep_probs(layer, _probabilities(query, key, causal, mask, scaling, probe))
         return out.transpose(1, 2).contiguous(), None
     out = torch.empty_like(query)
     for g in groups:  # one pass per distinct mask: no per-element mask copies
@@ -195,6 +206,15 @@ def _attend(query, key, value, prefix, causal, blocked, scaling, backend, mode, 
         if plan is not None:
             plan.note_mask_bytes(allowed.numel() * allowed.element_size())
     return F.scaled_dot_product_attention(query, key, value, attn_mask=allowed, scale=scaling)
+
+
+def _probabilities(query, key, causal, blocked, scaling, rows):
+    """The paper's attention probabilities of query `rows` of one sample -> [H, r, k] fp32: eager
+    scores, blocked and future keys at dtype min, softmax."""
+    allowed = causal[rows] if blocked is None else causal[rows] & ~blocked[..., rows, :]  # [1|H, r, k]
+    scores = torch.matmul(query[:, :, rows], key.transpose(2, 3)) * scaling  # [1, H, r, k]
+    scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
+    return torch.softmax(scores, dim=-1, dtype=torch.float32)[0]
 
 
 def _flex(query, key, value, allowed, scaling):

@@ -29,6 +29,7 @@ from vlmflow.models.base import Adapter, PreparedSample
 @dataclass
 class CleanRun:
     hidden_in: list[torch.Tensor]  # per layer l: the input of layer l, [N, d]
+    hidden_out: torch.Tensor  # the last layer's output (before the final norm), [N, d]
     kv: list[tuple[torch.Tensor, torch.Tensor]]  # per layer: clean key, value [1, Hkv, N, dh]
     probs: torch.Tensor  # [V] next-token probabilities at the last position (fp32)
 
@@ -43,6 +44,8 @@ class _Plan:
         self.masks: dict[int, attention.BlockedRows] = {}
         self.held = held_mask_bytes  # compiled masks alive during this forward
         self.peak_mask_bytes = held_mask_bytes
+        self.probe: tuple[torch.Tensor, set[int]] | None = None  # (query rows, layers) to keep probs of
+        self.probs: dict[int, torch.Tensor] = {}
 
     def record(self, layer, key, value):
         if self.recorded is not None:
@@ -56,6 +59,12 @@ class _Plan:
 
     def blocked(self, layer):
         return self.masks.get(layer)
+
+    def probe_rows(self, layer):
+        return self.probe[0] if self.probe is not None and layer in self.probe[1] else None
+
+    def keep_probs(self, layer, probs):
+        self.probs[layer] = probs
 
     def note_mask_bytes(self, n: int) -> None:
         """The attention function reports the masks it builds for one call (freed after it)."""
@@ -89,7 +98,7 @@ class KnockoutEngine:
                 hidden_in.append(h[0])
                 h = a.layer_forward(l, h, rope, sample.position_ids, knockout=plan)
         self.peak_mask_bytes = max(self.peak_mask_bytes, plan.peak_mask_bytes)
-        return CleanRun(hidden_in, plan.recorded, self._head(h[:, -1])[0])
+        return CleanRun(hidden_in, h[0], plan.recorded, self._head(h[:, -1])[0])
 
     # --- knockouts ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -191,6 +200,32 @@ class KnockoutEngine:
                 h = a.layer_forward(l, h, rope, pos, knockout=plan)
         self.peak_mask_bytes = max(self.peak_mask_bytes, plan.peak_mask_bytes)
         return self._head(h[:, -1])[0]
+
+    @torch.no_grad()
+    def attention_probs(
+        self,
+        sample: PreparedSample,
+        rows: list[int],
+        layers: list[int],
+        knockout: Knockout | None = None,
+        knockout_layers: list[int] = (),
+    ) -> dict:
+        """Attention probabilities of query `rows` in `layers` -> {layer: [H, len(rows), N]} (fp32),
+        from one full forward with `knockout` applied in `knockout_layers` (None = the clean model).
+        The probabilities are the paper's eager ones; the forward itself runs on the engine's backend."""
+        a = self.adapter
+        plan = _Plan(self.backend)
+        plan.probe = (torch.as_tensor(rows, device=sample.inputs_embeds.device), set(layers))
+        if knockout is not None:
+            b = compile_knockout(sample.layout, knockout, sample.inputs_embeds.device, q0=0)
+            one = torch.ones(1, dtype=torch.long, device=b.rows.device)
+            plan.masks = {l: attention.BlockedRows([None, b.rows], one) for l in knockout_layers}
+        h = sample.inputs_embeds
+        rope = a.rotary(sample, h)
+        with a.attention_implementation(attention.NAME):
+            for l in range(max(layers) + 1):
+                h = a.layer_forward(l, h, rope, sample.position_ids, knockout=plan)
+        return plan.probs
 
 
 def like_for_like(backend: str) -> str:

@@ -39,12 +39,16 @@ def edge_blocks(layout: TokenLayout, edge: Edge) -> list[tuple[Span, Span]]:
     return [(r, c) for r in layout.spans(edge.target) for c in layout.spans(edge.source)]
 
 
-def compile_knockout(layout: TokenLayout, knockout: Knockout, device=None) -> Blocked:
+def compile_knockout(layout: TokenLayout, knockout: Knockout, device=None, q0: int | None = None) -> Blocked:
+    """The knockout's blocked rows from its first affected row on, or from row `q0` when given."""
     N = layout.n_tokens
     blocks = [
         (r, c) for e in knockout.edges for r, c in edge_blocks(layout, e) if r[1] > r[0] and c[1] > c[0]
     ]
-    q0 = min((r[0] for r, _ in blocks), default=N)
+    first = min((r[0] for r, _ in blocks), default=N)
+    if q0 is not None and q0 > first:
+        raise ValueError(f"rows from {q0} on cannot hold this knockout: it blocks row {first}")
+    q0 = first if q0 is None else q0
     rows = torch.zeros(N - q0, N, dtype=torch.bool, device=device)
     for (r0, r1), (c0, c1) in blocks:
         rows[r0 - q0 : r1 - q0, c0:c1] = True

@@ -1,0 +1,99 @@
+"""Probes of the clean forward: the answer's probability layer by layer (the paper's Fig. 9) and the
+logit lens on video tokens (Figs. 4 and 5).
+
+One layer axis for both: state 0 is the token embeddings, state l (1..L) the output of decoder layer
+l, before the final norm (the authors probe layer *inputs* for the lens and layer outputs for the
+answer probability, so their two axes are offset by one; here they are the same). Whether the final
+norm is applied before projecting is a setting, recorded in every row.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from vlmflow.knockout.engine import CleanRun
+from vlmflow.models.base import Adapter, PreparedSample
+
+PROJECTIONS = ("embedding", "lm_head")
+
+
+def layer_states(clean: CleanRun) -> list[torch.Tensor]:
+    """States 0..L of one sample: embeddings, then each layer's output -> L + 1 tensors [N, d]."""
+    return [*clean.hidden_in, clean.hidden_out]
+
+
+def project(adapter: Adapter, h: torch.Tensor, projection: str, final_norm: bool) -> torch.Tensor:
+    """Hidden states [n, d] -> vocabulary logits [n, V] (fp32): through the input embedding matrix
+    (the paper's lens) or the lm_head, after the final norm if `final_norm`."""
+    parts = adapter.decoder()
+    if final_norm:
+        h = parts.norm(h)
+    if projection == "embedding":
+        return (h @ parts.embed_tokens.weight.T).float()
+    if projection == "lm_head":
+        return parts.lm_head(h).float()
+    raise ValueError(f"projection must be one of {PROJECTIONS}, got {projection!r}")
+
+
+@torch.no_grad()
+def answer_probability(
+    adapter: Adapter, sample: PreparedSample, clean: CleanRun, final_norm: bool
+) -> list[dict]:
+    """Per layer 0..L: the probability of the correct option's letter at the last position and the
+    mean probability of the other letters, the last position's state projected by the lm_head."""
+    rows = []
+    false = [t for t in sample.option_tokens if t != sample.gt_token]
+    for layer, h in enumerate(layer_states(clean)):
+        p = torch.softmax(project(adapter, h[-1:], "lm_head", final_norm)[0], dim=-1)
+        rows.append(
+            dict(
+                layer=layer,
+                p_true=float(p[sample.gt_token]),
+                p_false=float(p[false].mean()) if false else float("nan"),
+            )
+        )
+    return rows
+
+
+@torch.no_grad()
+def lens_top_k(
+    adapter: Adapter,
+    sample: PreparedSample,
+    clean: CleanRun,
+    projection: str,
+    final_norm: bool,
+    k: int,
+    chunk_bytes: int = 64 * 2**20,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logit lens on the video tokens: top-k token ids and probabilities per layer and video position
+    -> ([L + 1, n_video, k] long, same float). Never holds more than `chunk_bytes` of logits."""
+    video = torch.as_tensor(sample.layout.indices("video"), device=clean.hidden_out.device)
+    vocab = adapter.decoder().embed_tokens.weight.shape[0]
+    step = max(1, chunk_bytes // (4 * vocab))
+    ids, probs = [], []
+    for h in layer_states(clean):
+        hv = h[video]  # [n_video, d]
+        top = [
+            torch.softmax(project(adapter, hv[i : i + step], projection, final_norm), -1).topk(k)
+            for i in range(0, len(hv), step)
+        ]
+        ids.append(torch.cat([t.indices for t in top]))
+        probs.append(torch.cat([t.values for t in top]))
+    return torch.stack(ids), torch.stack(probs)
+
+
+def first_subtoken(tokenizer, word: str) -> int:
+    """A keyword as the paper counts it: the first sub-token of the word."""
+    ids = tokenizer(word, add_special_tokens=False)["input_ids"]
+    if not ids or ids[0] == tokenizer.unk_token_id:
+        raise ValueError(f"the tokenizer has no token for the keyword {word!r}")
+    return ids[0]
+
+
+def layer_bins(n_layers: int, size: int) -> list[tuple[int, int]]:
+    """Layers 1..L in bins of exactly `size` layers, 1-indexed inclusive ([1, 5], [6, 10], ...); the
+    last bin holds what is left. (The authors' label-inclusive slices put 6 layers in each "5-layer"
+    bin, adjacent bins sharing one.)"""
+    if size < 1:
+        raise ValueError(f"bin size must be >= 1, got {size}")
+    return [(a, min(a + size - 1, n_layers)) for a in range(1, n_layers + 1, size)]

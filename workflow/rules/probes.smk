@@ -1,0 +1,52 @@
+# Probes (Figs. 4, 5, 6, 9): one job per (dataset, model, task) for the answer probability and the
+# logit lens, and one for the attention maps of Fig. 6's task; figures read these tables only.
+
+
+rule probes:
+    input:
+        questions="results/{dataset}/questions/{task}.parquet",
+        features="results/{dataset}/{model}/features/{task}.pt",
+        baseline="results/{dataset}/{model}/baseline/{task}.parquet",
+        model=model_files,
+    output:
+        answer="results/{dataset}/{model}/probes/answer_probability/{task}.parquet",
+        lens="results/{dataset}/{model}/probes/logit_lens/{task}.parquet",
+    log:
+        "logs/probes/{dataset}/{model}/{task}.log",
+    conda:
+        "../../envs/models.yaml"
+    threads: 1
+    resources:
+        **model_resources,
+    params:
+        model=lambda wc: model_cfg(wc.model),
+        probes=config["probes"],
+        words=lambda wc: dataset_cfg(wc).get("lens_words", {}),
+        knockout=config["knockout"],
+        n_frames=config["n_frames"],
+        seed=config["seed"],
+    script:
+        "../scripts/probes.py"
+
+
+rule attention_maps:
+    input:
+        questions="results/{dataset}/questions/{task}.parquet",
+        features="results/{dataset}/{model}/features/{task}.pt",
+        baseline="results/{dataset}/{model}/baseline/{task}.parquet",
+        model=model_files,
+    output:
+        "results/{dataset}/{model}/probes/attention/{task}.parquet",
+    log:
+        "logs/attention_maps/{dataset}/{model}/{task}.log",
+    conda:
+        "../../envs/models.yaml"
+    threads: 1
+    resources:
+        **model_resources,
+    params:
+        model=lambda wc: model_cfg(wc.model),
+        fig=lambda wc: config["figures"]["fig6_attention_maps"],
+        backend=config["knockout"]["attention_backend"],
+    script:
+        "../scripts/attention_maps.py"
