@@ -188,6 +188,24 @@ def main(argv=None) -> None:
         f"(the paper's per-layer masks at 7B shape: {path_ref_mb_7b:.0f} MiB)",
         flush=True,
     )
+    # probes (Figs. 4, 9): one clean pass, then the lens on every video token of every layer, top-k only
+    from vlmflow.probes import answer_probability, lens_top_k
+
+    _, t_probe = timed(
+        lambda: (
+            answer_probability(a, sample, clean, True),
+            lens_top_k(a, sample, clean, "embedding", False, 5),
+        )
+    )
+    vocab_7b, chunk = 32000, 64 * 2**20
+    rows_per_chunk = chunk // (4 * vocab_7b)
+    print(
+        f"  probes (answer probability + lens, {N} tokens x {layers + 1} states): {t_probe:.2f} s; "
+        f"largest transient of the lens: {rows_per_chunk} positions x 32000 logits = {chunk / 2**20:.0f} MiB "
+        f"(fp32, before softmax/top-k), against {1152 * 32000 * 4 / 2**20:.0f} MiB for all 1152 video "
+        f"tokens of one layer and {41 * 1152 * 32000 * 4 / 2**30:.1f} GiB for all 41 states of a 13B model",
+        flush=True,
+    )
     other = [f for f in fams if f != "cross_frame"]
     speedup = sum(ref_t.values()) / (t_clean + sum(eng_t.values()))
     speedup_other = sum(ref_t[f] for f in other) / (t_clean + sum(eng_t[f] for f in other))
