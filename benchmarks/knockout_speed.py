@@ -188,22 +188,16 @@ def main(argv=None) -> None:
         f"(the paper's per-layer masks at 7B shape: {path_ref_mb_7b:.0f} MiB)",
         flush=True,
     )
-    # probes (Figs. 4, 9): one clean pass, then the lens on every video token of every layer, top-k only
-    from vlmflow.probes import answer_probability, lens_top_k
+    # probes (Figs. 4, 9): the states of one clean pass one at a time, the lens on every video token
+    from vlmflow.probes import probe
 
-    _, t_probe = timed(
-        lambda: (
-            answer_probability(a, sample, clean, True),
-            lens_top_k(a, sample, clean, "embedding", False, 5),
-        )
-    )
+    _, t_probe = timed(lambda: probe(engine, sample, True, ["embedding"], 5))
     vocab_7b, chunk = 32000, 64 * 2**20
-    rows_per_chunk = chunk // (4 * vocab_7b)
     print(
         f"  probes (answer probability + lens, {N} tokens x {layers + 1} states): {t_probe:.2f} s; "
-        f"largest transient of the lens: {rows_per_chunk} positions x 32000 logits = {chunk / 2**20:.0f} MiB "
-        f"(fp32, before softmax/top-k), against {1152 * 32000 * 4 / 2**20:.0f} MiB for all 1152 video "
-        f"tokens of one layer and {41 * 1152 * 32000 * 4 / 2**30:.1f} GiB for all 41 states of a 13B model",
+        f"held at once: one state [N, d] and at most {chunk / 2**20:.0f} MiB of logits "
+        f"({chunk // (4 * vocab_7b)} positions x {vocab_7b}), against "
+        f"{41 * 1152 * vocab_7b * 4 / 2**30:.1f} GiB for every video token of all 41 states of a 13B model",
         flush=True,
     )
     other = [f for f in fams if f != "cross_frame"]

@@ -8,7 +8,7 @@ from conftest import synthetic_sample
 
 from vlmflow.knockout.engine import KnockoutEngine
 from vlmflow.knockout.spec import FAMILIES
-from vlmflow.probes import answer_probability, first_subtoken, layer_bins, lens_top_k
+from vlmflow.probes import first_subtoken, layer_bins, lens_top_k, probe
 
 
 def clean_sample(adapter, task="action_sequence"):
@@ -24,10 +24,14 @@ def test_lens_equals_hidden_state_times_embedding_matrix(tiny_adapter):
         hs = parts.text_model(
             inputs_embeds=sample.inputs_embeds, position_ids=sample.position_ids, output_hidden_states=True
         ).hidden_states
-    ids, probs = lens_top_k(tiny_adapter, sample, clean, "embedding", final_norm=False, k=3, chunk_bytes=4096)
+    _, tops = probe(KnockoutEngine(tiny_adapter), sample, False, ["embedding"], 3)
+    ids, probs = tops["embedding"]  # [L + 1, n_video, 3]
+    assert ids.shape[0] == tiny_adapter.n_layers + 1
     video = sample.layout.indices("video")
     E = parts.embed_tokens.weight
     for layer in (0, 1, 3):  # the embeddings, then outputs of layers 1 and 3
+        chunked = lens_top_k(tiny_adapter, sample, hs[layer][0], "embedding", False, 3, chunk_bytes=4096)
+        assert torch.equal(chunked[0], ids[layer])  # computing in chunks changes nothing
         for j in (0, 17, len(video) - 1):
             p = torch.softmax(hs[layer][0, video[j]] @ E.T, -1)
             top = p.topk(3)
@@ -37,7 +41,7 @@ def test_lens_equals_hidden_state_times_embedding_matrix(tiny_adapter):
 
 def test_answer_probability_of_the_last_layer_is_the_models_answer(tiny_adapter):
     sample, clean = clean_sample(tiny_adapter)
-    rows = answer_probability(tiny_adapter, sample, clean, final_norm=True)
+    rows, _ = probe(KnockoutEngine(tiny_adapter), sample, True, [], 1)
     assert [r["layer"] for r in rows] == list(range(tiny_adapter.n_layers + 1))
     assert rows[-1]["p_true"] == pytest.approx(float(clean.probs[sample.gt_token]), abs=1e-6)
     false = [t for t in sample.option_tokens if t != sample.gt_token]

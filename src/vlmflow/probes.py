@@ -4,22 +4,18 @@ logit lens on video tokens (Figs. 4 and 5).
 One layer axis for both: state 0 is the token embeddings, state l (1..L) the output of decoder layer
 l, before the final norm (the authors probe layer *inputs* for the lens and layer outputs for the
 answer probability, so their two axes are offset by one; here they are the same). Whether the final
-norm is applied before projecting is a setting, recorded in every row.
+norm is applied before projecting is a setting, recorded in every row. States are probed one at a
+time as the forward produces them (`KnockoutEngine.states`): no layer's state, logits or keys are kept.
 """
 
 from __future__ import annotations
 
 import torch
 
-from vlmflow.knockout.engine import CleanRun
+from vlmflow.knockout.engine import KnockoutEngine
 from vlmflow.models.base import Adapter, PreparedSample
 
 PROJECTIONS = ("embedding", "lm_head")
-
-
-def layer_states(clean: CleanRun) -> list[torch.Tensor]:
-    """States 0..L of one sample: embeddings, then each layer's output -> L + 1 tensors [N, d]."""
-    return [*clean.hidden_in, clean.hidden_out]
 
 
 def project(adapter: Adapter, h: torch.Tensor, projection: str, final_norm: bool) -> torch.Tensor:
@@ -35,51 +31,50 @@ def project(adapter: Adapter, h: torch.Tensor, projection: str, final_norm: bool
     raise ValueError(f"projection must be one of {PROJECTIONS}, got {projection!r}")
 
 
-@torch.no_grad()
 def answer_probability(
-    adapter: Adapter, sample: PreparedSample, clean: CleanRun, final_norm: bool
-) -> list[dict]:
-    """Per layer 0..L: the probability of the correct option's letter at the last position and the
-    mean probability of the other letters, the last position's state projected by the lm_head."""
-    rows = []
+    adapter: Adapter, sample: PreparedSample, state: torch.Tensor, final_norm: bool
+) -> dict:
+    """One state [N, d]: the probability of the correct option's letter at the last position and the
+    mean probability of the other letters, the last position projected by the lm_head."""
     false = [t for t in sample.option_tokens if t != sample.gt_token]
-    for layer, h in enumerate(layer_states(clean)):
-        p = torch.softmax(project(adapter, h[-1:], "lm_head", final_norm)[0], dim=-1)
-        rows.append(
-            dict(
-                layer=layer,
-                p_true=float(p[sample.gt_token]),
-                p_false=float(p[false].mean()) if false else float("nan"),
-            )
-        )
-    return rows
+    p = torch.softmax(project(adapter, state[-1:], "lm_head", final_norm)[0], dim=-1)
+    return dict(p_true=float(p[sample.gt_token]), p_false=float(p[false].mean()) if false else float("nan"))
 
 
-@torch.no_grad()
 def lens_top_k(
     adapter: Adapter,
     sample: PreparedSample,
-    clean: CleanRun,
+    state: torch.Tensor,
     projection: str,
     final_norm: bool,
     k: int,
     chunk_bytes: int = 64 * 2**20,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logit lens on the video tokens: top-k token ids and probabilities per layer and video position
-    -> ([L + 1, n_video, k] long, same float). Never holds more than `chunk_bytes` of logits."""
-    video = torch.as_tensor(sample.layout.indices("video"), device=clean.hidden_out.device)
+    """Logit lens on the video tokens of one state [N, d]: top-k token ids and probabilities per video
+    position -> ([n_video, k] long, [n_video, k] float). Holds at most `chunk_bytes` of logits."""
+    video = torch.as_tensor(sample.layout.indices("video"), device=state.device)
     vocab = adapter.decoder().embed_tokens.weight.shape[0]
     step = max(1, chunk_bytes // (4 * vocab))
-    ids, probs = [], []
-    for h in layer_states(clean):
-        hv = h[video]  # [n_video, d]
-        top = [
-            torch.softmax(project(adapter, hv[i : i + step], projection, final_norm), -1).topk(k)
-            for i in range(0, len(hv), step)
-        ]
-        ids.append(torch.cat([t.indices for t in top]))
-        probs.append(torch.cat([t.values for t in top]))
-    return torch.stack(ids), torch.stack(probs)
+    hv = state[video]  # [n_video, d]
+    top = [
+        torch.softmax(project(adapter, hv[i : i + step], projection, final_norm), -1).topk(k)
+        for i in range(0, len(hv), step)
+    ]
+    return torch.cat([t.indices for t in top]), torch.cat([t.values for t in top])
+
+
+@torch.no_grad()
+def probe(engine: KnockoutEngine, sample: PreparedSample, final_norm: bool, projections: list[str], k: int):
+    """Both probes on every state of one clean forward -> (answer rows per layer 0..L,
+    {projection: (ids [L + 1, n_video, k], probs [L + 1, n_video, k])})."""
+    answer, lens = [], {p: ([], []) for p in projections}
+    for layer, state in enumerate(engine.states(sample)):
+        answer.append(dict(layer=layer, **answer_probability(engine.adapter, sample, state, final_norm)))
+        for p in projections:
+            ids, probs = lens_top_k(engine.adapter, sample, state, p, final_norm, k)
+            lens[p][0].append(ids)
+            lens[p][1].append(probs)
+    return answer, {p: (torch.stack(i), torch.stack(v)) for p, (i, v) in lens.items()}
 
 
 def first_subtoken(tokenizer, word: str) -> int:

@@ -15,7 +15,7 @@ The engine speaks to the model only through the adapter contract (`vlmflow.model
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -29,7 +29,6 @@ from vlmflow.models.base import Adapter, PreparedSample
 @dataclass
 class CleanRun:
     hidden_in: list[torch.Tensor]  # per layer l: the input of layer l, [N, d]
-    hidden_out: torch.Tensor  # the last layer's output (before the final norm), [N, d]
     kv: list[tuple[torch.Tensor, torch.Tensor]]  # per layer: clean key, value [1, Hkv, N, dh]
     probs: torch.Tensor  # [V] next-token probabilities at the last position (fp32)
 
@@ -98,7 +97,21 @@ class KnockoutEngine:
                 hidden_in.append(h[0])
                 h = a.layer_forward(l, h, rope, sample.position_ids, knockout=plan)
         self.peak_mask_bytes = max(self.peak_mask_bytes, plan.peak_mask_bytes)
-        return CleanRun(hidden_in, h[0], plan.recorded, self._head(h[:, -1])[0])
+        return CleanRun(hidden_in, plan.recorded, self._head(h[:, -1])[0])
+
+    @torch.no_grad()
+    def states(self, sample: PreparedSample) -> Iterator[torch.Tensor]:
+        """The clean forward's states one at a time, nothing kept: the embeddings, then each layer's
+        output (before the final norm), each [N, d]. For probes."""
+        a = self.adapter
+        h = sample.inputs_embeds
+        rope = a.rotary(sample, h)
+        plan = _Plan(self.backend)
+        with a.attention_implementation(attention.NAME):
+            yield h[0]
+            for l in range(a.n_layers):
+                h = a.layer_forward(l, h, rope, sample.position_ids, knockout=plan)
+                yield h[0]
 
     # --- knockouts ---------------------------------------------------------------------------
     @torch.no_grad()

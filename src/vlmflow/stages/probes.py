@@ -14,7 +14,7 @@ from vlmflow.io import write_parquet
 from vlmflow.knockout.engine import KnockoutEngine
 from vlmflow.knockout.spec import FAMILIES
 from vlmflow.models.base import Adapter
-from vlmflow.probes import answer_probability, first_subtoken, lens_top_k
+from vlmflow.probes import first_subtoken, probe
 from vlmflow.question import Question
 from vlmflow.stages.knockout import select
 
@@ -54,16 +54,12 @@ def probe_task(
     for k, n, b, q, sample in _samples(
         adapter, dataset, questions_path, features_path, baseline_path, sample_mode
     ):
-        clean = engine.clean(sample)
         common = dict(dataset=dataset, task=b.task, model=model_name, sample_id=b.sample_id)
+        rows, tops = probe(engine, sample, final_norm, projections, top_k)
         answer += [
-            dict(common, **r, n_layers=adapter.n_layers, final_norm=final_norm, **provenance)
-            for r in answer_probability(adapter, sample, clean, final_norm)
+            dict(common, **r, n_layers=adapter.n_layers, final_norm=final_norm, **provenance) for r in rows
         ]
-        for projection in projections:
-            ids, probs = lens_top_k(
-                adapter, sample, clean, projection, final_norm, top_k
-            )  # [L+1, n_video, k]
+        for projection, (ids, probs) in tops.items():  # [L+1, n_video, k]
             layer, pos, rank = torch.meshgrid(*(torch.arange(s) for s in ids.shape), indexing="ij")
             lens.append(
                 pd.DataFrame(
