@@ -88,3 +88,28 @@ def cache_task(
         f"on {len(df)} samples",
         flush=True,
     )
+
+
+SAMPLE_MODES = ("correct", "wrong", "all")
+
+
+def select(baseline: pd.DataFrame, mode: str) -> pd.DataFrame:
+    """The samples a stage analyses: those the unmodified model answers correctly (the paper's
+    default), wrongly, or all."""
+    if mode not in SAMPLE_MODES:
+        raise ValueError(f"sample_mode must be one of {SAMPLE_MODES}, got {mode!r}")
+    if mode == "all":
+        return baseline
+    return baseline[baseline.correct_base == (mode == "correct")]
+
+
+def cached_samples(
+    adapter: Adapter, dataset: str, questions_path: Path, features_path: Path, baseline: pd.DataFrame
+):
+    """(baseline row, Question, PreparedSample) of every sample of `baseline`, from the cached video
+    tokens (no vision rerun)."""
+    qs = pd.read_parquet(questions_path).set_index("sample_id", drop=False)
+    feats = torch.load(features_path)
+    for b in baseline.itertuples():
+        q = Question.from_row(dataset, qs.loc[b.sample_id])
+        yield b, q, adapter.prepare(q, feats[b.sample_id].to(adapter.device))

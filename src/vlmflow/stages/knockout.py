@@ -13,18 +13,8 @@ from vlmflow.knockout.reference import reference_probs
 from vlmflow.knockout.spec import FAMILIES, Condition, sweep
 from vlmflow.models.base import Adapter
 from vlmflow.prompt import is_letter
-from vlmflow.question import Question
+from vlmflow.stages.features import cached_samples, select
 from vlmflow.stages.frames import load_frames
-
-SAMPLE_MODES = ("correct", "wrong", "all")
-
-
-def select(baseline: pd.DataFrame, mode: str) -> pd.DataFrame:
-    if mode not in SAMPLE_MODES:
-        raise ValueError(f"sample_mode must be one of {SAMPLE_MODES}, got {mode!r}")
-    if mode == "all":
-        return baseline
-    return baseline[baseline.correct_base == (mode == "correct")]
 
 
 def run_family(
@@ -56,19 +46,17 @@ def run_family(
     conditions = [
         Condition(k, w) for k in FAMILIES[family] for w in sweep(adapter.n_layers, window, window_style)
     ]
-    qs = pd.read_parquet(questions_path).set_index("sample_id", drop=False)
     base = select(pd.read_parquet(baseline_path), sample_mode)
     i, n = part
     base = base.iloc[i * len(base) // n : (i + 1) * len(base) // n]
-    feats = torch.load(features_path)
-    frames = (
-        dict(zip(qs.sample_id, load_frames(frames_path, list(qs.sample_id)))) if engine == "reference" else {}
-    )
+    frames = {}
+    if engine == "reference":  # the paper's method reruns the vision tower on the frames
+        ids = list(pd.read_parquet(questions_path).sample_id)
+        frames = dict(zip(ids, load_frames(frames_path, ids)))
     fast = KnockoutEngine(adapter, backend=backend, batch_size=batch_size)
     rows = []
-    for k, b in enumerate(base.itertuples()):
-        q = Question.from_row(dataset, qs.loc[b.sample_id])
-        sample = adapter.prepare(q, feats[b.sample_id].to(adapter.device))
+    samples = cached_samples(adapter, dataset, questions_path, features_path, base)
+    for k, (b, q, sample) in enumerate(samples):
         if k == 0:
             canary(fast, sample)
         if engine == "fast":

@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import torch
 import yaml
 
 from vlmflow.io import atomic_path, write_parquet
@@ -24,7 +23,7 @@ from vlmflow.knockout.pathways import (
 )
 from vlmflow.models.base import Adapter
 from vlmflow.prompt import is_letter
-from vlmflow.question import Question
+from vlmflow.stages.features import cached_samples
 
 # the knockout curve that tells where each route matters (families cross_frame and vql_to_ql)
 ROUTE_CURVES = {
@@ -103,14 +102,10 @@ def evaluate_task(
 ) -> None:
     """Rows per sample x setting: full model, each pathway, and each pathway's random control per seed,
     with the answer, whether it is correct and the attention edges kept (summed over layers)."""
-    qs = pd.read_parquet(questions_path).set_index("sample_id", drop=False)
     base = pd.read_parquet(baseline_path)  # every sample, not only the correct ones
-    feats = torch.load(features_path)
     engine = KnockoutEngine(adapter, backend=backend)
     rows = []
-    for k, b in enumerate(base.itertuples()):
-        q = Question.from_row(dataset, qs.loc[b.sample_id])
-        sample = adapter.prepare(q, feats[b.sample_id].to(adapter.device))
+    for k, (b, _, sample) in enumerate(cached_samples(adapter, dataset, questions_path, features_path, base)):
         clean = engine.clean(sample)
         if k == 0:
             canary(engine, sample)

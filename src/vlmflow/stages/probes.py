@@ -16,16 +16,13 @@ from vlmflow.knockout.spec import FAMILIES
 from vlmflow.models.base import Adapter
 from vlmflow.probes import first_subtoken, probe
 from vlmflow.question import Question
-from vlmflow.stages.knockout import select
+from vlmflow.stages.features import cached_samples, select
 
 
 def _samples(adapter, dataset, questions_path, features_path, baseline_path, sample_mode):
-    qs = pd.read_parquet(questions_path).set_index("sample_id", drop=False)
     base = select(pd.read_parquet(baseline_path), sample_mode)
-    feats = torch.load(features_path)
-    for k, b in enumerate(base.itertuples()):
-        q = Question.from_row(dataset, qs.loc[b.sample_id])
-        yield k, len(base), b, q, adapter.prepare(q, feats[b.sample_id].to(adapter.device))
+    for k, (b, q, sample) in enumerate(cached_samples(adapter, dataset, questions_path, features_path, base)):
+        yield k, len(base), b, q, sample
 
 
 def probe_task(
