@@ -216,6 +216,26 @@ def pathway_tables():
     return [f"results/{d}/{m}/pathways.parquet" for d, m, _ in pathway_runs()]
 
 
+def probe_tables(kind, fig, tasks=None):
+    """A figure's probe tables (of its task, or of `tasks`)."""
+    f = _fig(fig)
+    return expand(
+        "results/{dataset}/{model}/probes/{kind}/{task}.parquet",
+        dataset=f["dataset"],
+        model=f["model"],
+        kind=kind,
+        task=tasks or [f["task"]],
+    )
+
+
+def fig_input(fig, kind):
+    """The frames or questions table of a figure's task."""
+    f = _fig(fig)
+    return f"results/{f['dataset']}/{kind}/{f['task']}" + (
+        ".npz" if kind == "frames" else ".parquet"
+    )
+
+
 def all_targets():
     targets = []
     for run in config["runs"]:

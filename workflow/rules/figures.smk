@@ -92,17 +92,6 @@ if pathway_runs():
             "../notebooks/table3_effective_pathways.py"
 
 
-def probe_tables(kind, fig, tasks=None):
-    f = _fig(fig)
-    return expand(
-        "results/{dataset}/{model}/probes/{kind}/{task}.parquet",
-        dataset=f["dataset"],
-        model=f["model"],
-        kind=kind,
-        task=tasks or [f["task"]],
-    )
-
-
 if "fig9_answer_probability" in config["figures"]:
 
     rule fig9_answer_probability:
@@ -159,8 +148,8 @@ if "fig5_logit_lens_frames" in config["figures"]:
     rule fig5_logit_lens_frames:
         input:
             lens=probe_tables("logit_lens", "fig5_logit_lens_frames"),
-            frames=f"results/{_fig('fig5_logit_lens_frames')['dataset']}/frames/{_fig('fig5_logit_lens_frames')['task']}.npz",
-            questions=f"results/{_fig('fig5_logit_lens_frames')['dataset']}/questions/{_fig('fig5_logit_lens_frames')['task']}.parquet",
+            frames=fig_input("fig5_logit_lens_frames", "frames"),
+            questions=fig_input("fig5_logit_lens_frames", "questions"),
         output:
             report(
                 "figures/fig5_logit_lens_frames.png",
@@ -185,8 +174,8 @@ if "fig6_attention_maps" in config["figures"]:
     rule fig6_attention_maps:
         input:
             attention=probe_tables("attention", "fig6_attention_maps"),
-            frames=f"results/{_fig('fig6_attention_maps')['dataset']}/frames/{_fig('fig6_attention_maps')['task']}.npz",
-            questions=f"results/{_fig('fig6_attention_maps')['dataset']}/questions/{_fig('fig6_attention_maps')['task']}.parquet",
+            frames=fig_input("fig6_attention_maps", "frames"),
+            questions=fig_input("fig6_attention_maps", "questions"),
         output:
             report(
                 "figures/fig6_attention_maps.png",
