@@ -26,6 +26,9 @@ def tiny_config() -> dict:
     ds["tasks"] = ["action_sequence", "scene_transition"]
     for m in cfg["models"].values():
         m["path"] = str(REPO / m["path"])
+    # Fig. 6 on a task of the reduced run, with words of its question
+    # ("In which order do the squares appear?")
+    cfg["figures"]["fig6_attention_maps"].update(task="action_sequence", words=["order", "appear"])
     return cfg
 
 

@@ -84,6 +84,11 @@ def _check_config():
             raise ValueError(
                 f"config figures.{name}.dataset: unknown dataset {fig['dataset']!r}"
             )
+        tasks = config["datasets"][fig["dataset"]]["tasks"]
+        if "task" in fig and fig["task"] not in tasks:
+            raise ValueError(
+                f"config figures.{name}.task: {fig['task']!r} is not a task of {fig['dataset']!r} ({tasks})"
+            )
 
 
 TOY_TRAINED = {
