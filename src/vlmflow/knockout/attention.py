@@ -22,6 +22,8 @@ HARMLESS = {"position_ids", "cache_position", "output_attentions", "use_cache", 
 # up to this many recomputed rows, attend to the shared clean prefix in place (explicit math, scores
 # [b, H, q, N]) instead of copying its keys/values for every batch element
 SPLIT_MAX_ROWS = 16
+# up to this many recomputed rows, a batch mixing knockouts runs as one SDPA call with a mask per element
+MIXED_MAX_ROWS = 128
 
 
 @dataclass
@@ -152,6 +154,15 @@ def knockout_attention(
         if probe is not None:
             plan.keep_probs(layer, _probabilities(query, key, causal, mask, scaling, probe))
         return out.transpose(1, 2).contiguous(), None
+    if q_len <= MIXED_MAX_ROWS and prefix is None and mode == "pre_softmax" and backend == "sdpa":
+        # few rows: one SDPA call with each element's mask ([b, q, N] bools) beats copying the
+        # keys/values of every group out of the batch
+        distinct = torch.stack([torch.zeros_like(causal), *(m for m in blocked.distinct[1:])])  # [m, q, N]
+        allowed = causal & ~distinct[blocked.which]  # [b, q, N]
+        if bool(allowed.any(-1).all()) and blocked.heads is None:
+            plan.note_mask_bytes(causal.numel() + distinct.numel() + allowed.numel())
+            out = F.scaled_dot_product_attention(query, key, value, attn_mask=allowed[:, None], scale=scaling)
+            return out.transpose(1, 2).contiguous(), None
     out = torch.empty_like(query)
     for g in groups:  # one pass per distinct mask: no per-element mask copies
         rows = (blocked.which == g).nonzero().squeeze(1)
