@@ -171,11 +171,20 @@ class KnockoutEngine:
                 if joining:
                     new = clean.hidden_in[l][q0:].unsqueeze(0).expand(len(joining), -1, -1)
                     h = new if h is None else torch.cat([h, new])
-                idx = torch.tensor(
-                    [which[k] if l in windows[k] else 0 for k in range(h.shape[0])], device=h.device
-                )
+                # elements blocked by the same knockout in the same layers so far hold the same states
+                # (windows clipped at the first layer): run the layer once for each such history
+                history = [
+                    (which[k], tuple(x for x in sorted(windows[k]) if x <= l)) for k in range(h.shape[0])
+                ]
+                first = {key: k for k, key in reversed(list(enumerate(history)))}
+                keep = sorted(first.values())
+                idx = torch.tensor([which[k] if l in windows[k] else 0 for k in keep], device=h.device)
                 plan.masks = {l: attention.BlockedRows(matrices, idx, sel)} if bool(idx.any()) else {}
-                h = a.layer_forward(l, h, rope, pos, knockout=plan)
+                if len(keep) == h.shape[0]:
+                    h = a.layer_forward(l, h, rope, pos, knockout=plan)
+                else:
+                    out = a.layer_forward(l, h[keep], rope, pos, knockout=plan)
+                    h = out[[keep.index(first[key]) for key in history]]
         self.peak_mask_bytes = max(self.peak_mask_bytes, plan.peak_mask_bytes)
         return self._head(h[:, -1])
 
