@@ -4,7 +4,9 @@ logit lens on video tokens (Figs. 4 and 5).
 One layer axis for both: state 0 is the token embeddings, state l (1..L) the output of decoder layer
 l, before the final norm (the authors probe layer *inputs* for the lens and layer outputs for the
 answer probability, so their two axes are offset by one; here they are the same). Whether the final
-norm is applied before projecting is a setting, recorded in every row. States are probed one at a
+norm is applied before the answer probability's lm_head is a setting, recorded in every row; the
+lens projects through the input embedding matrix with no norm (the paper) or through the final norm
+and the lm_head (the usual logit lens). States are probed one at a
 time as the forward produces them (`KnockoutEngine.states`): no layer's state, logits or keys are kept.
 """
 
@@ -65,13 +67,14 @@ def lens_top_k(
 
 @torch.no_grad()
 def probe(engine: KnockoutEngine, sample: PreparedSample, final_norm: bool, projections: list[str], k: int):
-    """Both probes on every state of one clean forward -> (answer rows per layer 0..L,
-    {projection: (ids [L + 1, n_video, k], probs [L + 1, n_video, k])})."""
+    """Both probes on every state of one clean forward -> (answer rows per layer 0..L, the answer's
+    lm_head after the final norm if `final_norm`; {projection: (ids [L + 1, n_video, k], probs
+    [L + 1, n_video, k])}, "embedding" without norm, "lm_head" with it)."""
     answer, lens = [], {p: ([], []) for p in projections}
     for layer, state in enumerate(engine.states(sample)):
         answer.append(dict(layer=layer, **answer_probability(engine.adapter, sample, state, final_norm)))
         for p in projections:
-            ids, probs = lens_top_k(engine.adapter, sample, state, p, final_norm, k)
+            ids, probs = lens_top_k(engine.adapter, sample, state, p, p == "lm_head", k)
             lens[p][0].append(ids)
             lens[p][1].append(probs)
     return answer, {p: (torch.stack(i), torch.stack(v)) for p, (i, v) in lens.items()}

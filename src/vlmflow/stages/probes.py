@@ -63,7 +63,7 @@ def probe_task(
                     dict(
                         sample_id=b.sample_id,
                         projection=projection,
-                        final_norm=final_norm,
+                        final_norm=projection == "lm_head",
                         layer=layer.flatten().numpy().astype("int16"),
                         position=pos.flatten().numpy().astype("int32"),
                         rank=rank.flatten().numpy().astype("int8"),
