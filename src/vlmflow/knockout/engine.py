@@ -84,34 +84,33 @@ class KnockoutEngine:
         parts = self.adapter.decoder()
         return torch.softmax(parts.lm_head(parts.norm(h_last)).float(), dim=-1)
 
-    @torch.no_grad()
-    def clean(self, sample: PreparedSample) -> CleanRun:
+    def _forward(
+        self, sample: PreparedSample, plan: _Plan, n_layers: int | None = None
+    ) -> Iterator[torch.Tensor]:
+        """A full forward of the first `n_layers` layers (all by default) under `plan`, yielding its
+        states one at a time: the embeddings, then each layer's output (before the final norm), [N, d]."""
         a = self.adapter
-        plan = _Plan(self.backend)
-        plan.recorded = [None] * a.n_layers
         h = sample.inputs_embeds
         rope = a.rotary(sample, h)
-        hidden_in = []
         with a.attention_implementation(attention.NAME):
-            for l in range(a.n_layers):
-                hidden_in.append(h[0])
+            yield h[0]
+            for l in range(a.n_layers if n_layers is None else n_layers):
                 h = a.layer_forward(l, h, rope, sample.position_ids, knockout=plan)
+                yield h[0]
+
+    @torch.no_grad()
+    def clean(self, sample: PreparedSample) -> CleanRun:
+        plan = _Plan(self.backend)
+        plan.recorded = [None] * self.adapter.n_layers
+        states = list(self._forward(sample, plan))
         self.peak_mask_bytes = max(self.peak_mask_bytes, plan.peak_mask_bytes)
-        return CleanRun(hidden_in, plan.recorded, self._head(h[:, -1])[0])
+        return CleanRun(states[:-1], plan.recorded, self._head(states[-1][-1:])[0])
 
     @torch.no_grad()
     def states(self, sample: PreparedSample) -> Iterator[torch.Tensor]:
         """The clean forward's states one at a time, nothing kept: the embeddings, then each layer's
         output (before the final norm), each [N, d]. For probes."""
-        a = self.adapter
-        h = sample.inputs_embeds
-        rope = a.rotary(sample, h)
-        plan = _Plan(self.backend)
-        with a.attention_implementation(attention.NAME):
-            yield h[0]
-            for l in range(a.n_layers):
-                h = a.layer_forward(l, h, rope, sample.position_ids, knockout=plan)
-                yield h[0]
+        yield from self._forward(sample, _Plan(self.backend))
 
     # --- knockouts ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -235,18 +234,14 @@ class KnockoutEngine:
         """Attention probabilities of query `rows` in `layers` -> {layer: [H, len(rows), N]} (fp32),
         from one full forward with `knockout` applied in `knockout_layers` (None = the clean model).
         The probabilities are the paper's eager ones; the forward itself runs on the engine's backend."""
-        a = self.adapter
         plan = _Plan(self.backend)
         plan.probe = (torch.as_tensor(rows, device=sample.inputs_embeds.device), set(layers))
         if knockout is not None:
             b = compile_knockout(sample.layout, knockout, sample.inputs_embeds.device, q0=0)
             one = torch.ones(1, dtype=torch.long, device=b.rows.device)
             plan.masks = {l: attention.BlockedRows([None, b.rows], one) for l in knockout_layers}
-        h = sample.inputs_embeds
-        rope = a.rotary(sample, h)
-        with a.attention_implementation(attention.NAME):
-            for l in range(max(layers) + 1):
-                h = a.layer_forward(l, h, rope, sample.position_ids, knockout=plan)
+        for _ in self._forward(sample, plan, max(layers) + 1):
+            pass
         return plan.probs
 
 
