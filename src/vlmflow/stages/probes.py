@@ -46,7 +46,7 @@ def probe_task(
     probability, (b) per projection, layer and video position the lens's top-k tokens, each marked
     with the spatial or temporal keyword it is the first sub-token of (`words`, from config)."""
     engine = KnockoutEngine(adapter)
-    T, H, W = adapter.grid
+    _, H, W = adapter.grid
     answer, lens = [], []
     for k, n, b, q, sample in _samples(
         adapter, dataset, questions_path, features_path, baseline_path, sample_mode
@@ -131,7 +131,7 @@ def attention_task(
     engine = KnockoutEngine(adapter, backend=backend)
     cross_frame = FAMILIES["cross_frame"][0]
     every = list(range(adapter.n_layers))
-    T, H, W = adapter.grid
+    _, H, W = adapter.grid
     rows = []
     for k, n, b, q, sample in _samples(
         adapter, dataset, questions_path, features_path, baseline_path, "correct"
