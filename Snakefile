@@ -18,6 +18,7 @@ include: "workflow/rules/models.smk"
 include: "workflow/rules/knockout.smk"
 include: "workflow/rules/pathways.smk"
 include: "workflow/rules/probes.smk"
+include: "workflow/rules/answers.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/benchmark.smk"
 

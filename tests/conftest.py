@@ -61,7 +61,8 @@ def finished_run(tmp_path_factory):
 def make_tiny_checkpoint(
     out: Path, layers: int = 4, kv_heads: int = 2, positions: str = "frame_shared", seed: int = 0
 ) -> Path:
-    tok = toy.build_tokenizer(synthetic.vocabulary())
+    prompts = yaml.safe_load((REPO / "config.yaml").read_text())["datasets"]["synthetic"]["answer_prompts"]
+    tok = toy.build_tokenizer(synthetic.vocabulary(list(prompts.values())))
     model = toy.build_model(tok, seed, synthetic.SIZE)
     cfg = model.config
     cfg.text_config.num_hidden_layers = layers

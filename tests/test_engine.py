@@ -1,24 +1,32 @@
 """Every fast path equals the paper's dense-mask method (the oracle) on tiny random-weight models."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 from conftest import REPO, make_tiny_checkpoint, synthetic_sample
 
 from vlmflow.knockout import attention
 from vlmflow.knockout.engine import KnockoutEngine, canary, canary_tolerance
-from vlmflow.knockout.reference import reference_probs
+from vlmflow.knockout.reference import reference_generate, reference_probs
 from vlmflow.knockout.spec import FAMILIES, Condition, Edge, Knockout, explicit_window, sweep
 from vlmflow.models import toy
 from vlmflow.models.llava_video import LlavaVideoAdapter
 from vlmflow.models.random_checkpoints import write_pllava
+from vlmflow.open_ended import OpenAnswer
 from vlmflow.prompt import MVBENCH_SYSTEM
 
 REL_TOL = 1e-4  # on relative change of the predicted answer's probability (fp32)
 
 
+PREDICTED = 1  # the option the failure-case knockouts treat as the model's (wrong) choice
+
+
 def prepared(adapter, task="action_sequence", seed=0):
     q, frames = synthetic_sample(task, seed)
-    return q, frames, adapter.prepare(q, adapter.video_features(adapter.pixel_values(frames)))
+    sample = adapter.prepare(q, adapter.video_features(adapter.pixel_values(frames)))
+    sample.layout = replace(sample.layout, predicted_option=PREDICTED)
+    return q, frames, sample
 
 
 def rel_change(probs, base, token):
@@ -44,7 +52,7 @@ def test_engine_equals_oracle_for_every_family_and_style(model_variant, backend,
     conds = [Condition(k, w) for fam in FAMILIES.values() for k in fam for w in sweep(n_layers, 3, style)]
     clean = engine.clean(sample)
     fast = engine.run(sample, conds, clean)
-    ref = torch.stack([reference_probs(a, q, frames, c) for c in conds])
+    ref = torch.stack([reference_probs(a, q, frames, c, PREDICTED) for c in conds])
     pred = int(clean.probs.argmax())
     diff = (rel_change(fast, clean.probs, pred) - rel_change(ref, clean.probs, pred)).abs().max()
     assert diff <= REL_TOL, f"max |rel_change difference| {diff:.2e}"
@@ -153,3 +161,24 @@ def test_engine_equals_oracle_in_bf16_on_gpu(fmt, tiny_checkpoint, pllava_checkp
     pred = int(clean.probs.argmax())
     diff = (rel_change(fast, clean.probs, pred) - rel_change(ref, clean.probs, pred)).abs().max()
     assert diff <= 0.05  # bf16: different kernels round differently; 5 % of the probability at most
+
+
+def test_generation_equals_the_oracle_token_for_token(model_variant):
+    """Greedy generation, clean and with knockouts in the first layers (the generated rows inherit
+    the last prompt row's blocks), equals the dense-mask reference on every backend."""
+    a = model_variant
+    q, frames = synthetic_sample("scene_transition", 3)
+    answer = OpenAnswer("The scene in the video changes from", "sea to grass")
+    layers = tuple(range(a.n_layers // 2 + 1))
+    sample = a.prepare(q, a.video_features(a.pixel_values(frames)), answer)
+    stop = {a.tokenizer.eos_token_id}
+    clean = reference_generate(a, q, frames, None, answer, 6, stop)
+    changed = 0
+    # clean, cross-frame, question -> last, video -> last
+    for knockout in [None, FAMILIES["cross_frame"][0], FAMILIES["vql_to_ql"][2], FAMILIES["vql_to_ql"][1]]:
+        cond = None if knockout is None else Condition(knockout, explicit_window(list(layers), a.n_layers))
+        ref = reference_generate(a, q, frames, cond, answer, 6, stop)
+        for backend in ("sdpa", "eager"):
+            assert KnockoutEngine(a, backend=backend).generate(sample, 6, stop, knockout, layers) == ref
+        changed += ref != clean
+    assert changed  # some knockout changes what is generated

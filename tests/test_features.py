@@ -57,3 +57,21 @@ def test_features_and_baseline_with_recorded_skips(tiny_adapter, tmp_path):
     feats = torch.load(tmp_path / "feat.pt")
     assert feats["a"].shape == (72, tiny_adapter.model.config.text_config.hidden_size)
     assert 0 < base.p_base.iloc[0] <= 1 and base["gt"].iloc[0] == "ABCD"[q1.answer_index]
+    # the analyses' samples know which option the baseline chose (the failure cases knock it out)
+    from vlmflow.stages.features import cached_samples
+
+    (b, q, sample), *_ = cached_samples(
+        tiny_adapter, "synthetic", tmp_path / "q.parquet", tmp_path / "feat.pt", base
+    )
+    chosen = sample.layout.predicted_option
+    assert (
+        chosen is None
+        if b.pred_base_id not in sample.option_tokens
+        else sample.option_tokens[chosen] == b.pred_base_id
+    )
+    forced = base.assign(pred_base_id=sample.option_tokens[2])
+    (_, _, sample), *_ = cached_samples(
+        tiny_adapter, "synthetic", tmp_path / "q.parquet", tmp_path / "feat.pt", forced
+    )
+    assert sample.layout.predicted_option == 2
+    assert sample.layout.spans("predicted_option") == [sample.layout.options[2]]

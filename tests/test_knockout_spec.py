@@ -65,3 +65,20 @@ def test_kept_edges_counts_the_lower_triangle():
     one = none.clone()
     one[5, 2] = True
     assert kept_edges(N, [one, none]) == N * (N + 1) - 1
+
+
+def test_random_edge_control_matches_the_rows_and_counts(tiny_adapter):
+    from vlmflow.knockout.masks import compile_knockout, random_like
+
+    q, _ = synthetic_sample()
+    _, layout, _ = tiny_adapter.encode(q)
+    for ko in [FAMILIES["cross_frame"][0], *FAMILIES["vql_to_ql"]]:
+        b = compile_knockout(layout, ko)
+        r = random_like(b, seed=3)
+        n_rows, N = b.rows.shape
+        causal = torch.arange(N)[None, :] <= torch.arange(b.q0, b.q0 + n_rows)[:, None]
+        assert r.q0 == b.q0 and torch.equal(r.rows.sum(1), (b.rows & causal).sum(1))
+        assert not (r.rows & ~causal).any()
+        assert torch.equal(random_like(b, seed=3).rows, r.rows)
+        if b.rows.sum() > 1 and ko.name != "Last -> Last":
+            assert not torch.equal(r.rows, b.rows) and not torch.equal(random_like(b, seed=4).rows, r.rows)

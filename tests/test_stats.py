@@ -68,3 +68,63 @@ def test_curve_table_has_one_row_per_group_with_non_nan_counts():
     assert by_layer["layer"].tolist() == [0, 1]
     assert by_layer["mean"].tolist() == [3.0, 4.0]  # (1+3+5)/3, (2+4+6)/3
     assert by_layer["n"].tolist() == [3, 3]
+
+
+def _answers():
+    return pd.DataFrame(
+        dict(
+            model="m",
+            task="t",
+            sample_id=[f"s{i}" for i in range(4)],
+            question="q?",
+            blocked_layers="1-4",
+            pred_before=["A", "B", "C", "A"],
+            pred_after=["A", "C", "C", "B"],
+            correct_before=[True, True, True, False],
+            correct_after=[True, False, True, False],
+            answer_prompt="The",
+            reference=["red", "blue", "sea to grass", "left"],
+            answer_before=["red", "blue", "sea to night", "left"],
+            answer_after=["red", "green", "sea to night", "right"],
+            first_token_before=[True, True, True, True],
+            first_token_after=[True, False, True, False],
+            exact_before=[True, True, False, True],
+            exact_after=[True, False, False, False],
+        )
+    )
+
+
+def test_table2_drops_and_examples():
+    from vlmflow.stats import early_cross_frame_examples, early_cross_frame_table
+
+    t = early_cross_frame_table(_answers()).iloc[0]
+    assert (t.mc_before, t.mc_after, t.mc_drop) == (75.0, 50.0, 25.0)
+    assert t.mc_drop_relative == pytest.approx(100 / 3) and t.mc_flip == 0.5
+    assert (t.exact_before, t.exact_after, t.first_token_after) == (75.0, 25.0, 50.0)
+    ex = early_cross_frame_examples(_answers(), per_task=2)
+    # answers right before and changed after come first
+    assert ex.sample_id.tolist() == ["s1", "s3"]
+
+
+def test_failure_figure_draws_with_no_wrong_samples(tmp_path):
+    from vlmflow.plots import failure_cases
+
+    correct = pd.DataFrame(
+        dict(
+            task="t",
+            family=["question_and_options_to_last"] * 2 + ["vq_to_true_opt"] * 2,
+            block=[
+                "True option -> Last",
+                "True option -> Last (random edges)",
+                "Video -> True option",
+                "Video -> True option",
+            ],
+            layer=[1, 1, 1, 2],
+            rel_change=[-10.0, -1.0, -5.0, -2.0],
+        )
+    )
+    wrong = correct.iloc[:0]
+    table = failure_cases(wrong, correct, tmp_path / "f", ["t"], {})
+    assert (tmp_path / "f.png").stat().st_size > 0
+    assert set(table.route) == {"True option -> Last", "Video -> chosen option"}  # random controls left out
+    assert set(table.samples) == {"correct"}

@@ -99,7 +99,9 @@ def test_outputs_follow_the_results_contract(finished_run):
         df = pd.read_parquet(family_table(w, "synthetic", "toy-video", fam))
         assert not set(CONTRACT) - set(df.columns), set(CONTRACT) - set(df.columns)
         n_blocks = {"cross_frame": 1, "vql_to_ql": 4}[fam]
-        assert len(df) == base.correct_base.sum() * n_blocks * 8  # sample x block x layer, correct only
+        # sample x block x layer, correct only; each block also as its matched random-edge control
+        assert len(df) == base.correct_base.sum() * n_blocks * 8 * 2
+        assert df.control.sum() == len(df) // 2 and df[df.control].block.str.endswith(" (random edges)").all()
         assert df.correct_base.all() and set(df.layer) == set(range(1, 9))
         assert df.window.eq(3).all() and df.window_style.eq("center").all()
         # the baseline prediction is carried over as text; correct_new judges pred_new the same way
@@ -114,6 +116,44 @@ def test_outputs_follow_the_results_contract(finished_run):
             assert (w / f"figures/{stem}.{ext}").stat().st_size > 0
     acc = pd.read_csv(w / "figures/accuracy.csv")
     assert set(acc.model) == {"toy-video", "toy-image"} and acc.n.eq(4).all()
+
+
+def test_table2_failure_cases_and_open_ended_accuracy(finished_run):
+    w = finished_run
+    for stem in [
+        "fig7_question_options_to_last",
+        "fig8_vq_to_true_option",
+        "figS_failure_cases",
+        "table2_early_cross_frame",
+    ]:
+        for ext in ["png", "pdf", "csv"]:
+            assert (w / f"figures/{stem}.{ext}").stat().st_size > 0, stem
+    answers = pd.concat(
+        [pd.read_parquet(p) for p in sorted((w / "results/synthetic/toy-video/answers").glob("*.parquet"))]
+    )
+    base = baseline_table(w, "synthetic", "toy-video")
+    assert sorted(answers.sample_id) == sorted(base.sample_id)  # every sample, not only correct ones
+    assert (
+        answers.correct_before.tolist()
+        == answers.sample_id.map(base.set_index("sample_id").correct_base).tolist()
+    )
+    assert answers.blocked_layers.eq("1-4").all()  # the first half of 8 layers
+    t2 = pd.read_csv(w / "figures/table2_early_cross_frame.csv")
+    row = t2[(t2.model == "toy-video") & (t2.task == "action_sequence")].iloc[0]
+    sub = answers[answers.task == "action_sequence"]
+    assert row.mc_after == pytest.approx(100 * sub.correct_after.mean())
+    assert row.exact_before == pytest.approx(100 * sub.exact_before.mean())
+    oe = pd.read_csv(w / "figures/accuracy_open_ended.csv")
+    assert list(oe.columns) == ["dataset", "model", "task", "n", "first_token_accuracy", "exact_match"]
+    assert set(oe.model) == {"toy-video", "toy-image"} and oe.n.eq(4).all()
+    assert (w / "figures/table2_early_cross_frame_examples.csv").is_file()
+    # the failure cases knock out the wrongly answered samples' predicted option
+    wrong = pd.read_parquet(
+        w / "results/synthetic/toy-video/knockout/vq_to_false_opt/center-w3-wrong.parquet"
+    )
+    assert (~wrong.correct_base).all()
+    if len(wrong):
+        assert set(wrong.block) >= {"Video -> False option", "Non-option question -> False option"}
 
 
 def test_figure_csv_is_exactly_what_the_tables_give(finished_run):

@@ -1,10 +1,11 @@
 """TokenLayout: the named token groups of one sample, in expanded sequence coordinates.
 
 Groups (the paper's regions): all, prefix, video, frame[t], cell[t,h,w], question (incl. options),
-non_option_question, option[k], true_option, false_options, post, last. Video tokens are one span
-per frame; the frames may follow each other (LLaVA) or be separated by text (per-frame markers such
-as InternVL's `Frame1: <img>...</img>` or VideoLLaMA3's `Time 0.0s:`). Built from tokenizer offsets
-and the prompt's character spans, never from hand-counted offsets.
+non_option_question, option[k], true_option, false_options, predicted_option (the option the model
+chose), post, last. Video tokens are one span per frame; the frames may follow each other (LLaVA)
+or be separated by text (per-frame markers such as InternVL's `Frame1: <img>...</img>` or
+VideoLLaMA3's `Time 0.0s:`). Built from tokenizer offsets and the prompt's character spans, never
+from hand-counted offsets.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ class TokenLayout:
     grid: tuple[int, int, int]  # (T, H, W): frame-major, then row-major within a frame
     question: Span
     non_option_question: Span
-    options: tuple[Span, ...]
-    true_option: int  # index into options
+    options: tuple[Span, ...]  # empty for an open-ended prompt
+    true_option: int | None  # index into options (None: open-ended)
+    predicted_option: int | None = None  # the option the unmodified model chose (failure cases)
 
     def __post_init__(self):
         T, H, W = self.grid
@@ -78,8 +80,14 @@ class TokenLayout:
             return [getattr(self, name)]
         if name == "option":
             return [self.options[args[0]]]
+        if name in ("true_option", "false_options") and self.true_option is None:
+            raise KeyError(f"{group!r}: an open-ended prompt has no options")
         if name == "true_option":
             return [self.options[self.true_option]]
+        if name == "predicted_option":
+            if self.predicted_option is None:
+                raise KeyError("predicted_option: the sample's baseline answer is not an option letter")
+            return [self.options[self.predicted_option]]
         if name == "false_options":
             return [o for k, o in enumerate(self.options) if k != self.true_option]
         if name == "post":
@@ -108,7 +116,7 @@ def build_layout(
     offsets: list[tuple[int, int]],
     placeholders: list[int],
     grid: tuple[int, int, int],
-    true_option: int,
+    true_option: int | None,
 ) -> TokenLayout:
     """Layout in expanded coordinates. `placeholders` are the prompt-token positions the video
     replaces: one token that becomes all T*H*W video tokens, or one token per frame that becomes

@@ -33,6 +33,58 @@ def _save(fig, table: pd.DataFrame, stem: Path) -> None:
     plt.close(fig)
 
 
+RANDOM_SUFFIX = " (random edges)"  # a knockout's matched random-edge control, drawn dashed in its colour
+
+
+def _hues(table: pd.DataFrame, hue: str, palette: dict | None) -> tuple[list, dict]:
+    """Curves in palette order, each random-edge control after the real ones, and their colours."""
+    present = list(dict.fromkeys(table[hue]))
+    real = [h for h in present if not h.endswith(RANDOM_SUFFIX)]
+    if palette is not None:
+        real = [h for h in palette if h in set(real)]
+    colours = dict(palette or zip(real, sns.color_palette(n_colors=max(1, len(real)))))
+    hues = real + [h + RANDOM_SUFFIX for h in real if h + RANDOM_SUFFIX in set(present)]
+    for h in hues[len(real) :]:
+        colours[h] = colours[h[: -len(RANDOM_SUFFIX)]]
+    return hues, colours
+
+
+def _draw(ax, t: pd.DataFrame, hue: str, hues: list, colours: dict, x: str, ls: str = "-", band=True):
+    for h in hues:
+        c = t[t[hue] == h].sort_values(x)
+        if c.empty:
+            continue
+        random = h.endswith(RANDOM_SUFFIX)
+        ax.plot(
+            c[x], c["mean"], color=colours[h], label=h, lw=1.1 if random else 1.6, ls="--" if random else ls
+        )
+        if band:
+            ax.fill_between(c[x], c.ci_low, c.ci_high, color=colours[h], alpha=0.08 if random else 0.2, lw=0)
+    ax.axhline(0, color="grey", lw=0.8)
+
+
+def _n_note(ax, t: pd.DataFrame, hue: str) -> None:
+    """One number where every curve has the same samples, else one per curve."""
+    ns = t[~t[hue].str.endswith(RANDOM_SUFFIX)].groupby(hue, sort=False)["n"].max()
+    note = (
+        f"{int(ns.iloc[0])}"
+        if ns.nunique() == 1
+        else (", ".join(f"{h}: {int(n)}" for h, n in ns.items()) or "0")
+    )
+    ax.text(0.98, 0.03, f"n = {note}", transform=ax.transAxes, ha="right", va="bottom", fontsize=7)
+
+
+def _legend(fig, axes) -> None:
+    handles, labels = [], []
+    for ax in axes:
+        for h_, l_ in zip(*ax.get_legend_handles_labels()):
+            if l_ not in labels:
+                handles.append(h_)
+                labels.append(l_)
+    ncol = min(len(labels), 4) or 1
+    fig.legend(handles, labels, loc="upper center", ncol=ncol, bbox_to_anchor=(0.5, 0.0), frameon=False)
+
+
 def curve_panels(
     df: pd.DataFrame,
     hue: str,
@@ -45,44 +97,20 @@ def curve_panels(
     ylabel: str = "% Change in Probability",
     x: str = "layer",
 ) -> pd.DataFrame:
-    """Per-task panels of the mean of `value` vs `x` with 95 % bootstrap bands."""
+    """Per-task panels of the mean of `value` vs `x` with 95 % bootstrap bands; a knockout's matched
+    random-edge control ("<name> (random edges)") is drawn dashed in its colour."""
     table = curve_table(df, ["task", hue, x], value)
     sns.set_theme(style="whitegrid", font_scale=0.9)
     fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 2.8), squeeze=False, sharex=True)
-    hues = (
-        list(dict.fromkeys(table[hue])) if palette is None else [h for h in palette if h in set(table[hue])]
-    )
-    colours = palette or dict(zip(hues, sns.color_palette(n_colors=len(hues))))
+    hues, colours = _hues(table, hue, palette)
     for ax, task in zip(axes[0], tasks):
         t = table[table.task == task]
-        for h in hues:
-            c = t[t[hue] == h].sort_values(x)
-            if c.empty:
-                continue
-            ax.plot(c[x], c["mean"], color=colours[h], label=h, lw=1.6)
-            ax.fill_between(c[x], c.ci_low, c.ci_high, color=colours[h], alpha=0.2, lw=0)
-        ns = t.groupby(hue, sort=False)["n"].max()
+        _draw(ax, t, hue, hues, colours, x)
+        _n_note(ax, t, hue)
         ax.set_title(titles.get(task, task))
-        # one number where every curve has the same samples, else one per curve
-        note = (
-            f"{int(ns.iloc[0])}"
-            if ns.nunique() == 1
-            else (", ".join(f"{h}: {int(n)}" for h, n in ns.items()) or "0")
-        )
-        ax.text(0.98, 0.03, f"n = {note}", transform=ax.transAxes, ha="right", va="bottom", fontsize=7)
-        ax.axhline(0, color="grey", lw=0.8)
         ax.set_xlabel("Layer" if x == "layer" else "Depth (layer / number of layers)")
     axes[0][0].set_ylabel(ylabel)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    for ax in axes[0][1:]:
-        h2, l2 = ax.get_legend_handles_labels()
-        for h_, l_ in zip(h2, l2):
-            if l_ not in labels:
-                handles.append(h_)
-                labels.append(l_)
-    fig.legend(
-        handles, labels, loc="lower center", ncol=len(labels), bbox_to_anchor=(0.5, -0.12), frameon=False
-    )
+    _legend(fig, axes[0])
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -100,6 +128,8 @@ def fig2_cross_frame(
 ) -> pd.DataFrame:
     """Fig. 2: cross-frame knockout, VideoLLM (green) vs its ImageLLM base (pink)."""
     df = pd.concat([video.assign(model_label=labels[0]), image.assign(model_label=labels[1])])
+    if "control" in df:
+        df["model_label"] = df.model_label.where(~df.control.astype(bool), df.model_label + RANDOM_SUFFIX)
     palette = {labels[0]: "tab:green", labels[1]: "tab:pink"}
     return curve_panels(
         df,
@@ -123,6 +153,99 @@ def fig3_vql_to_ql(df: pd.DataFrame, stem: Path, tasks: list[str], titles: dict[
         PAPER_COLOURS,
         "Cross-modal information flow: % change of the predicted answer's probability",
     )
+
+
+FIG7_COLOURS = {
+    "Non-option question -> Last": "tab:purple",
+    "True option -> Last": "tab:green",
+    "False options -> Last": "tab:red",
+}
+FIG8_COLOURS = {
+    "Video -> Non-option question": "tab:purple",
+    "Non-option question -> True option": "tab:orange",
+    "Video -> True option": "tab:blue",
+}
+
+
+def fig7_question_options_to_last(df: pd.DataFrame, stem: Path, tasks: list[str], titles: dict[str, str]):
+    """Fig. 7: the non-option question, the true option and the false options -> last."""
+    return curve_panels(
+        df,
+        "block",
+        stem,
+        tasks,
+        titles,
+        FIG7_COLOURS,
+        "Question parts -> Last: % change of the answer's probability",
+    )
+
+
+def fig8_vq_to_true_option(df: pd.DataFrame, stem: Path, tasks: list[str], titles: dict[str, str]):
+    """Fig. 8: video -> non-option question, non-option question -> true option, video -> true option."""
+    return curve_panels(
+        df,
+        "block",
+        stem,
+        tasks,
+        titles,
+        FIG8_COLOURS,
+        "Video / question -> True option: % change of the answer's probability",
+    )
+
+
+CHOSEN = {  # the failure figure names the option a route reaches by the model's choice
+    "Non-option question -> True option": "Non-option question -> chosen option",
+    "Video -> True option": "Video -> chosen option",
+    "Non-option question -> False option": "Non-option question -> chosen option",
+    "Video -> False option": "Video -> chosen option",
+}
+FAILURE_COLOURS = {
+    **FIG7_COLOURS,
+    "Video -> Non-option question": "tab:purple",
+    "Non-option question -> chosen option": "tab:orange",
+    "Video -> chosen option": "tab:blue",
+}
+FAILURE_ROWS = {"question_and_options_to_last": "Question parts -> Last"}  # else: -> chosen option
+
+
+def failure_cases(
+    wrong: pd.DataFrame, correct: pd.DataFrame, stem: Path, tasks: list[str], titles: dict[str, str]
+):
+    """Failure cases: on wrongly answered samples, question parts -> last (top row) and video /
+    question -> the *predicted* false option (bottom row), solid with bands; the same knockouts on
+    correctly answered samples (the true option being the chosen one) dotted. Random controls left out."""
+
+    def tidy(df: pd.DataFrame, samples: str) -> pd.DataFrame:
+        df = df[~df.block.str.endswith(RANDOM_SUFFIX)]
+        return df.assign(
+            route=df.block.replace(CHOSEN),
+            row=df.family.map(FAILURE_ROWS).fillna("Video / question -> chosen option"),
+            samples=samples,
+        )
+
+    df = pd.concat([tidy(wrong, "wrong"), tidy(correct, "correct")])
+    table = curve_table(df, ["row", "task", "samples", "route", "layer"], "rel_change")
+    rows = ["Question parts -> Last", "Video / question -> chosen option"]
+    sns.set_theme(style="whitegrid", font_scale=0.9)
+    fig, axes = plt.subplots(2, len(tasks), figsize=(3.2 * len(tasks), 5.6), squeeze=False, sharex=True)
+    for r, row in enumerate(rows):
+        for ax, task in zip(axes[r], tasks):
+            t = table[(table.row == row) & (table.task == task)]
+            for samples, ls in (("wrong", "-"), ("correct", ":")):
+                s = t[t.samples == samples].assign(curve=lambda d: d.route + f" ({samples})")
+                colours = {f"{h} ({samples})": c for h, c in FAILURE_COLOURS.items()}
+                _draw(ax, s, "curve", list(colours), colours, "layer", ls=ls, band=samples == "wrong")
+            n = t[t.samples == "wrong"].n.max()
+            note = "no wrongly answered samples" if pd.isna(n) else f"n wrong = {int(n)}"
+            ax.text(0.98, 0.03, note, transform=ax.transAxes, ha="right", va="bottom", fontsize=7)
+            ax.set_title(titles.get(task, task) if r == 0 else "")
+            ax.set_xlabel("Layer")
+        axes[r][0].set_ylabel(f"{row}\n% Change in Probability")
+    _legend(fig, axes.ravel())
+    fig.suptitle("Failure cases: wrongly answered samples (solid) vs correctly answered ones (dotted)")
+    fig.tight_layout()
+    _save(fig, table, stem)
+    return table
 
 
 def _setting_label(row) -> str:
@@ -403,5 +526,76 @@ def fig6_attention_maps(
         f"Attention from question words to video tokens, layers {layers[0]}-{layers[1]}, heads {heads}"
     )
     fig.tight_layout()
+    _save(fig, table, stem)
+    return table
+
+
+def table2_early_cross_frame(table: pd.DataFrame, examples: pd.DataFrame, stem: Path, titles: dict[str, str]):
+    """Table 2: accuracy before -> after cross-frame attention is blocked in the first half of the
+    layers (multiple choice; generated answers where asked), and example answers."""
+    open_ended = "exact_before" in table
+    cells = []
+    for r in table.itertuples():
+        row = [
+            r.model,
+            titles.get(r.task, r.task),
+            f"{r.n}",
+            f"{r.mc_before:.1f} -> {r.mc_after:.1f}",
+            f"{-r.mc_drop:+.1f} ({-r.mc_drop_relative:+.0f} %)" if r.mc_before else "-",
+        ]
+        if open_ended:
+            row += (
+                ["-", "-"]
+                if pd.isna(r.exact_before)
+                else [
+                    f"{r.first_token_before:.1f} -> {r.first_token_after:.1f}",
+                    f"{r.exact_before:.1f} -> {r.exact_after:.1f}",
+                ]
+            )
+        cells.append(row)
+    cols = ["Model", "Task", "n", "MC acc. (%)", "MC change (rel.)"]
+    if open_ended:
+        cols += ["Open: first token (%)", "Open: exact (%)"]
+    ex = [
+        [
+            r.model,
+            titles.get(r.task, r.task),
+            f"{r.answer_prompt} ...",
+            r.reference,
+            r.answer_before,
+            r.answer_after,
+        ]
+        for r in examples.itertuples()
+    ]
+    n_rows = len(cells) + len(ex) + 5
+    fig, axes = plt.subplots(
+        2 if ex else 1,
+        1,
+        figsize=(13, 0.32 * n_rows),
+        squeeze=False,
+        gridspec_kw={"height_ratios": [len(cells) + 2, len(ex) + 2]} if ex else None,
+    )
+    blocked = table.blocked_layers.iloc[0] if len(table) else ""
+    for ax, body, head, title in (
+        (axes[0][0], cells, cols, f"Cross-frame attention blocked in layers {blocked} (the first half)"),
+        *(
+            [
+                (
+                    axes[1][0],
+                    ex,
+                    ["Model", "Task", "Answer prompt", "Reference", "Before", "After"],
+                    "Example answers",
+                )
+            ]
+            if ex
+            else []
+        ),
+    ):
+        ax.axis("off")
+        tab = ax.table(cellText=body, colLabels=head, loc="center", cellLoc="left")
+        tab.auto_set_font_size(False)
+        tab.set_fontsize(8)
+        tab.auto_set_column_width(list(range(len(head))))
+        ax.set_title(title, fontsize=10)
     _save(fig, table, stem)
     return table

@@ -55,3 +55,18 @@ def build_prompt(system: str, question: str, candidates: list[str], placeholder:
     q_span = (q_start, len(text))
     text += POST_QUESTION + " ASSISTANT:" + ANSWER_PREFIX
     return Prompt(text, video, q_span, nq, tuple(options))
+
+
+def build_open_prompt(system: str, question: str, answer_prompt: str, placeholder: str) -> Prompt:
+    """The open-ended variant (the paper's Table 2): no options, and the assistant turn pre-filled with
+    a task's answer prompt ("The scene in the video changes from the") that the answer continues."""
+    head = f"{system}\n USER: "
+    video = (len(head), len(head) + len(placeholder))
+    text = head + placeholder + "\n USER: "
+    q_start = len(text)
+    text += "Question: "
+    nq = (len(text), len(text) + len(question))
+    text += question
+    q_span = (q_start, len(text))
+    text += " ASSISTANT:" + answer_prompt
+    return Prompt(text, video, q_span, nq, ())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 
@@ -17,7 +18,9 @@ class Question:
     answer_index: int  # index of the correct candidate
     video: str = ""  # the video file ("" for a generated question not written to disk)
     bounds: tuple[float, float] | None = None  # clip [start, end] in seconds, None = whole video
-    params: dict = field(default_factory=dict)  # how the synthetic generator renders it; empty otherwise
+    params: dict = field(
+        default_factory=dict
+    )  # the generator's render parameters, or extra annotation fields
 
     @property
     def answer(self) -> str:
@@ -34,4 +37,5 @@ class Question:
             list(row.candidates),
             int(row.answer_index),
             str(row.video),
+            params=json.loads(getattr(row, "params", None) or "{}"),
         )

@@ -75,20 +75,19 @@ def _check_config():
                     f"on {search_on!r} with the families cross_frame and vql_to_ql"
                 )
     for name, fig in config["figures"].items():
-        for key in ("model", "image_model"):
-            if key in fig and fig[key] not in config["models"]:
-                raise ValueError(
-                    f"config figures.{name}.{key}: unknown model {fig[key]!r}"
-                )
+        for m in [fig.get("model"), fig.get("image_model"), *fig.get("models", [])]:
+            if m is not None and m not in config["models"]:
+                raise ValueError(f"config figures.{name}: unknown model {m!r}")
         if fig["dataset"] not in config["datasets"]:
             raise ValueError(
                 f"config figures.{name}.dataset: unknown dataset {fig['dataset']!r}"
             )
         tasks = config["datasets"][fig["dataset"]]["tasks"]
-        if "task" in fig and fig["task"] not in tasks:
-            raise ValueError(
-                f"config figures.{name}.task: {fig['task']!r} is not a task of {fig['dataset']!r} ({tasks})"
-            )
+        for task in [fig["task"]] if "task" in fig else fig.get("tasks", []):
+            if task not in tasks:
+                raise ValueError(
+                    f"config figures.{name}: {task!r} is not a task of {fig['dataset']!r} ({tasks})"
+                )
 
 
 TOY_TRAINED = {
@@ -135,18 +134,25 @@ _check_config()
 _check_model_paths()
 
 
-SWEEP_PATTERN = r"(center|inverse|top_down|bottom_up)-w\d+"
+SWEEP_PATTERN = r"(center|inverse|top_down|bottom_up)-w\d+(-(correct|wrong|all))?"
 
 
-def sweep_name(model):
-    """The default sweep of a model's knockouts: the configured window style and the model's window."""
-    return f"{config['knockout']['window_style']}-w{model_cfg(model)['window']}"
+def sweep_name(model, samples=None):
+    """The default sweep of a model's knockouts: the configured window style and the model's window,
+    on the configured samples, or on `samples` (correct | wrong | all) as a suffix."""
+    name = f"{config['knockout']['window_style']}-w{model_cfg(model)['window']}"
+    default = samples is None or samples == config["knockout"]["sample_mode"]
+    return name if default else f"{name}-{samples}"
 
 
 def parse_sweep(sweep):
-    """ "center-w9" -> {"style": "center", "window": 9}"""
+    """ "center-w9" -> {"style": "center", "window": 9, "samples": None}; "center-w9-wrong" ->
+    samples "wrong"."""
+    samples = None
+    if sweep.rsplit("-", 1)[-1] in ("correct", "wrong", "all"):
+        sweep, samples = sweep.rsplit("-", 1)
     style, window = sweep.rsplit("-w", 1)
-    return {"style": style, "window": int(window)}
+    return {"style": style, "window": int(window), "samples": samples}
 
 
 def model_files(wc):
@@ -179,13 +185,13 @@ def dataset_tasks(dataset):
     return config["datasets"][dataset]["tasks"]
 
 
-def knockout_tables(dataset, model, family):
+def knockout_tables(dataset, model, family, samples=None):
     return expand(
         "results/{dataset}/{model}/knockout/{family}/{sweep}.parquet",
         dataset=dataset,
         model=model,
         family=family,
-        sweep=sweep_name(model),
+        sweep=sweep_name(model, samples),
     )
 
 
@@ -196,6 +202,25 @@ def baseline_tables(dataset, model):
         model=model,
         task=dataset_tasks(dataset),
     )
+
+
+def answer_tables(dataset, models):
+    return expand(
+        "results/{dataset}/{model}/answers/{task}.parquet",
+        dataset=dataset,
+        model=models,
+        task=dataset_tasks(dataset),
+    )
+
+
+def open_ended_runs():
+    """(dataset, model) of every run on a dataset with open-ended answer prompts."""
+    return [
+        (run["dataset"], m)
+        for run in config["runs"]
+        if config["datasets"][run["dataset"]].get("answer_prompts")
+        for m in run["models"]
+    ]
 
 
 def pathway_runs():
@@ -249,6 +274,8 @@ def all_targets():
             targets += baseline_tables(run["dataset"], m)
             targets.append(f"results/{run['dataset']}/{m}/skipped.parquet")
     targets.append("figures/accuracy.csv")
+    if open_ended_runs():
+        targets.append("figures/accuracy_open_ended.csv")
     if pathway_runs():
         targets += expand(
             "figures/{name}.{ext}",

@@ -64,6 +64,98 @@ if "fig3_vql_to_ql" in config["figures"]:
             "../notebooks/fig3_vql_to_ql.py"
 
 
+for _name, _family in [
+    ("fig7_question_options_to_last", "question_and_options_to_last"),
+    ("fig8_vq_to_true_option", "vq_to_true_opt"),
+]:
+    if _name in config["figures"]:
+
+        rule:
+            name:
+                _name
+            input:
+                knockout_tables(_fig(_name)["dataset"], _fig(_name)["model"], _family),
+            output:
+                report(
+                    f"figures/{_name}.png",
+                    caption=f"../report/{_name[:4]}.rst",
+                    category="Figures",
+                ),
+                f"figures/{_name}.pdf",
+                f"figures/{_name}.csv",
+            log:
+                f"logs/figures/{_name}.log",
+            conda:
+                "../../envs/plots.yaml"
+            params:
+                tasks=dataset_tasks(_fig(_name)["dataset"]),
+            script:
+                f"../notebooks/{_name}.py"
+
+
+if "figS_failure_cases" in config["figures"]:
+
+    rule figS_failure_cases:
+        input:
+            wrong=knockout_tables(
+                _fig("figS_failure_cases")["dataset"],
+                _fig("figS_failure_cases")["model"],
+                ["question_and_options_to_last", "vq_to_false_opt"],
+                "wrong",
+            ),
+            correct=knockout_tables(
+                _fig("figS_failure_cases")["dataset"],
+                _fig("figS_failure_cases")["model"],
+                ["question_and_options_to_last", "vq_to_true_opt"],
+                "correct",
+            ),
+        output:
+            report(
+                "figures/figS_failure_cases.png",
+                caption="../report/figS.rst",
+                category="Figures",
+            ),
+            "figures/figS_failure_cases.pdf",
+            "figures/figS_failure_cases.csv",
+        log:
+            "logs/figures/figS_failure_cases.log",
+        conda:
+            "../../envs/plots.yaml"
+        params:
+            tasks=_fig("figS_failure_cases").get(
+                "tasks", dataset_tasks(_fig("figS_failure_cases")["dataset"])
+            ),
+        script:
+            "../notebooks/figS_failure_cases.py"
+
+
+if "table2_early_cross_frame" in config["figures"]:
+
+    rule table2_early_cross_frame:
+        input:
+            answer_tables(
+                _fig("table2_early_cross_frame")["dataset"],
+                _fig("table2_early_cross_frame")["models"],
+            ),
+        output:
+            report(
+                "figures/table2_early_cross_frame.png",
+                caption="../report/table2.rst",
+                category="Tables",
+            ),
+            "figures/table2_early_cross_frame.pdf",
+            "figures/table2_early_cross_frame.csv",
+            "figures/table2_early_cross_frame_examples.csv",
+        log:
+            "logs/figures/table2_early_cross_frame.log",
+        conda:
+            "../../envs/plots.yaml"
+        params:
+            examples=_fig("table2_early_cross_frame").get("examples_per_task", 1),
+        script:
+            "../notebooks/table2_early_cross_frame.py"
+
+
 if pathway_runs():
 
     rule table3_effective_pathways:

@@ -1,7 +1,7 @@
 # Model stages: the toy models' training recipe, and feature caching (video tokens + baseline).
 
 
-if "toy_training" in config:
+if "toy_training" in config and "synthetic" in config["datasets"]:
 
     rule train_toy_models:
         output:
@@ -17,6 +17,9 @@ if "toy_training" in config:
         params:
             recipe=config["toy_training"]["recipe"],
             device=config["toy_training"].get("device", "auto"),
+            # the open-ended answer prompts and the lens objective's words are the benchmark's
+            answer_prompts=config["datasets"]["synthetic"]["answer_prompts"],
+            lens_words=sum(config["datasets"]["synthetic"]["lens_words"].values(), []),
             image_dir=lambda wc, output: str(Path(output[0]).parent),
             video_dir=lambda wc, output: str(Path(output[1]).parent),
         script:

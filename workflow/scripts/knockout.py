@@ -24,9 +24,11 @@ with log_to(sm.log[0]):
         window_style=sm.params.sweep["style"],
         engine=ko["engine"],
         backend=ko["attention_backend"],
-        sample_mode=ko["sample_mode"],
+        sample_mode=sm.params.sweep["samples"] or ko["sample_mode"],
         batch_size=ko["batch_size"],
         provenance=model_provenance(adapter, model, ko, sm.params.n_frames, sm.params.seed),
         out=sm.output[0],
         part=tuple(sm.params.part),
+        random_control=ko["random_control"],
+        seed=sm.params.seed,
     )

@@ -13,6 +13,7 @@ frame indices, so training renders exactly the frames the evaluation sampler wou
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -244,9 +245,11 @@ def _frame(q: Question, u: float, idx: int, sampled: list[int], inside: bool) ->
     return img
 
 
-def vocabulary() -> list[str]:
-    """Every word the synthetic questions and options can use."""
-    words = set(COLOURS) | set(SCENES) | set(NUMBERS) | set(DIRECTIONS) | set(CHANGES)
+def vocabulary(answer_prompts: list[str] = ()) -> list[str]:
+    """Every word the synthetic questions and options can use, and the words of the open-ended answer
+    prompts (their `{fields}` left out)."""
+    words = {w for p in answer_prompts for w in _words(re.sub(r"\{\w+\}", " ", p))}
+    words |= set(COLOURS) | set(SCENES) | set(NUMBERS) | set(DIRECTIONS) | set(CHANGES)
     words |= {w for c in CORNERS for w in c.split()}
     rng = np.random.default_rng(0)
     for task in TASKS + STATIC_TASKS:
@@ -289,6 +292,8 @@ def write_benchmark(root: Path, n_per_task: int, seed: int, tasks: list[str] = T
             name = f"{task}_{i:04d}.mp4"
             write_video(root / "video" / task / name, render(q, list(range(q.params["n_frames"]))))
             entry = {"video": name, "question": q.question, "candidates": q.candidates, "answer": q.answer}
+            if "colour" in q.params:  # the object's name, for answer prompts ("The {colour} square ...")
+                entry["colour"] = q.params["colour"]
             if q.bounds is not None:
                 entry["start"], entry["end"] = q.bounds
             entries.append(entry)

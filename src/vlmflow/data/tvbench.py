@@ -8,6 +8,8 @@ from pathlib import Path
 from vlmflow.data import read_json
 from vlmflow.question import Question
 
+STANDARD_FIELDS = {"video", "question", "candidates", "answer", "start", "end"}
+
 
 def annotation_path(root: str | Path, task: str) -> Path:
     return Path(root) / "json" / f"{task}.json"
@@ -31,6 +33,8 @@ def load_task(root: str | Path, task: str, dataset: str = "tvbench") -> tuple[li
             )
             continue
         bounds = (float(e["start"]), float(e["end"])) if "start" in e and "end" in e else None
+        # further scalar fields (e.g. the object an open-ended answer prompt names) fill prompt templates
+        extra = {k: v for k, v in e.items() if k not in STANDARD_FIELDS and isinstance(v, (str, int, float))}
         out.append(
             Question(
                 dataset,
@@ -41,6 +45,7 @@ def load_task(root: str | Path, task: str, dataset: str = "tvbench") -> tuple[li
                 e["candidates"].index(e["answer"]),
                 str(root / "video" / task / e["video"]),
                 bounds,
+                params=extra,
             )
         )
     return out, skipped

@@ -197,30 +197,50 @@ class KnockoutEngine:
         """One forward in which layer l blocks `layer_mask(l)` (None = nothing), built when layer l
         runs and dropped after it: pathways and random blocking, a different mask in every layer.
         Rows before the video are never recomputed (every such mask leaves them alone) -> [V] fp32."""
+        return self.run_layerwise_many(sample, [layer_mask], clean)[0]
+
+    @torch.no_grad()
+    def run_layerwise_many(
+        self,
+        sample: PreparedSample,
+        layer_masks: list[Callable[[int], Blocked | None]],
+        clean: CleanRun | None = None,
+    ) -> torch.Tensor:
+        """`run_layerwise` for several mask schedules at once, one batch element each (up to
+        `batch_size` per forward) -> [len(layer_masks), V] fp32."""
         a = self.adapter
         clean = clean or self.clean(sample)
         q0 = sample.layout.video_range[0]
-        plan = _Plan(self.backend, "pre_softmax", q0)
-        plan.clean_kv = clean.kv
         rope = a.rope_rows(a.rotary(sample, sample.inputs_embeds), q0)
         pos = a.position_rows(sample.position_ids, q0)
-        h = clean.hidden_in[0][q0:].unsqueeze(0)
-        one = torch.ones(1, dtype=torch.long, device=h.device)
-        with a.attention_implementation(attention.NAME):
-            for l in range(a.n_layers):
-                b = layer_mask(l)
-                if b is not None and b.q0 < q0:
-                    raise ValueError(
-                        f"layer {l}: a layerwise mask may not block rows before the video ({b.q0} < {q0})"
-                    )
-                rows = (
-                    None if b is None else torch.cat([b.rows.new_zeros(b.q0 - q0, b.rows.shape[1]), b.rows])
-                )
-                plan.held = 0 if rows is None else rows.numel()
-                plan.masks = {} if rows is None else {l: attention.BlockedRows([None, rows], one)}
-                h = a.layer_forward(l, h, rope, pos, knockout=plan)
-        self.peak_mask_bytes = max(self.peak_mask_bytes, plan.peak_mask_bytes)
-        return self._head(h[:, -1])[0]
+        out = []
+        for s in range(0, len(layer_masks), self.batch_size):
+            chunk = layer_masks[s : s + self.batch_size]
+            plan = _Plan(self.backend, "pre_softmax", q0)
+            plan.clean_kv = clean.kv
+            h = clean.hidden_in[0][q0:].unsqueeze(0).expand(len(chunk), -1, -1)
+            with a.attention_implementation(attention.NAME):
+                for l in range(a.n_layers):
+                    distinct, which = [None], []
+                    for layer_mask in chunk:
+                        b = layer_mask(l)
+                        if b is not None and b.q0 < q0:
+                            raise ValueError(
+                                f"layer {l}: a layerwise mask may not block rows before the video "
+                                f"({b.q0} < {q0})"
+                            )
+                        if b is None:
+                            which.append(0)
+                            continue
+                        distinct.append(torch.cat([b.rows.new_zeros(b.q0 - q0, b.rows.shape[1]), b.rows]))
+                        which.append(len(distinct) - 1)
+                    plan.held = sum(m.numel() for m in distinct[1:])
+                    idx = torch.tensor(which, device=h.device)
+                    plan.masks = {l: attention.BlockedRows(distinct, idx)} if len(distinct) > 1 else {}
+                    h = a.layer_forward(l, h, rope, pos, knockout=plan)
+            self.peak_mask_bytes = max(self.peak_mask_bytes, plan.peak_mask_bytes)
+            out.append(self._head(h[:, -1]))
+        return torch.cat(out)
 
     @torch.no_grad()
     def attention_probs(
@@ -243,6 +263,60 @@ class KnockoutEngine:
         for _ in self._forward(sample, plan, max(layers) + 1):
             pass
         return plan.probs
+
+    @torch.no_grad()
+    def generate(
+        self,
+        sample: PreparedSample,
+        max_new_tokens: int,
+        stop: set[int],
+        knockout: Knockout | None = None,
+        layers: tuple[int, ...] = (),
+    ) -> list[int]:
+        """Greedy generation with `knockout` blocked in `layers` (None: the clean model) -> the new
+        token ids, a stop token excluded. The prompt rows are blocked as compiled; every generated
+        row is blocked as the last prompt row (the paper's setting). The prompt runs once, then one
+        row per new token against the keys/values recorded so far."""
+        a = self.adapter
+        dev = sample.inputs_embeds.device
+        one = torch.ones(1, dtype=torch.long, device=dev)
+        last_row = None
+        plan = _Plan(self.backend)
+        plan.recorded = [None] * a.n_layers
+        if knockout is not None and layers:
+            b = compile_knockout(sample.layout, knockout, dev, q0=0)
+            plan.masks = {l: attention.BlockedRows([None, b.rows], one) for l in layers}
+            last_row = b.rows[-1]  # [N]
+        *_, h = self._forward(sample, plan)
+        kv = plan.recorded
+        embeds, positions = sample.inputs_embeds, sample.position_ids
+        out: list[int] = []
+        while True:
+            token = int(self._head(h[-1:])[0].argmax())
+            if token in stop or len(out) == max_new_tokens:
+                return out
+            out.append(token)
+            n = embeds.shape[1]  # the new token's row
+            new = a.decoder().embed_tokens(torch.tensor([[token]], device=dev)).to(embeds.dtype)
+            embeds = torch.cat([embeds, new], dim=1)
+            positions = torch.cat([positions, a.next_position(positions)], dim=-1)
+            grown = PreparedSample(embeds, positions, sample.layout, sample.gt_token, sample.option_tokens)
+            step = _Plan(self.backend, q_offset=n)
+            step.clean_kv, step.recorded = kv, [None] * a.n_layers
+            if last_row is not None:
+                row = torch.cat([last_row, last_row.new_zeros(n + 1 - len(last_row))])[None]  # [1, n+1]
+                step.masks = {l: attention.BlockedRows([None, row], one) for l in layers}
+            rope = a.rope_rows(a.rotary(grown, embeds), n)
+            pos = a.position_rows(positions, n)
+            h = embeds[:, n:]
+            with a.attention_implementation(attention.NAME):
+                for l in range(a.n_layers):
+                    h = a.layer_forward(l, h, rope, pos, knockout=step)
+            kv = [
+                (torch.cat([k, k1], dim=2), torch.cat([v, v1], dim=2))
+                for (k, v), (k1, v1) in zip(kv, step.recorded)
+            ]
+            h = h[0]
 
 
 def like_for_like(backend: str) -> str:

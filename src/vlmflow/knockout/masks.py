@@ -68,3 +68,17 @@ def kept_edges(n_tokens: int, blocked_per_layer: list[torch.Tensor]) -> int:
     not blocked, summed over layers."""
     tril = torch.ones(n_tokens, n_tokens, dtype=torch.bool).tril()
     return int(sum((tril & ~b).sum() for b in blocked_per_layer))
+
+
+def random_like(b: Blocked, seed: int) -> Blocked:
+    """The matched random-edge control of a compiled knockout: in every row it blocks, as many causal
+    (query >= key) pairs as it blocks there, drawn uniformly from that row's causal keys (seeded)."""
+    n_rows, N = b.rows.shape
+    dev = b.rows.device
+    q = torch.arange(b.q0, b.q0 + n_rows, device=dev)[:, None]
+    causal = torch.arange(N, device=dev)[None, :] <= q  # [n_rows, N]
+    count = (b.rows & causal).sum(1, keepdim=True)  # [n_rows, 1]
+    g = torch.Generator(device=dev).manual_seed(seed)
+    score = torch.rand(n_rows, N, generator=g, device=dev).masked_fill(~causal, 2.0)
+    rank = score.argsort(1).argsort(1)  # rank of each key among the row's random scores
+    return Blocked(b.q0, rank < count)

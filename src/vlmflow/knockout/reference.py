@@ -10,12 +10,15 @@ memory-hungry on purpose: it is the definition, not the tool. Uses only the adap
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 
 from vlmflow.knockout.spec import Condition
 from vlmflow.layout import TokenLayout
 from vlmflow.models.base import Adapter
+from vlmflow.open_ended import OpenAnswer
 from vlmflow.question import Question
 
 
@@ -53,13 +56,54 @@ def additive(keep: torch.Tensor, n_heads: int, dtype: torch.dtype) -> torch.Tens
 
 
 @torch.no_grad()
-def reference_probs(adapter: Adapter, question: Question, frames, cond: Condition) -> torch.Tensor:
-    """Next-token probabilities [V] (fp32) at the last position under `cond`, the paper's way."""
+def reference_probs(
+    adapter: Adapter, question: Question, frames, cond: Condition, predicted_option: int | None = None
+) -> torch.Tensor:
+    """Next-token probabilities [V] (fp32) at the last position under `cond`, the paper's way
+    (`predicted_option`: the option the model chose, for knockouts of the failure cases)."""
     if cond.knockout.mode != "pre_softmax":
         raise ValueError("the reference method defines only the paper's pre-softmax knockout")
     sample = adapter.prepare(question, adapter.video_features(adapter.pixel_values(frames)))  # vision rerun
+    sample.layout = replace(sample.layout, predicted_option=predicted_option)
     mask = dense_mask(sample.layout, cond, adapter.n_heads, sample.inputs_embeds.dtype).to(adapter.device)
     return _forward_with_masks(adapter, sample, {l: mask for l in cond.window.layers})
+
+
+@torch.no_grad()
+def reference_generate(
+    adapter: Adapter,
+    question: Question,
+    frames,
+    cond: Condition | None,
+    answer: OpenAnswer,
+    max_new_tokens: int,
+    stop: set[int],
+) -> list[int]:
+    """Greedy open-ended generation the paper's way: every step a full forward of the whole sequence;
+    the layers of `cond`'s window get the dense mask, its rows for generated tokens copied from the
+    last prompt row (generated keys stay visible, causally)."""
+    if cond is not None and (cond.knockout.heads is not None or cond.knockout.mode != "pre_softmax"):
+        raise ValueError("reference generation takes all-head pre-softmax knockouts only")
+    sample = adapter.prepare(question, adapter.video_features(adapter.pixel_values(frames)), answer)
+    N = sample.layout.n_tokens
+    dtype = sample.inputs_embeds.dtype
+    prompt_mask = None if cond is None else dense_mask(sample.layout, cond, 1, torch.float32)[0, 0] == 0
+    out: list[int] = []
+    while True:
+        n = sample.inputs_embeds.shape[1]
+        masks = {}
+        if prompt_mask is not None:
+            keep = torch.ones(n, n).tril()
+            keep[:N, :N] = prompt_mask.float()
+            keep[N:, :N] = prompt_mask[-1].float()
+            masks = {l: additive(keep, adapter.n_heads, dtype).to(adapter.device) for l in cond.window.layers}
+        token = int(_forward_with_masks(adapter, sample, masks).argmax())
+        if token in stop or len(out) == max_new_tokens:
+            return out
+        out.append(token)
+        new = adapter.decoder().embed_tokens(torch.tensor([[token]], device=adapter.device)).to(dtype)
+        sample.inputs_embeds = torch.cat([sample.inputs_embeds, new], dim=1)
+        sample.position_ids = torch.cat([sample.position_ids, adapter.next_position(sample.position_ids)], -1)
 
 
 @torch.no_grad()

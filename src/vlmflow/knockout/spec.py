@@ -78,6 +78,12 @@ FAMILIES: dict[str, list[Knockout]] = {
         _k("Non-option question -> True option", ("non_option_question", "true_option")),
         _k("Video -> True option", ("video", "true_option")),
     ],
+    # failure cases: the option a wrongly answering model chose in place of the true one
+    "vq_to_false_opt": [
+        _k("Video -> Non-option question", ("video", "non_option_question")),
+        _k("Non-option question -> False option", ("non_option_question", "predicted_option")),
+        _k("Video -> False option", ("video", "predicted_option")),
+    ],
 }
 
 

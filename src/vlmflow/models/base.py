@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from vlmflow.layout import TokenLayout
+from vlmflow.open_ended import OpenAnswer
 from vlmflow.question import Question
 
 Rope = tuple[torch.Tensor, torch.Tensor]  # (cos, sin), each [..., N, head_dim]
@@ -73,8 +74,27 @@ class Adapter(ABC):
         """Vision input -> video tokens [T*H*W, d] in the layout's frame-major order (gradients flow)."""
 
     @abstractmethod
-    def prepare(self, q: Question, video_tokens: torch.Tensor) -> PreparedSample:
-        """Prompt + video tokens -> decoder inputs, positions and the TokenLayout."""
+    def prepare(
+        self, q: Question, video_tokens: torch.Tensor, answer: OpenAnswer | None = None
+    ) -> PreparedSample:
+        """Prompt + video tokens -> decoder inputs, positions and the TokenLayout: the multiple-choice
+        prompt, or with `answer` the open-ended one (no options; `gt_token` = the reference's first
+        token, `option_tokens` empty)."""
+
+    def answer_tokens(self, text: str) -> list[int]:
+        """Token ids of an answer continuation (no special tokens), leading empty pieces (a lone
+        SentencePiece space) dropped: the first is the paper's ground-truth token."""
+        ids = self.tokenizer(text.strip(), add_special_tokens=False)["input_ids"]
+        while ids and not self.tokenizer.decode([ids[0]]).strip():
+            ids = ids[1:]
+        if not ids:
+            raise ValueError(f"answer {text!r} has no tokens")
+        return ids
+
+    @staticmethod
+    def next_position(position_ids: torch.Tensor) -> torch.Tensor:
+        """Positions of one more text token after the sequence ([1, 1], or [3, 1, 1] for 3-D positions)."""
+        return position_ids[..., -1:] + 1
 
     # --- decoder -----------------------------------------------------------------------------
     @abstractmethod

@@ -18,7 +18,8 @@ from torch import nn
 
 from vlmflow.layout import TokenLayout, build_layout
 from vlmflow.models.base import Adapter, DecoderParts, PreparedSample
-from vlmflow.prompt import LETTERS, MVBENCH_SYSTEM, build_prompt
+from vlmflow.open_ended import OpenAnswer
+from vlmflow.prompt import LETTERS, MVBENCH_SYSTEM, build_open_prompt, build_prompt
 from vlmflow.question import Question
 
 DEFAULT_POOLING = (8, 12, 12)
@@ -120,16 +121,23 @@ class LlavaVideoAdapter(Adapter):
         return tokens if batched else tokens[0]
 
     # --- text --------------------------------------------------------------------------------
-    def encode(self, q: Question) -> tuple[list[int], TokenLayout, list[int]]:
-        """Prompt token ids (one video placeholder), the expanded layout, and the option-letter ids."""
-        prompt = build_prompt(self.system_prompt, q.question, q.candidates, self.image_token)
+    def encode(
+        self, q: Question, answer_prompt: str | None = None
+    ) -> tuple[list[int], TokenLayout, list[int]]:
+        """Prompt token ids (one video placeholder), the expanded layout, and the option-letter ids;
+        with an `answer_prompt`, the open-ended prompt (no options, no letters)."""
+        if answer_prompt is None:
+            prompt = build_prompt(self.system_prompt, q.question, q.candidates, self.image_token)
+        else:
+            prompt = build_open_prompt(self.system_prompt, q.question, answer_prompt, self.image_token)
         enc = self.tokenizer(prompt.text, return_offsets_mapping=True)
         ids = enc["input_ids"]
         where = [i for i, t in enumerate(ids) if t == self.model.config.image_token_id]
         if len(where) != 1:
             raise ValueError(f"{q.sample_id}: expected one video placeholder, found {len(where)}")
         try:
-            layout = build_layout(prompt, enc["offset_mapping"], where, self.grid, q.answer_index)
+            true = q.answer_index if answer_prompt is None else None
+            layout = build_layout(prompt, enc["offset_mapping"], where, self.grid, true)
         except ValueError as err:
             raise ValueError(
                 f"{q.sample_id}: {err} (the tokenizer cannot place this part of the prompt)"
@@ -139,6 +147,15 @@ class LlavaVideoAdapter(Adapter):
             raise ValueError(
                 f"{q.sample_id}: prompt of {layout.n_tokens} tokens exceeds the context ({n_ctx})"
             )
+        unknown = self.tokenizer.unk_token_id
+        if unknown is not None and unknown in ids:
+            words = [prompt.text[a:b] for (a, b), i in zip(enc["offset_mapping"], ids) if i == unknown][:3]
+            raise ValueError(
+                f"{q.sample_id}: the tokenizer has no token for part of the prompt (near {words}); "
+                "a toy model knows only its training words: retrain it or reword the prompt"
+            )
+        if answer_prompt is not None:
+            return ids, layout, []
         letters = [self._letter_id(LETTERS[k]) for k in range(len(q.candidates))]
         return ids, layout, letters
 
@@ -154,15 +171,17 @@ class LlavaVideoAdapter(Adapter):
         text = self.decoder().embed_tokens(torch.as_tensor(ids, device=video_tokens.device))  # [n_text, d]
         return torch.cat([text[:p], video_tokens.to(text.dtype), text[p + 1 :]])
 
-    def prepare(self, q: Question, video_tokens: torch.Tensor) -> PreparedSample:
+    def prepare(
+        self, q: Question, video_tokens: torch.Tensor, answer: OpenAnswer | None = None
+    ) -> PreparedSample:
         """Prompt + video tokens [n_video, d] -> decoder inputs and the token layout."""
-        ids, layout, letters = self.encode(q)
+        ids, layout, letters = self.encode(q, None if answer is None else answer.prompt)
         embeds = self.embed(ids, layout, video_tokens.to(self.device)).unsqueeze(0)  # [1, N, d]
         return PreparedSample(
             inputs_embeds=embeds,
             position_ids=self.position_ids(layout).unsqueeze(0).to(self.device),
             layout=layout,
-            gt_token=letters[q.answer_index],
+            gt_token=letters[q.answer_index] if answer is None else self.answer_tokens(answer.reference)[0],
             option_tokens=letters,
         )
 

@@ -139,3 +139,42 @@ def set_video_positions(adapter, mode: str) -> None:
 
 def save_adapter(adapter, out: Path) -> None:
     save(adapter.model, adapter.tokenizer, adapter.image_processor, out)
+
+
+def extend_vocabulary(adapter, words: list[str], seed: int):
+    """The adapter with a tokenizer over its words and `words`: rows of known tokens are kept (by token
+    text); a new token's input and output rows start at the mean of the existing rows plus seeded
+    noise of a tenth of their spread (so no new token outscores the known answers).
+    Returns the adapter unchanged when it knows every word already."""
+    import torch
+    from torch import nn
+
+    old = adapter.tokenizer.get_vocab()
+    fixed = set(SPECIAL + PUNCT + list(LETTERS[:4]))
+    if set(words) <= set(old):
+        return adapter
+    tok = build_tokenizer(sorted((set(old) | set(words)) - fixed))
+    new = tok.get_vocab()
+    model = adapter.model
+    gen = torch.Generator().manual_seed(seed)
+    src = torch.tensor([old.get(t, -1) for t in sorted(new, key=new.get)])  # new id -> old id or -1
+
+    def remap(weight: torch.Tensor) -> torch.Tensor:
+        noise = torch.randn(len(new), weight.shape[1], generator=gen) * 0.1 * weight.std(0)
+        out = (weight.mean(0) + noise).to(weight.dtype)
+        out[src >= 0] = weight[src[src >= 0]]
+        return out
+
+    with torch.no_grad():
+        emb = model.get_input_embeddings()
+        head = model.get_output_embeddings()
+        new_emb = nn.Embedding(len(new), emb.weight.shape[1], padding_idx=emb.padding_idx)
+        new_emb.weight.copy_(remap(emb.weight.detach().cpu()))
+        new_head = nn.Linear(head.weight.shape[1], len(new), bias=False)
+        new_head.weight.copy_(remap(head.weight.detach().cpu()))
+    model.set_input_embeddings(new_emb.to(emb.weight.device))
+    model.set_output_embeddings(new_head.to(head.weight.device))
+    model.config.text_config.vocab_size = len(new)
+    model.config.image_token_id = new["<image>"]
+    adapter.tokenizer = tok
+    return adapter

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -107,9 +107,13 @@ def cached_samples(
     adapter: Adapter, dataset: str, questions_path: Path, features_path: Path, baseline: pd.DataFrame
 ):
     """(baseline row, Question, PreparedSample) of every sample of `baseline`, from the cached video
-    tokens (no vision rerun)."""
+    tokens (no vision rerun); the layout knows the option the baseline chose (`predicted_option`)."""
     qs = pd.read_parquet(questions_path).set_index("sample_id", drop=False)
     feats = torch.load(features_path)
     for b in baseline.itertuples():
         q = Question.from_row(dataset, qs.loc[b.sample_id])
-        yield b, q, adapter.prepare(q, feats[b.sample_id].to(adapter.device))
+        sample = adapter.prepare(q, feats[b.sample_id].to(adapter.device))
+        if b.pred_base_id in sample.option_tokens:
+            chosen = sample.option_tokens.index(b.pred_base_id)
+            sample.layout = replace(sample.layout, predicted_option=chosen)
+        yield b, q, sample

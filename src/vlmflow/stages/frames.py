@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,7 @@ def extract_task(
                 candidates=q.candidates,
                 answer_index=q.answer_index,
                 video=q.video,
+                params=json.dumps(q.params),  # annotation fields beyond the format's own (answer prompts)
             )
         )
         if (k + 1) % 50 == 0:

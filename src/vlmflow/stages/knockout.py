@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import pandas as pd
@@ -9,12 +10,41 @@ import torch
 
 from vlmflow.io import write_parquet
 from vlmflow.knockout.engine import KnockoutEngine, canary
+from vlmflow.knockout.masks import compile_knockout, random_like
 from vlmflow.knockout.reference import reference_probs
 from vlmflow.knockout.spec import FAMILIES, Condition, sweep
 from vlmflow.models.base import Adapter
 from vlmflow.prompt import is_letter
 from vlmflow.stages.features import cached_samples, select
 from vlmflow.stages.frames import load_frames
+
+RANDOM_SUFFIX = " (random edges)"
+
+
+def random_control_probs(
+    engine: KnockoutEngine, sample, conditions: list[Condition], seed: str
+) -> torch.Tensor:
+    """Each condition's matched random-edge control -> [len(conditions), V] probabilities at the last
+    position; layer-by-layer forwards (batched), each layer's random mask drawn when it runs."""
+    clean = engine.clean(sample)
+    out = torch.empty(len(conditions), clean.probs.shape[0])
+    schedules, where = [], []
+    for i, c in enumerate(conditions):
+        b = compile_knockout(sample.layout, c.knockout, sample.inputs_embeds.device)
+        if b.empty or not c.window.layers:
+            out[i] = clean.probs
+            continue
+        key = f"{seed}/{c.knockout.name}/{c.window.style}/{c.window.centre}"
+        layers = set(c.window.layers)
+        schedules.append(
+            lambda l, b=b, key=key, layers=layers: (
+                random_like(b, zlib.crc32(f"{key}/{l}".encode())) if l in layers else None
+            )
+        )
+        where.append(i)
+    if schedules:
+        out[where] = engine.run_layerwise_many(sample, schedules, clean).cpu()
+    return out.to(clean.probs.device)
 
 
 def run_family(
@@ -36,9 +66,14 @@ def run_family(
     out: Path,
     batch_size: int = 16,
     part: tuple[int, int] = (0, 1),
+    random_control: bool = False,
+    seed: int = 0,
 ) -> None:
     """Rows of every knockout of `family` x every window of the sweep, for the samples of one part
-    (i, n): the i-th of n contiguous slices of the selected samples."""
+    (i, n): the i-th of n contiguous slices of the selected samples. With `random_control`, each
+    knockout also runs as its matched random-edge control (block "<name> (random edges)"): in each
+    layer of the window, as many edges of the same query rows, drawn at random (`masks.random_like`,
+    seeded per sample, knockout, window and layer)."""
     if family not in FAMILIES:
         raise ValueError(f"unknown knockout family {family!r}; known: {sorted(FAMILIES)}")
     if engine not in ("fast", "reference"):
@@ -62,10 +97,21 @@ def run_family(
         if engine == "fast":
             probs = fast.run(sample, conditions)
         else:
-            probs = torch.stack([reference_probs(adapter, q, frames[b.sample_id], c) for c in conditions])
+            chosen = sample.layout.predicted_option
+            probs = torch.stack(
+                [reference_probs(adapter, q, frames[b.sample_id], c, chosen) for c in conditions]
+            )
+        blocks = [c.knockout.name for c in conditions]
+        if random_control:
+            probs = torch.cat(
+                [probs, random_control_probs(fast, sample, conditions, f"{seed}/{b.sample_id}")]
+            )
+            blocks += [f"{c.knockout.name}{RANDOM_SUFFIX}" for c in conditions]
         p_new, p_new_gt = probs[:, b.pred_base_id].tolist(), probs[:, sample.gt_token].tolist()
         pred_new = [adapter.token_text(t) for t in probs.argmax(-1).tolist()]
-        for c, pn, pg, pr in zip(conditions, p_new, p_new_gt, pred_new):
+        for c, block, pn, pg, pr in zip(
+            conditions * (2 if random_control else 1), blocks, p_new, p_new_gt, pred_new
+        ):
             rows.append(
                 dict(
                     dataset=dataset,
@@ -73,7 +119,8 @@ def run_family(
                     model=model_name,
                     sample_id=b.sample_id,
                     family=family,
-                    block=c.knockout.name,
+                    block=block,
+                    control=block.endswith(RANDOM_SUFFIX),
                     window=c.window.size,
                     window_style=c.window.style,
                     layer=c.window.centre + 1,

@@ -4,13 +4,16 @@ Stage "image": a fresh toy learns static questions (colour, position) on still c
 ImageLLM learns single images. Stage "video": initialised from the image model, it is fine-tuned on
 the five temporal tasks (plus the static ones), as LLaVA-NeXT-Video-FT is from LLaVA-NeXT.
 
-Recipe (models/README.md): AdamW, lr warm-up then cosine, letters
-randomised from step 0, and two training-only auxiliary heads that are not saved:
+Recipe (models/README.md): AdamW, lr warm-up then cosine, letters randomised from step 0; a share
+of the questions asked open-ended (no options, the task's answer prompt, the answer in words and
+the end of sequence); and three training-only objectives whose heads are not saved:
 - a pointer head scoring each option's last token against the correct option (weight 1, fading to
-  0 between 50 % and 60 % of training); it makes the option tokens gather the video evidence;
+  0 between 50 % and 60 % of a segment); it makes the option tokens gather the video evidence;
 - (video stage) a frame-difference head on the video tokens after layer 3, regressing how each
   cell changed since the previous frame; with frame-shared positions this makes video tokens read
-  earlier frames.
+  earlier frames;
+- (last video segment) a lens objective: the video tokens' state after layer 4, read through the
+  input embedding matrix (the paper's logit lens), should name the clip's answer words.
 
     python -m vlmflow.stages.toy_training --stage image --out results/toy-image --steps 400
     python -m vlmflow.stages.toy_training --stage video --init results/toy-image --out results/toy-video \
@@ -35,6 +38,7 @@ import torch.nn.functional as F
 from vlmflow.data import synthetic
 from vlmflow.models import toy
 from vlmflow.models.base import Adapter
+from vlmflow.open_ended import open_answer
 from vlmflow.question import Question
 
 STAGE_TASKS = {
@@ -42,17 +46,33 @@ STAGE_TASKS = {
     "video": {**{t: 1.0 for t in synthetic.TASKS}, **{t: 0.5 for t in synthetic.STATIC_TASKS}},
 }
 FRAME_DIFF_LAYER = 3  # the frame-difference head reads the output of this decoder layer
+LENS_STATE = 4  # the lens objective reads state 4 (the output of the 4th decoder layer)
 
 
 class Batcher:
-    """Procedurally generated batches: frames, token ids, targets."""
+    """Procedurally generated batches: frames, token ids, targets. A question is asked open-ended
+    (no options, the task's answer prompt, answer in words + end of sequence) with probability
+    `open_ended`, else as multiple choice (one letter)."""
 
-    def __init__(self, adapter: Adapter, tasks: dict[str, float], seed: int):
+    def __init__(
+        self,
+        adapter: Adapter,
+        tasks: dict[str, float],
+        seed: int,
+        open_ended: float = 0.0,
+        answer_prompts: dict[str, str] | None = None,
+        lens_words: list[str] = (),
+    ):
         self.adapter = adapter
         self.names = list(tasks)
         w = np.array(list(tasks.values()))
         self.p = w / w.sum()
         self.rng = np.random.default_rng(seed)
+        self.open_ended, self.answer_prompts = open_ended, answer_prompts or {}
+        if open_ended and not set(self.names) <= set(self.answer_prompts):
+            missing = sorted(set(self.names) - set(self.answer_prompts))
+            raise ValueError(f"open-ended training needs an answer prompt for every task; missing {missing}")
+        self.lens_ids = {w: adapter.answer_tokens(w)[0] for w in lens_words}
         proc = adapter.image_processor
         self.mean = torch.tensor(proc.image_mean).view(1, 1, 3, 1, 1)
         self.std = torch.tensor(proc.image_std).view(1, 1, 3, 1, 1)
@@ -61,7 +81,8 @@ class Batcher:
         tasks = [task] * n if task else self.rng.choice(self.names, size=n, p=self.p)
         return [synthetic.sample_question(t, self.rng) for t in tasks]
 
-    def batch(self, qs: list[Question]) -> dict:
+    def batch(self, qs: list[Question], open_ended: bool | None = None) -> dict:
+        """`open_ended` True/False asks every question that way; None draws per question."""
         frames = np.stack(
             [synthetic.render(q, synthetic.sampled_indices(q)) for q in qs]
         )  # [B, T, S, S, 3] uint8
@@ -70,14 +91,30 @@ class Batcher:
         T, H, W = self.adapter.grid
         cells = x.reshape(len(qs), T, 3, H, x.shape[3] // H, W, x.shape[4] // W).mean((4, 6))  # [B,T,3,H,W]
         diff = (cells[:, 1:] - cells[:, :-1]).permute(0, 1, 3, 4, 2).reshape(len(qs), -1, 3)  # [B,(T-1)HW,3]
-        enc = [self.adapter.encode(q) for q in qs]
+        if open_ended is None:
+            flags = self.rng.random(len(qs)) < self.open_ended
+        else:
+            flags = np.full(len(qs), open_ended)
+        ids, layouts, answers = [], [], []
+        eos = self.adapter.tokenizer.eos_token_id
+        for q, is_open in zip(qs, flags):
+            if is_open:
+                oa = open_answer(q, self.answer_prompts)
+                i, lay, _ = self.adapter.encode(q, oa.prompt)
+                answers.append(self.adapter.answer_tokens(oa.reference) + [eos])
+            else:
+                i, lay, letters = self.adapter.encode(q)
+                answers.append([letters[lay.true_option]])
+            ids.append(i)
+            layouts.append(lay)
         return dict(
             pixels=pixels,
             frame_diff=diff * 4,
-            ids=[e[0] for e in enc],
-            layouts=[e[1] for e in enc],
-            letters=torch.tensor([e[2][e[1].true_option] for e in enc]),
-            answer=torch.tensor([e[1].true_option for e in enc]),
+            ids=ids,
+            layouts=layouts,
+            answers=answers,  # token ids to predict from the last prompt position on
+            choice=torch.tensor([-1 if o else lay.true_option for o, lay in zip(flags, layouts)]),
+            lens=[[self.lens_ids[w] for w in q.answer.split() if w in self.lens_ids] for q in qs],
         )
 
 
@@ -92,13 +129,19 @@ class ToyTrainer:
     def params(self):
         return [*self.a.model.parameters(), *self.pointer.parameters(), *self.diff_head.parameters()]
 
-    def forward(self, b: dict):
-        """-> letter logits [B, V], pointer logits [B, K], frame-diff predictions [B, (T-1)HW, 3]."""
+    def forward(self, b: dict) -> dict:
+        """Teacher-forced forward -> answer logits [n_targets, V] and targets [n_targets], the sample of
+        each target, pointer logits [n_mc, K] of the multiple-choice samples, frame-difference
+        predictions [B, (T-1)HW, 3] and the lens logits of the video tokens [B, n_video, V]."""
         a, dev = self.a, self.device
         video = a.video_features(b["pixels"].to(dev))  # [B, n_video, d]
         parts = a.decoder()
-        rows = [a.embed(ids, lay, video[i]) for i, (ids, lay) in enumerate(zip(b["ids"], b["layouts"]))]
-        pos = [a.position_ids(lay) for lay in b["layouts"]]
+        rows, pos = [], []
+        for i, (ids, lay, ans) in enumerate(zip(b["ids"], b["layouts"], b["answers"])):
+            forced = parts.embed_tokens(torch.tensor(ans[:-1], dtype=torch.long, device=dev))  # [k-1, d]
+            rows.append(torch.cat([a.embed(ids, lay, video[i]), forced]))
+            p = a.position_ids(lay)
+            pos.append(torch.cat([p, p[-1] + 1 + torch.arange(len(ans) - 1)]))
         n = max(len(r) for r in rows)
         pad = parts.embed_tokens(torch.tensor(a.tokenizer.pad_token_id, device=dev))
         # right padding: with causal attention the real tokens never see the pads
@@ -106,29 +149,52 @@ class ToyTrainer:
         P = torch.stack([torch.cat([p, p[-1] + 1 + torch.arange(n - len(p))]) for p in pos]).to(dev)
         out = parts.text_model(inputs_embeds=E, position_ids=P, output_hidden_states=True)
         final = out.last_hidden_state  # [B, n, d] (after the final norm)
-        idx = torch.arange(len(rows), device=dev)
-        last = torch.tensor([lay.last for lay in b["layouts"]], device=dev)
-        logits = parts.lm_head(final[idx, last])  # [B, V]
-        opt_end = torch.tensor([[o[1] - 1 for o in lay.options] for lay in b["layouts"]], device=dev)
-        ptr = self.pointer(final[idx[:, None], opt_end]).squeeze(-1)  # [B, K]
+        who = [i for i, ans in enumerate(b["answers"]) for _ in ans]
+        at = [lay.last + j for lay, ans in zip(b["layouts"], b["answers"]) for j in range(len(ans))]
+        logits = parts.lm_head(final[who, at])  # [n_targets, V]
+        targets = torch.tensor([t for ans in b["answers"] for t in ans], device=dev)
+        mc = [i for i, c in enumerate(b["choice"].tolist()) if c >= 0]
+        ptr = None
+        if mc:
+            opt_end = torch.tensor([[o[1] - 1 for o in b["layouts"][i].options] for i in mc], device=dev)
+            ptr = self.pointer(final[torch.tensor(mc, device=dev)[:, None], opt_end]).squeeze(-1)  # [n_mc, K]
         v0, v1 = b["layouts"][0].video_range
         hw = a.grid[1] * a.grid[2]
         mid = out.hidden_states[FRAME_DIFF_LAYER + 1][:, v0 + hw : v1]  # video tokens of frames 1..T-1
-        return logits, ptr, self.diff_head(mid)
+        lens = out.hidden_states[LENS_STATE][:, v0:v1] @ parts.embed_tokens.weight.T  # [B, n_video, V]
+        return dict(
+            logits=logits,
+            targets=targets,
+            who=torch.tensor(who),
+            pointer=ptr,
+            mc=mc,
+            frame_diff=self.diff_head(mid),
+            lens=lens,
+        )
 
     @torch.no_grad()
-    def accuracy(self, batcher: Batcher, tasks: list[str], n: int, seed: int) -> dict[str, float]:
-        """Letter accuracy on freshly drawn held-out questions (own seed) per task."""
+    def accuracy(self, batcher: Batcher, tasks: list[str], n: int, seed: int) -> list[dict]:
+        """Held-out accuracy on freshly drawn questions (own seed) per task: multiple choice (the
+        letter), and when the batcher has answer prompts, open-ended exact match and first token
+        (teacher-forced argmax at every answer position = what greedy decoding generates)."""
         self.a.model.eval()
         rng_state, batcher.rng = batcher.rng, np.random.default_rng(seed)
-        acc = {}
+        rows = []
         for t in tasks:
-            b = batcher.batch(batcher.questions(n, t))
-            logits, _, _ = self.forward(b)
-            acc[t] = (logits.argmax(-1).cpu() == b["letters"]).float().mean().item()
+            qs = batcher.questions(n, t)
+            out = self.forward(batcher.batch(qs, open_ended=False))
+            row = dict(task=t, accuracy=(out["logits"].argmax(-1) == out["targets"]).float().mean().item())
+            if t in batcher.answer_prompts:
+                out = self.forward(batcher.batch(qs, open_ended=True))
+                hit = (out["logits"].argmax(-1) == out["targets"]).cpu()
+                first = torch.ones_like(hit)
+                first[1:] = out["who"][1:] != out["who"][:-1]
+                exact = torch.zeros(n).scatter_reduce_(0, out["who"], hit.float(), "amin", include_self=False)
+                row.update(open_exact=exact.mean().item(), open_first_token=hit[first].float().mean().item())
+            rows.append(row)
         batcher.rng = rng_state
         self.a.model.train()
-        return acc
+        return rows
 
 
 def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
@@ -158,30 +224,44 @@ def train(
     frame_diff_weight: float = 1.0,
     stop_after: int | None = None,
     task_weights: dict[str, float] | None = None,
+    open_ended: float = 0.0,
+    answer_prompts: dict[str, str] | None = None,
+    lens_weight: float = 0.0,
+    lens_words: list[str] = (),
 ) -> None:
     """One training segment; `stop_after` ends it early, keeping the schedule of `steps`;
-    `task_weights` overrides the stage's sampling weight of some tasks."""
+    `task_weights` overrides the stage's sampling weight of some tasks; `open_ended` is the share
+    of questions asked open-ended; `lens_weight` weighs the lens objective (video tokens at state
+    LENS_STATE read through the input embeddings as their clip's answer words among `lens_words`)."""
     torch.manual_seed(seed)
-    adapter = toy.fresh(synthetic.vocabulary(), synthetic.SIZE, seed) if init is None else toy.load(init)
+    words = synthetic.vocabulary(list((answer_prompts or {}).values()))
+    if init is None:
+        adapter = toy.fresh(words, synthetic.SIZE, seed)
+    else:
+        adapter = toy.extend_vocabulary(toy.load(init), words, seed)
     toy.set_video_positions(adapter, positions)
     adapter.model.to(device).train()
     trainer = ToyTrainer(adapter, device)
-    batcher = Batcher(adapter, {**STAGE_TASKS[stage], **(task_weights or {})}, seed)
+    tasks = {**STAGE_TASKS[stage], **(task_weights or {})}
+    batcher = Batcher(adapter, tasks, seed, open_ended, answer_prompts, lens_words if lens_weight else ())
     opt = torch.optim.AdamW(trainer.params(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     log_rows, eval_rows, t0 = [], [], time.time()
     eval_tasks = list(STAGE_TASKS[stage])
+    diff_w = frame_diff_weight if stage == "video" else 0.0
     for step in range(stop_after or steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, lr, warmup)
         b = batcher.batch(batcher.questions(batch_size))
-        logits, ptr, diff = trainer.forward(b)
-        l_letter = F.cross_entropy(logits, b["letters"].to(device))
-        l_ptr = F.cross_entropy(ptr, b["answer"].to(device))
-        l_diff = F.mse_loss(diff, b["frame_diff"].to(device))
+        f = trainer.forward(b)
+        l_answer = F.cross_entropy(f["logits"], f["targets"])
+        zero = f["logits"].new_zeros(())
+        l_ptr = F.cross_entropy(f["pointer"], b["choice"][f["mc"]].to(device)) if f["mc"] else zero
+        l_diff = F.mse_loss(f["frame_diff"], b["frame_diff"].to(device))
+        l_lens = _lens_loss(f["lens"], b["lens"]) if lens_weight else zero
         w = pointer_weight(step, steps)
-        loss = l_letter + w * l_ptr + (frame_diff_weight if stage == "video" else 0.0) * l_diff
+        loss = l_answer + w * l_ptr + diff_w * l_diff + lens_weight * l_lens
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainer.params(), 1.0)
@@ -189,9 +269,10 @@ def train(
         row = dict(
             step=step + 1,
             loss=loss.item(),
-            letter=l_letter.item(),
+            answer=l_answer.item(),
             pointer=l_ptr.item(),
             frame_diff=l_diff.item(),
+            lens=l_lens.item(),
             pointer_weight=w,
             lr=opt.param_groups[0]["lr"],
             seconds=round(time.time() - t0, 1),
@@ -199,11 +280,14 @@ def train(
         log_rows.append(row)
         if (step + 1) % eval_every == 0 or step + 1 == (stop_after or steps):
             acc = trainer.accuracy(batcher, eval_tasks, 64, seed + 10_000)
-            eval_rows += [dict(step=step + 1, task=t, accuracy=a) for t, a in acc.items()]
-            accs = " ".join(f"{t}={a:.2f}" for t, a in acc.items())
+            eval_rows += [dict(step=step + 1, **a) for a in acc]
+            accs = " ".join(
+                f"{a['task']}={a['accuracy']:.2f}" + (f"/{a['open_exact']:.2f}" if "open_exact" in a else "")
+                for a in acc
+            )
             print(
-                f"[{stage}] step {step + 1}/{steps} loss {row['loss']:.3f} letter {row['letter']:.3f} "
-                f"({row['seconds']:.0f} s) held-out: {accs}",
+                f"[{stage}] step {step + 1}/{steps} loss {row['loss']:.3f} answer {row['answer']:.3f} "
+                f"lens {row['lens']:.3f} ({row['seconds']:.0f} s) held-out MC[/open-ended exact]: {accs}",
                 flush=True,
             )
             _write_csv(out / "training_log.csv", log_rows)
@@ -211,19 +295,46 @@ def train(
             toy.save_adapter(adapter, out)
 
 
-def train_recipe(recipe: dict, image_dir: str, video_dir: str, device: str = "auto") -> None:
-    """Run the whole seeded chain of `config.yaml: toy_training.recipe`: the image stage, then each
-    video segment starting from the previous checkpoint (segments after the first append to the logs
-    of the final directory)."""
+def _lens_loss(logits: torch.Tensor, words: list[list[int]]) -> torch.Tensor:
+    """Cross-entropy of the video tokens' lens logits [B, n_video, V] against the uniform distribution
+    over each clip's answer words (clips without one are left out)."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    terms = [-logp[i][:, ids].mean(-1).mean() for i, ids in enumerate(words) if ids]
+    return torch.stack(terms).mean() if terms else logits.new_zeros(())
+
+
+def train_recipe(
+    recipe: dict,
+    image_dir: str,
+    video_dir: str,
+    device: str = "auto",
+    answer_prompts: dict[str, str] | None = None,
+    lens_words: list[str] = (),
+) -> None:
+    """Run the whole seeded chain of `config.yaml: toy_training.recipe`: the image segments, each from
+    the previous checkpoint, then the video segments starting from the *first* image segment (the
+    image model the video fine-tune starts from; later image segments only teach the image model the
+    open-ended format). The last segment of each chain writes the model directory, earlier ones
+    `<dir>.segment<k>`."""
     from vlmflow.models.loading import resolve_device
 
     device = resolve_device(device)
-    train("image", Path(image_dir), device=device, **recipe["image"])
-    init = Path(image_dir)
-    for k, seg in enumerate(recipe["video"]):
-        out = Path(video_dir) if k == len(recipe["video"]) - 1 else Path(f"{video_dir}.segment{k + 1}")
-        train("video", out, init=init, device=device, **seg)
+    extra = dict(answer_prompts=answer_prompts, lens_words=list(lens_words))
+    first_image = _chain("image", recipe["image"], Path(image_dir), None, device, extra)
+    _chain("video", recipe["video"], Path(video_dir), first_image, device, extra)
+
+
+def _chain(
+    stage: str, segments: list[dict], final: Path, init: Path | None, device: str, extra: dict
+) -> Path:
+    """Train `segments` one after another; -> the first segment's output."""
+    outs = []
+    for k, seg in enumerate(segments):
+        out = final if k == len(segments) - 1 else final.with_name(f"{final.name}.segment{k + 1}")
+        train(stage, out, init=init, device=device, **extra, **seg)
+        outs.append(out)
         init = out
+    return outs[0]
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -246,8 +357,19 @@ def main(argv=None) -> None:
     ap.add_argument("--frame-diff-weight", type=float, default=1.0)
     ap.add_argument("--stop-after", type=int, help="end after this many steps of the --steps schedule")
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--open-ended", type=float, default=0.0, help="share of questions asked open-ended")
+    ap.add_argument("--lens-weight", type=float, default=0.0)
+    ap.add_argument(
+        "--config",
+        type=Path,
+        default=Path("config.yaml"),
+        help="answer prompts and lens words: its synthetic dataset",
+    )
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args(argv)
+    import yaml
+
+    ds = yaml.safe_load(args.config.read_text())["datasets"]["synthetic"]
     train(
         args.stage,
         args.out,
@@ -261,6 +383,10 @@ def main(argv=None) -> None:
         positions=args.positions,
         frame_diff_weight=args.frame_diff_weight,
         stop_after=args.stop_after,
+        open_ended=args.open_ended,
+        answer_prompts=ds.get("answer_prompts"),
+        lens_weight=args.lens_weight,
+        lens_words=sum(ds.get("lens_words", {}).values(), []),
     )
 
 

@@ -1,0 +1,81 @@
+"""Answers stage (the paper's Table 2): every sample's answer before and after cross-frame attention
+is blocked in the first half of the layers, as multiple choice (the letter after "Best option:(")
+and, where the dataset has answer prompts, open-ended (greedy words after the task's answer prompt).
+The open-ended baseline is also the open-ended accuracy table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from vlmflow.io import write_parquet
+from vlmflow.knockout.engine import KnockoutEngine, canary
+from vlmflow.knockout.spec import FAMILIES, Condition, explicit_window
+from vlmflow.models.base import Adapter
+from vlmflow.open_ended import exact_match, open_answer
+from vlmflow.prompt import is_letter
+from vlmflow.stages.features import cached_samples, select
+
+CROSS_FRAME = FAMILIES["cross_frame"][0]
+
+
+def first_half(n_layers: int) -> tuple[int, ...]:
+    """Layers 0..L/2-1, the paper's "first half of the layers"."""
+    return tuple(range(n_layers // 2))
+
+
+def answer_task(
+    adapter: Adapter,
+    *,
+    dataset: str,
+    model_name: str,
+    questions_path: Path,
+    features_path: Path,
+    baseline_path: Path,
+    answer_prompts: dict[str, str],
+    max_new_tokens: int,
+    backend: str,
+    provenance: dict,
+    out: Path,
+) -> None:
+    """One row per sample of the task (all samples, as the paper's accuracy): multiple-choice letter
+    and, with answer prompts, generated answer, clean and with early cross-frame attention blocked."""
+    engine = KnockoutEngine(adapter, backend=backend)
+    layers = first_half(adapter.n_layers)
+    cond = Condition(CROSS_FRAME, explicit_window(list(layers), adapter.n_layers))
+    stop = {adapter.tokenizer.eos_token_id}
+    base = select(pd.read_parquet(baseline_path), "all")
+    rows = []
+    for k, (b, q, sample) in enumerate(cached_samples(adapter, dataset, questions_path, features_path, base)):
+        if k == 0:
+            canary(engine, sample)
+        pred_after = adapter.token_text(int(engine.run(sample, [cond])[0].argmax()))
+        row = dict(
+            dataset=dataset,
+            task=b.task,
+            model=model_name,
+            sample_id=b.sample_id,
+            question=q.question,
+            blocked_layers=f"{layers[0] + 1}-{layers[-1] + 1}",
+            gt=b.gt,
+            pred_before=b.pred_base,
+            pred_after=pred_after,
+            correct_before=bool(b.correct_base),
+            correct_after=is_letter(pred_after, b.gt),
+        )
+        if q.task in answer_prompts:
+            oa = open_answer(q, answer_prompts)
+            video = sample.inputs_embeds[0, sample.layout.indices("video")]  # [n_video, d], as cached
+            open_sample = adapter.prepare(q, video, oa)
+            before = engine.generate(open_sample, max_new_tokens, stop)
+            after = engine.generate(open_sample, max_new_tokens, stop, CROSS_FRAME, layers)
+            for when, ids in (("before", before), ("after", after)):
+                text = adapter.tokenizer.decode(ids, skip_special_tokens=True).strip()
+                row[f"answer_{when}"] = text
+                row[f"first_token_{when}"] = bool(ids) and ids[0] == open_sample.gt_token
+                row[f"exact_{when}"] = exact_match(text, oa.reference)
+            row.update(answer_prompt=oa.prompt, reference=oa.reference)
+        rows.append({**row, **provenance})
+        print(f"[answers] {model_name} {b.task}: sample {k + 1}/{len(base)}", flush=True)
+    write_parquet(pd.DataFrame(rows), out)

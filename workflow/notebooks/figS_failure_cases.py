@@ -1,0 +1,36 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Failure cases
+# On the samples the unmodified model answers wrongly: question parts -> last, and video / question
+# -> the option the model chose (a false one), solid with 95 % bootstrap bands; the same routes on the
+# correctly answered samples (where the chosen option is the true one), dotted.
+
+# %%
+from pathlib import Path
+
+import pandas as pd
+
+from vlmflow.data.synthetic import TASK_TITLES
+from vlmflow.io import log_to
+from vlmflow.plots import failure_cases
+
+sm = snakemake  # noqa: F821  (run by the workflow's `script:` directive)
+wrong = pd.concat([pd.read_parquet(p) for p in sm.input.wrong], ignore_index=True)
+correct = pd.concat([pd.read_parquet(p) for p in sm.input.correct], ignore_index=True)
+
+# %%
+with log_to(sm.log[0]):
+    table = failure_cases(
+        wrong, correct, Path(sm.output[0]).with_suffix(""), list(sm.params.tasks), TASK_TITLES
+    )
+table.groupby(["row", "samples", "route", "task"])["mean"].min()
