@@ -20,10 +20,12 @@ from vlmflow.data import synthetic
 from vlmflow.layout import build_layout
 from vlmflow.models import toy
 from vlmflow.models.base import Adapter, DecoderParts, PreparedSample
-from vlmflow.prompt import LETTERS, build_prompt
+from vlmflow.open_ended import OpenAnswer
+from vlmflow.prompt import LETTERS, build_open_prompt, build_prompt
 from vlmflow.question import Question
 
 GRID = (4, 2, 2)  # 4 frames of 2 x 2 video tokens
+OPEN = OpenAnswer("The order of the squares is", "red then blue")  # an open-ended answer prompt
 
 
 class _Model(nn.Module):
@@ -51,7 +53,8 @@ class _SyntheticAdapter(Adapter):
 
     @classmethod
     def from_pretrained(cls, path: str = "", dtype=torch.float32, device="cpu", seed: int = 0, **kw):
-        tok = toy.build_tokenizer(synthetic.vocabulary() + ["Frame", "1", "2", "3", "4"])
+        words = synthetic.vocabulary([OPEN.prompt]) + ["Frame", "1", "2", "3", "4"]
+        tok = toy.build_tokenizer(words)
         return cls(_Model(cls.text_model(len(tok), seed), len(tok), seed).to(device, dtype), tok)
 
     def pixel_values(self, frames: np.ndarray) -> torch.Tensor:
@@ -69,14 +72,20 @@ class _SyntheticAdapter(Adapter):
         tm = self.model.text_model
         return DecoderParts(tm, tm.layers, tm.norm, tm.rotary_emb, self.model.lm_head, tm.embed_tokens)
 
-    def prepare(self, q: Question, video_tokens: torch.Tensor) -> PreparedSample:
+    def prepare(
+        self, q: Question, video_tokens: torch.Tensor, answer: OpenAnswer | None = None
+    ) -> PreparedSample:
         T, H, W = self.grid
         video = " ".join(f"Frame {t + 1} : <image>" for t in range(T)) if self.per_frame else "<image>"
-        prompt = build_prompt(toy.SYSTEM_PROMPT, q.question, q.candidates, video)
+        if answer is None:
+            prompt = build_prompt(toy.SYSTEM_PROMPT, q.question, q.candidates, video)
+        else:
+            prompt = build_open_prompt(toy.SYSTEM_PROMPT, q.question, answer.prompt, video)
         enc = self.tokenizer(prompt.text, return_offsets_mapping=True)
         ids = enc["input_ids"]
         where = [i for i, t in enumerate(ids) if t == self.image_id]
-        layout = build_layout(prompt, enc["offset_mapping"], where, self.grid, q.answer_index)
+        true = q.answer_index if answer is None else None
+        layout = build_layout(prompt, enc["offset_mapping"], where, self.grid, true)
         text = self.decoder().embed_tokens(torch.tensor(ids, device=self.device))
         chunks = video_tokens.to(self.device, text.dtype).split(len(video_tokens) // len(where))
         parts, prev = [], 0
@@ -84,6 +93,9 @@ class _SyntheticAdapter(Adapter):
             parts += [text[prev:p], chunk]
             prev = p + 1
         embeds = torch.cat(parts + [text[prev:]]).unsqueeze(0)  # [1, N, d]
+        if answer is not None:
+            gt = self.answer_tokens(answer.reference)[0]
+            return PreparedSample(embeds, self.positions(layout).to(self.device), layout, gt, [])
         letters = self.tokenizer.convert_tokens_to_ids([LETTERS[k] for k in range(len(q.candidates))])
         return PreparedSample(
             embeds, self.positions(layout).to(self.device), layout, letters[q.answer_index], letters

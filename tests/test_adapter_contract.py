@@ -4,15 +4,17 @@ Besides the LLaVA video family (toy and PLLaVA-format checkpoints) it runs two s
 (tests/contract_adapters.py): per-frame video spans separated by text, and 3-D M-RoPE positions.
 """
 
+from dataclasses import replace
+
 import pytest
 import torch
 from conftest import synthetic_sample
-from contract_adapters import MRopeAdapter, PerFrameAdapter
+from contract_adapters import OPEN, MRopeAdapter, PerFrameAdapter
 
 from vlmflow.knockout.engine import KnockoutEngine, canary
 from vlmflow.knockout.masks import blocked_pairs
-from vlmflow.knockout.reference import reference_probs
-from vlmflow.knockout.spec import FAMILIES, Condition, sweep
+from vlmflow.knockout.reference import reference_generate, reference_probs
+from vlmflow.knockout.spec import FAMILIES, Condition, explicit_window, sweep
 from vlmflow.models.base import Adapter
 from vlmflow.models.llava_video import LlavaVideoAdapter
 
@@ -27,9 +29,14 @@ def adapter(request, tiny_adapter, pllava_checkpoint) -> Adapter:
     }[request.param]()
 
 
+PREDICTED = 2  # the option the failure-case knockouts treat as the model's choice
+
+
 def prepared(a: Adapter, task="action_sequence", seed=0):
     q, frames = synthetic_sample(task, seed)
-    return q, frames, a.prepare(q, a.video_features(a.pixel_values(frames)))
+    sample = a.prepare(q, a.video_features(a.pixel_values(frames)))
+    sample.layout = replace(sample.layout, predicted_option=PREDICTED)
+    return q, frames, sample
 
 
 def test_layout_holds_every_video_token_once_and_the_prompt_parts(adapter):
@@ -89,10 +96,27 @@ def test_engine_equals_dense_mask_reference_for_every_family(adapter):
     ]
     clean = engine.clean(sample)
     fast = engine.run(sample, conds, clean)
-    ref = torch.stack([reference_probs(adapter, q, frames, c) for c in conds])
+    ref = torch.stack([reference_probs(adapter, q, frames, c, PREDICTED) for c in conds])
     assert (fast - ref).abs().max() <= 1e-5
     pred = int(clean.probs.argmax())
     assert ((ref[:, pred] - clean.probs[pred]).abs() > 1e-4).any()  # the knockouts do change things
+
+
+def test_generation_under_knockout_equals_the_reference(adapter):
+    """Greedy open-ended generation (positions grown by `next_position`, 1-D or 3-D) with cross-frame
+    and question -> last blocked in the first half of the layers, token for token."""
+    q, frames = synthetic_sample("action_sequence", 1)
+    sample = adapter.prepare(q, adapter.video_features(adapter.pixel_values(frames)), OPEN)
+    layers = tuple(range(adapter.n_layers // 2))
+    window = explicit_window(list(layers), adapter.n_layers)
+    stop = {adapter.tokenizer.eos_token_id}
+    engine = KnockoutEngine(adapter)
+    for ko in [None, FAMILIES["cross_frame"][0], FAMILIES["vql_to_ql"][2]]:
+        fast = engine.generate(sample, 5, stop, ko, layers)
+        ref = reference_generate(
+            adapter, q, frames, None if ko is None else Condition(ko, window), OPEN, 5, stop
+        )
+        assert fast == ref  # (that knockouts do change generated tokens: tests/test_engine.py)
 
 
 def test_canary_passes(adapter):

@@ -84,7 +84,7 @@ def test_clean_pass_and_plain_forward_agree_with_the_full_model(tiny_adapter):
     assert (
         clean.probs
         - reference_probs(tiny_adapter, q, frames, Condition(Knockout("none", ()), explicit_window([0], 4)))
-    ).abs().max() <= 1e-6
+    ).abs().max() <= 1e-5  # the reference runs eager attention: another summation order
 
 
 def test_post_softmax_zeroing_differs_from_pre_softmax(tiny_adapter):
@@ -132,7 +132,7 @@ def test_canary_catches_a_clean_pass_that_differs_from_the_model(tiny_adapter, m
 
 
 def test_canary_tolerance_scales_with_the_dtype():
-    assert canary_tolerance(torch.float32) == pytest.approx(1e-6)
+    assert canary_tolerance(torch.float32) == pytest.approx(1e-5)
     assert canary_tolerance(torch.bfloat16) == pytest.approx(8 * 2**-7)
 
 

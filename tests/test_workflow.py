@@ -149,11 +149,14 @@ def test_table2_failure_cases_and_open_ended_accuracy(finished_run):
     assert (w / "figures/table2_early_cross_frame_examples.csv").is_file()
     # the failure cases knock out the wrongly answered samples' predicted option
     wrong = pd.read_parquet(
-        w / "results/synthetic/toy-video/knockout/vq_to_false_opt/center-w3-wrong.parquet"
+        w / "results/synthetic/toy-image/knockout/vq_to_false_opt/center-w3-wrong.parquet"
     )
-    assert (~wrong.correct_base).all()
-    if len(wrong):
-        assert set(wrong.block) >= {"Video -> False option", "Non-option question -> False option"}
+    image_base = baseline_table(w, "synthetic", "toy-image")
+    assert len(wrong) and (~wrong.correct_base).all()
+    assert set(wrong.sample_id) <= set(image_base[~image_base.correct_base].sample_id)
+    assert set(wrong.block) >= {"Video -> False option", "Non-option question -> False option"}
+    fig = pd.read_csv(w / "figures/figS_failure_cases.csv")
+    assert set(fig.samples) == {"wrong", "correct"}
 
 
 def test_figure_csv_is_exactly_what_the_tables_give(finished_run):

@@ -120,6 +120,8 @@ def test_two_parts_per_task_give_the_rows_of_one_job(fixture_run, tmp_path, fami
                 provenance=model_provenance(adapter, model, ko, cfg["n_frames"], cfg["seed"]),
                 out=one_job,
                 part=(0, 1),
+                random_control=ko.get("random_control", True),
+                seed=cfg["seed"],
             )
             expected = pd.read_parquet(one_job)
             assert expected.sample_id.nunique() == 3  # every good question of the task, split 1 + 2

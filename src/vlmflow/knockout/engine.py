@@ -325,9 +325,10 @@ def like_for_like(backend: str) -> str:
 
 
 def canary_tolerance(dtype: torch.dtype) -> float:
-    """Largest |difference| of probabilities the canary takes for rounding: 1e-6 in fp32, scaled by
-    the dtype's machine epsilon (0.0625 in bf16)."""
-    return max(1e-6, 8 * torch.finfo(dtype).eps)
+    """Largest |difference| of probabilities the canary takes for rounding: 1e-5 in fp32 (a masked path
+    sums in another order: about 1e-6 on a 4-layer model), 8 machine epsilons in lower precision
+    (0.0625 in bf16)."""
+    return max(1e-5, 8 * torch.finfo(dtype).eps)
 
 
 def canary(engine: KnockoutEngine, sample: PreparedSample) -> None:

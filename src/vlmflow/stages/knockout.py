@@ -91,9 +91,15 @@ def run_family(
     fast = KnockoutEngine(adapter, backend=backend, batch_size=batch_size)
     rows = []
     samples = cached_samples(adapter, dataset, questions_path, features_path, base)
+    checked = False  # the canary runs on the first sample analysed
+    chosen = any("predicted_option" in (e.source, e.target) for c in conditions for e in c.knockout.edges)
     for k, (b, q, sample) in enumerate(samples):
-        if k == 0:
+        if chosen and sample.layout.predicted_option is None:
+            print(f"[knockout] {b.sample_id}: left out, its answer {b.pred_base!r} is not an option letter")
+            continue
+        if not checked:
             canary(fast, sample)
+            checked = True
         if engine == "fast":
             probs = fast.run(sample, conditions)
         else:
