@@ -36,16 +36,25 @@ class Prompt:
     options: tuple[tuple[int, int], ...]  # "(X) option text", in display order
 
 
-def build_prompt(system: str, question: str, candidates: list[str], placeholder: str) -> Prompt:
-    if len(candidates) > len(LETTERS):
-        raise ValueError(f"{len(candidates)} options; at most {len(LETTERS)} are supported")
+def _question_turn(
+    system: str, question: str, placeholder: str
+) -> tuple[str, tuple[int, int], int, tuple[int, int]]:
+    """System prompt, the video's own user turn and "Question: {q}" -> (text, video span, start of the
+    question region, span of the raw question)."""
     head = f"{system}\n USER: "
     video = (len(head), len(head) + len(placeholder))
     text = head + placeholder + "\n USER: "
     q_start = len(text)
     text += "Question: "
     nq = (len(text), len(text) + len(question))
-    text += question + "\nOptions:"
+    return text + question, video, q_start, nq
+
+
+def build_prompt(system: str, question: str, candidates: list[str], placeholder: str) -> Prompt:
+    if len(candidates) > len(LETTERS):
+        raise ValueError(f"{len(candidates)} options; at most {len(LETTERS)} are supported")
+    text, video, q_start, nq = _question_turn(system, question, placeholder)
+    text += "\nOptions:"
     options = []
     for letter, cand in zip(LETTERS, candidates):
         text += "\n"
@@ -60,13 +69,7 @@ def build_prompt(system: str, question: str, candidates: list[str], placeholder:
 def build_open_prompt(system: str, question: str, answer_prompt: str, placeholder: str) -> Prompt:
     """The open-ended variant (the paper's Table 2): no options, and the assistant turn pre-filled with
     a task's answer prompt ("The scene in the video changes from the") that the answer continues."""
-    head = f"{system}\n USER: "
-    video = (len(head), len(head) + len(placeholder))
-    text = head + placeholder + "\n USER: "
-    q_start = len(text)
-    text += "Question: "
-    nq = (len(text), len(text) + len(question))
-    text += question
+    text, video, q_start, nq = _question_turn(system, question, placeholder)
     q_span = (q_start, len(text))
     text += " ASSISTANT:" + answer_prompt
     return Prompt(text, video, q_span, nq, ())
