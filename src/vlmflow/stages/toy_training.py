@@ -132,7 +132,8 @@ class ToyTrainer:
     def forward(self, b: dict) -> dict:
         """Teacher-forced forward -> answer logits [n_targets, V] and targets [n_targets], the sample of
         each target, pointer logits [n_mc, K] of the multiple-choice samples, frame-difference
-        predictions [B, (T-1)HW, 3] and the lens logits of the video tokens [B, n_video, V]."""
+        predictions [B, (T-1)HW, 3] and the lens logits of the video tokens [B, n_video, V] (None when
+        no question of the batch has lens targets)."""
         a, dev = self.a, self.device
         video = a.video_features(b["pixels"].to(dev))  # [B, n_video, d]
         parts = a.decoder()
@@ -161,7 +162,9 @@ class ToyTrainer:
         v0, v1 = b["layouts"][0].video_range
         hw = a.grid[1] * a.grid[2]
         mid = out.hidden_states[FRAME_DIFF_LAYER + 1][:, v0 + hw : v1]  # video tokens of frames 1..T-1
-        lens = out.hidden_states[LENS_STATE][:, v0:v1] @ parts.embed_tokens.weight.T  # [B, n_video, V]
+        lens = None
+        if any(b["lens"]):
+            lens = out.hidden_states[LENS_STATE][:, v0:v1] @ parts.embed_tokens.weight.T  # [B, n_video, V]
         return dict(
             logits=logits,
             targets=targets,
@@ -259,7 +262,7 @@ def train(
         zero = f["logits"].new_zeros(())
         l_ptr = F.cross_entropy(f["pointer"], b["choice"][f["mc"]].to(device)) if f["mc"] else zero
         l_diff = F.mse_loss(f["frame_diff"], b["frame_diff"].to(device))
-        l_lens = _lens_loss(f["lens"], b["lens"]) if lens_weight else zero
+        l_lens = _lens_loss(f["lens"], b["lens"]) if f["lens"] is not None else zero
         w = pointer_weight(step, steps)
         loss = l_answer + w * l_ptr + diff_w * l_diff + lens_weight * l_lens
         opt.zero_grad(set_to_none=True)
@@ -300,7 +303,7 @@ def _lens_loss(logits: torch.Tensor, words: list[list[int]]) -> torch.Tensor:
     over each clip's answer words (clips without one are left out)."""
     logp = torch.log_softmax(logits.float(), dim=-1)
     terms = [-logp[i][:, ids].mean(-1).mean() for i, ids in enumerate(words) if ids]
-    return torch.stack(terms).mean() if terms else logits.new_zeros(())
+    return torch.stack(terms).mean()
 
 
 def train_recipe(
