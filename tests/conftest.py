@@ -96,7 +96,9 @@ def tiny_adapter(tiny_checkpoint) -> LlavaVideoAdapter:
 def synthetic_sample(task: str = "action_sequence", seed: int = 0):
     q = synthetic.sample_question(task, np.random.default_rng(seed))
     q.sample_id = f"{task}_{seed}"
-    return q, synthetic.render(q, synthetic.sampled_indices(q))
+    idx = synthetic.sampled_indices(q)
+    q.params["frame_times"] = [i / synthetic.FPS for i in idx]  # as the extract_frames rule records them
+    return q, synthetic.render(q, idx)
 
 
 @pytest.fixture(scope="session")
@@ -113,6 +115,22 @@ def llava_next_checkpoint(tmp_path_factory) -> Path:
     from vlmflow.models.random_checkpoints import write_llava_next
 
     return write_llava_next(tmp_path_factory.mktemp("llava-next") / "tiny-llava-next")
+
+
+@pytest.fixture(scope="session")
+def internvl_checkpoint(tmp_path_factory) -> Path:
+    """A tiny random Mini-InternVL checkpoint in InternVL's released format."""
+    from vlmflow.models.random_checkpoints import write_internvl
+
+    return write_internvl(tmp_path_factory.mktemp("internvl") / "tiny-internvl", dtype=torch.float32)
+
+
+@pytest.fixture(scope="session")
+def videollama3_checkpoint(tmp_path_factory) -> Path:
+    """A tiny random VideoLLaMA3 checkpoint in the released format."""
+    from vlmflow.models.random_checkpoints import write_videollama3
+
+    return write_videollama3(tmp_path_factory.mktemp("videollama3") / "tiny-videollama3", dtype=torch.float32)
 
 
 def _noise_video(path: Path, n_frames: int, seed: int, size=(40, 64)) -> None:

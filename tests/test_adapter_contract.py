@@ -1,7 +1,9 @@
 """Every adapter through the same contract: layout, engine = dense-mask reference, canary.
 
-Besides the LLaVA video family (toy and PLLaVA-format checkpoints) it runs two synthetic adapters
-(tests/contract_adapters.py): per-frame video spans separated by text, and 3-D M-RoPE positions.
+The LLaVA video family (toy and PLLaVA-format checkpoints), Mini-InternVL and VideoLLaMA3 (tiny
+checkpoints in their released formats; VideoLLaMA3 with the authors' frame ranges and with image
+tokens only), and two synthetic adapters (tests/contract_adapters.py): per-frame video spans
+separated by text, and 3-D M-RoPE positions.
 """
 
 from dataclasses import replace
@@ -16,14 +18,24 @@ from vlmflow.knockout.masks import blocked_pairs
 from vlmflow.knockout.reference import reference_generate, reference_probs
 from vlmflow.knockout.spec import FAMILIES, Condition, explicit_window, sweep
 from vlmflow.models.base import Adapter
+from vlmflow.models.internvl import InternVLAdapter
 from vlmflow.models.llava_video import LlavaVideoAdapter
+from vlmflow.models.videollama3 import VideoLlama3Adapter
+
+ADAPTERS = ["llava_toy", "pllava", "internvl", "videollama3", "videollama3_tokens", "per_frame", "mrope"]
 
 
-@pytest.fixture(scope="module", params=["llava_toy", "pllava", "per_frame", "mrope"])
-def adapter(request, tiny_adapter, pllava_checkpoint) -> Adapter:
+@pytest.fixture(scope="module", params=ADAPTERS)
+def adapter(request, tiny_adapter, pllava_checkpoint, internvl_checkpoint, videollama3_checkpoint) -> Adapter:
+    vl3 = str(videollama3_checkpoint)
     return {
         "llava_toy": lambda: tiny_adapter,
         "pllava": lambda: LlavaVideoAdapter.from_pretrained(str(pllava_checkpoint)),
+        "internvl": lambda: InternVLAdapter.from_pretrained(str(internvl_checkpoint)),
+        "videollama3": lambda: VideoLlama3Adapter.from_pretrained(vl3, pooling_shape=(8, 2, 2)),
+        "videollama3_tokens": lambda: VideoLlama3Adapter.from_pretrained(
+            vl3, pooling_shape=(8, 2, 2), video_range="tokens", vision_attention="per_frame"
+        ),
         "per_frame": PerFrameAdapter.from_pretrained,
         "mrope": MRopeAdapter.from_pretrained,
     }[request.param]()
@@ -47,6 +59,7 @@ def test_layout_holds_every_video_token_once_and_the_prompt_parts(adapter):
     assert len(video) == len(set(video.tolist())) == T * H * W
     assert sample.inputs_embeds.shape[1] == L.n_tokens
     assert video.min() > 0 and L.question[0] >= L.video_range[1] and L.last == L.n_tokens - 1
+    assert set(video.tolist()) <= set(L.knockout_indices("video").tolist())
     assert all(L.frame(t)[1] - L.frame(t)[0] == H * W for t in range(T))
     assert sample.position_ids.shape[-1] == L.n_tokens
 

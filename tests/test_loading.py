@@ -122,11 +122,14 @@ def test_provenance_keeps_the_configured_path_and_hashes_local_directories(tmp_p
     monkeypatch.chdir(tmp_path)
     checkpoint(tmp_path / "ckpt")
     model = SimpleNamespace(dtype=torch.float32, config=SimpleNamespace(_commit_hash=None))
-    adapter = SimpleNamespace(model=model, grid=(8, 12, 12), dtype=torch.bfloat16)
+    adapter = SimpleNamespace(
+        model=model, grid=(8, 12, 12), dtype=torch.bfloat16, settings={"vision_attention": "per_frame"}
+    )
     ko = {"attention_backend": "eager", "engine": "fast"}
     p = model_provenance(adapter, {"path": "ckpt"}, ko, 8, 0)
     assert p["model_id"] == "ckpt" and p["model_revision"] == digest(tmp_path / "ckpt")
     assert p["dtype"] == "bfloat16"  # the adapter's dtype
+    assert p["adapter_settings"] == '{"vision_attention": "per_frame"}'
 
     model.config._commit_hash = "c0ffee"
     p = model_provenance(adapter, {"path": "owner/name"}, ko, 8, 0)

@@ -45,6 +45,7 @@ CONTRACT = [
     "n_frames",
     "pooling",
     "seed",
+    "adapter_settings",
     "torch_version",
     "transformers_version",
     "vlmflow_version",

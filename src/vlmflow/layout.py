@@ -30,6 +30,9 @@ class TokenLayout:
     options: tuple[Span, ...]  # empty for an open-ended prompt
     true_option: int | None  # index into options (None: open-ended)
     predicted_option: int | None = None  # the option the unmodified model chose (failure cases)
+    # What the knockouts treat as frame t when it reaches beyond the frame's video tokens (the
+    # authors' VideoLLaMA3 ranges take in the time text and the commas); None: the video tokens.
+    frame_blocks: tuple[Span, ...] | None = None
 
     def __post_init__(self):
         T, H, W = self.grid
@@ -37,15 +40,26 @@ class TokenLayout:
             raise ValueError(f"frame spans {self.frames} do not hold {T} frames of {H}x{W} tokens")
         if any(self.frames[t][1] > self.frames[t + 1][0] for t in range(T - 1)):
             raise ValueError(f"frame spans {self.frames} overlap or are out of order")
+        if self.frame_blocks is not None and (
+            len(self.frame_blocks) != T
+            or any(not (a <= f[0] and f[1] <= b) for (a, b), f in zip(self.frame_blocks, self.frames))
+            or any(self.frame_blocks[t][1] > self.frame_blocks[t + 1][0] for t in range(T - 1))
+        ):
+            raise ValueError(f"frame blocks {self.frame_blocks} must hold frames {self.frames}, in order")
 
     @property
     def last(self) -> int:
         return self.n_tokens - 1
 
     @property
+    def knockout_frames(self) -> tuple[Span, ...]:
+        """The spans the knockouts treat as the frames (`frame_blocks`, else the video tokens)."""
+        return self.frames if self.frame_blocks is None else self.frame_blocks
+
+    @property
     def video_range(self) -> Span:
-        """From the first video token to the last one, text between frames included."""
-        return self.frames[0][0], self.frames[-1][1]
+        """From the first video token (or frame block) to the last one, text between frames included."""
+        return self.knockout_frames[0][0], self.knockout_frames[-1][1]
 
     @property
     def contiguous(self) -> bool:
@@ -67,7 +81,7 @@ class TokenLayout:
         if name == "all":
             return [(0, self.n_tokens)]
         if name == "prefix":
-            return [(0, self.frames[0][0])]
+            return [(0, self.video_range[0])]
         if name == "video":
             return list(self.frames)
         if name == "frame":
@@ -98,8 +112,25 @@ class TokenLayout:
 
     def indices(self, group: str) -> np.ndarray:
         """Token positions of a named group, in increasing order."""
-        parts = [np.arange(a, b) for a, b in self.spans(group)]
-        return np.concatenate(parts) if parts else np.array([], int)
+        return _positions(self.spans(group))
+
+    def knockout_spans(self, group: str) -> list[Span]:
+        """A group as the knockouts see it: "video" and "frame[t]" are the frame blocks."""
+        if group == "video":
+            return list(self.knockout_frames)
+        m = re.fullmatch(r"frame\[(\d+)\]", group)
+        if m:
+            self.frame(int(m.group(1)))  # range check
+            return [self.knockout_frames[int(m.group(1))]]
+        return self.spans(group)
+
+    def knockout_indices(self, group: str) -> np.ndarray:
+        return _positions(self.knockout_spans(group))
+
+
+def _positions(spans: list[Span]) -> np.ndarray:
+    parts = [np.arange(a, b) for a, b in spans]
+    return np.concatenate(parts) if parts else np.array([], int)
 
 
 def char_span_to_tokens(offsets: list[tuple[int, int]], span: Span, what: str) -> Span:
@@ -117,10 +148,12 @@ def build_layout(
     placeholders: list[int],
     grid: tuple[int, int, int],
     true_option: int | None,
+    frame_blocks: list[Span] | None = None,
 ) -> TokenLayout:
     """Layout in expanded coordinates. `placeholders` are the prompt-token positions the video
     replaces: one token that becomes all T*H*W video tokens, or one token per frame that becomes
-    that frame's H*W tokens (frames separated by text)."""
+    that frame's H*W tokens (frames separated by text). `frame_blocks`: character spans of what the
+    knockouts treat as each frame, when that is more than its video tokens."""
     T, H, W = grid
     if len(placeholders) not in (1, T):
         raise ValueError(f"{len(placeholders)} video placeholders; expected 1 or one per frame ({T})")
@@ -143,6 +176,10 @@ def build_layout(
             raise ValueError(f"{what} contains the video; the prompt layout is not supported")
         return expanded(i), expanded(j - 1) + 1
 
+    def block(span: Span, t: int) -> Span:
+        i, j = char_span_to_tokens(offsets, span, f"frame block {t}")
+        return expanded(i), expanded(j - 1) + (per if j - 1 in placeholders else 1)
+
     return TokenLayout(
         n_tokens=expanded(len(offsets) - 1) + 1,
         frames=frames,
@@ -151,4 +188,5 @@ def build_layout(
         non_option_question=region(prompt.non_option_question, "non-option question"),
         options=tuple(region(o, f"option {k}") for k, o in enumerate(prompt.options)),
         true_option=true_option,
+        frame_blocks=None if frame_blocks is None else tuple(block(b, t) for t, b in enumerate(frame_blocks)),
     )

@@ -1,9 +1,13 @@
 """The paper's multiple-choice prompt (MVBench style), with the character span of every region.
 
-    {system}\\n USER: <image>\\n USER: Question: {q}\\nOptions:\\n(A) {c0}\\n(B) {c1} \\nOnly give the
+LLaVA's chat format (InternVL's Phi-3 format has the roles "<|user|>\n" / "<|assistant|>\n"):
+
+    {system}\n USER: <video>\n USER: Question: {q}\nOptions:\n(A) {c0}\n(B) {c1} \nOnly give the
     best option. ASSISTANT:Best option:(
 
-The answer is read from the next token after "Best option:(" (the option letter).
+The answer is read from the next token after "Best option:(" (the option letter). VideoLLaMA3's
+ChatML format has no system prompt, puts the video and the question in one user turn and leaves
+the assistant turn empty (the last token is the newline after "assistant").
 """
 
 from __future__ import annotations
@@ -20,6 +24,31 @@ POST_QUESTION = " \nOnly give the best option."
 ANSWER_PREFIX = "Best option:("
 
 
+@dataclass(frozen=True)
+class ChatFormat:
+    """How a model family writes the prompt around its parts:
+    opening (may hold {system}) + video + between + "Question: ..." + post_question + assistant +
+    answer prefix (or the open-ended answer prompt)."""
+
+    opening: str
+    between: str
+    assistant: str
+    post_question: str = POST_QUESTION
+    answer_prefix: str = ANSWER_PREFIX
+
+
+LLAVA_CHAT = ChatFormat(opening="{system}\n USER: ", between="\n USER: ", assistant=" ASSISTANT:")
+PHI3_CHAT = ChatFormat(opening="{system}\n <|user|>\n", between="\n <|user|>\n", assistant=" <|assistant|>\n")
+CHATML_CHAT = ChatFormat(  # VideoLLaMA3's TVBench/TOMATO instruction, no answer pre-fill
+    opening="<|im_start|>user\n",
+    between="\n",
+    assistant="<|im_end|>\n<|im_start|>assistant\n",
+    post_question="\nAnswer with the option's letter from the given choices directly and only give the "
+    "best option.",
+    answer_prefix="",
+)
+
+
 def is_letter(token: str, letter: str) -> bool:
     """Does a decoded answer token name this option letter (case and spaces ignored)?"""
     return token.strip().lower() == letter.lower()
@@ -30,30 +59,33 @@ class Prompt:
     """Prompt text and the character spans [start, end) of its regions."""
 
     text: str
-    placeholder: tuple[int, int]  # the video placeholder
+    placeholder: tuple[int, int]  # the video's text (placeholders and per-frame text)
     question: tuple[int, int]  # "Question: ... (D) last option"
     non_option_question: tuple[int, int]  # the raw question text
     options: tuple[tuple[int, int], ...]  # "(X) option text", in display order
 
 
 def _question_turn(
-    system: str, question: str, placeholder: str
+    chat: ChatFormat, system: str, question: str, video: str
 ) -> tuple[str, tuple[int, int], int, tuple[int, int]]:
-    """System prompt, the video's own user turn and "Question: {q}" -> (text, video span, start of the
-    question region, span of the raw question)."""
-    head = f"{system}\n USER: "
-    video = (len(head), len(head) + len(placeholder))
-    text = head + placeholder + "\n USER: "
+    """Opening, video and "Question: {q}" -> (text, video span, start of the question region, span of
+    the raw question)."""
+    head = chat.opening.format(system=system)
+    span = (len(head), len(head) + len(video))
+    text = head + video + chat.between
     q_start = len(text)
     text += "Question: "
     nq = (len(text), len(text) + len(question))
-    return text + question, video, q_start, nq
+    return text + question, span, q_start, nq
 
 
-def build_prompt(system: str, question: str, candidates: list[str], placeholder: str) -> Prompt:
+def build_prompt(
+    system: str, question: str, candidates: list[str], video: str, chat: ChatFormat = LLAVA_CHAT
+) -> Prompt:
+    """`video`: the video's text in the prompt (its placeholder(s) and any per-frame text)."""
     if len(candidates) > len(LETTERS):
         raise ValueError(f"{len(candidates)} options; at most {len(LETTERS)} are supported")
-    text, video, q_start, nq = _question_turn(system, question, placeholder)
+    text, span, q_start, nq = _question_turn(chat, system, question, video)
     text += "\nOptions:"
     options = []
     for letter, cand in zip(LETTERS, candidates):
@@ -62,14 +94,16 @@ def build_prompt(system: str, question: str, candidates: list[str], placeholder:
         text += f"({letter}) {cand}"
         options.append((start, len(text)))
     q_span = (q_start, len(text))
-    text += POST_QUESTION + " ASSISTANT:" + ANSWER_PREFIX
-    return Prompt(text, video, q_span, nq, tuple(options))
+    text += chat.post_question + chat.assistant + chat.answer_prefix
+    return Prompt(text, span, q_span, nq, tuple(options))
 
 
-def build_open_prompt(system: str, question: str, answer_prompt: str, placeholder: str) -> Prompt:
+def build_open_prompt(
+    system: str, question: str, answer_prompt: str, video: str, chat: ChatFormat = LLAVA_CHAT
+) -> Prompt:
     """The open-ended variant (the paper's Table 2): no options, and the assistant turn pre-filled with
     a task's answer prompt ("The scene in the video changes from the") that the answer continues."""
-    text, video, q_start, nq = _question_turn(system, question, placeholder)
+    text, span, q_start, nq = _question_turn(chat, system, question, video)
     q_span = (q_start, len(text))
-    text += " ASSISTANT:" + answer_prompt
-    return Prompt(text, video, q_span, nq, ())
+    text += chat.assistant + answer_prompt
+    return Prompt(text, span, q_span, nq, ())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 
 def provenance(
     model_id: str,
@@ -12,6 +14,7 @@ def provenance(
     seed: int,
     pooling: tuple[int, int, int],
     revision: str | None = None,
+    settings: dict | None = None,
 ) -> dict:
     import torch
     import transformers
@@ -27,6 +30,7 @@ def provenance(
         n_frames=n_frames,
         pooling="-".join(map(str, pooling)),
         seed=seed,
+        adapter_settings=json.dumps(settings or {}, sort_keys=True),  # the family's switches
         torch_version=torch.__version__,
         transformers_version=transformers.__version__,
         vlmflow_version=vlmflow.__version__,

@@ -33,8 +33,11 @@ def segment_midpoints(
     return [int(start + seg / 2 + np.round(seg * k)) for k in range(n)]
 
 
-def read_frames(path: str | Path, n: int = 8, bounds: tuple[float, float] | None = None) -> np.ndarray:
-    """Decode the `n` sampled frames of a video -> uint8 RGB [n, H, W, 3]."""
+def read_frames(
+    path: str | Path, n: int = 8, bounds: tuple[float, float] | None = None, with_times: bool = False
+) -> np.ndarray | tuple[np.ndarray, list[float]]:
+    """Decode the `n` sampled frames of a video -> uint8 RGB [n, H, W, 3], and with `with_times`
+    their times in seconds (index / frame rate), which VideoLLaMA3's prompt states."""
     import av
 
     path = Path(path)
@@ -60,4 +63,5 @@ def read_frames(path: str | Path, n: int = 8, bounds: tuple[float, float] | None
     missing = [i for i in idx if i not in kept]
     if missing:
         raise ValueError(f"video {path} is shorter than its header says: frames {missing} missing")
-    return np.stack([kept[i] for i in idx])
+    frames = np.stack([kept[i] for i in idx])
+    return (frames, [i / fps for i in idx]) if with_times else frames

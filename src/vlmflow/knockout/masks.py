@@ -29,14 +29,14 @@ class Blocked:
 
 def edge_blocks(layout: TokenLayout, edge: Edge) -> list[tuple[Span, Span]]:
     """The (query span, key span) rectangles one edge blocks."""
-    frames = list(layout.frames)
+    frames = list(layout.knockout_frames)
     if edge.source == "cross_frame":  # frame t <- every earlier frame
         return [(frames[t], frames[s]) for t in range(1, len(frames)) for s in range(t)]
     if edge.source == "video_video":
         return [(r, c) for r in frames for c in frames]
     if edge.source == "question_question":
         return [(layout.question, layout.question)]
-    return [(r, c) for r in layout.spans(edge.target) for c in layout.spans(edge.source)]
+    return [(r, c) for r in layout.knockout_spans(edge.target) for c in layout.knockout_spans(edge.source)]
 
 
 def compile_knockout(layout: TokenLayout, knockout: Knockout, device=None, q0: int | None = None) -> Blocked:

@@ -35,14 +35,14 @@ def dense_mask(layout: TokenLayout, cond: Condition, n_heads: int, dtype: torch.
     for e in cond.knockout.edges:
         if e.source == "cross_frame":
             for t in range(1, T):
-                earlier = np.concatenate([layout.indices(f"frame[{s}]") for s in range(t)])
-                _zero(keep, layout.indices(f"frame[{t}]"), earlier)
+                earlier = np.concatenate([layout.knockout_indices(f"frame[{s}]") for s in range(t)])
+                _zero(keep, layout.knockout_indices(f"frame[{t}]"), earlier)
         elif e.source == "video_video":
-            _zero(keep, layout.indices("video"), layout.indices("video"))
+            _zero(keep, layout.knockout_indices("video"), layout.knockout_indices("video"))
         elif e.source == "question_question":
             _zero(keep, layout.indices("question"), layout.indices("question"))
         else:
-            _zero(keep, layout.indices(e.target), layout.indices(e.source))
+            _zero(keep, layout.knockout_indices(e.target), layout.knockout_indices(e.source))
     heads = range(n_heads) if cond.knockout.heads is None else cond.knockout.heads
     full = torch.ones(1, n_heads, N, N).tril()
     for h in heads:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-FAMILIES = {"llava_video": "vlmflow.models.llava_video"}
+FAMILIES = {
+    "llava_video": "vlmflow.models.llava_video",
+    "internvl": "vlmflow.models.internvl",
+    "videollama3": "vlmflow.models.videollama3",
+}
 
 
 def load_adapter(family: str, path: str, **kw):

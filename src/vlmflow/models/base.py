@@ -168,6 +168,11 @@ class Adapter(ABC):
     def n_heads(self) -> int:
         return self.decoder().text_model.config.num_attention_heads
 
+    @property
+    def settings(self) -> dict:
+        """The family's switches that change results (recorded in every result row)."""
+        return {}
+
     def token_text(self, token_id: int) -> str:
         """The decoded text of one token (what the paper compares with the option letter)."""
         return self.tokenizer.decode([int(token_id)])

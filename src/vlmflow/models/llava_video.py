@@ -16,10 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from vlmflow.layout import TokenLayout, build_layout
+from vlmflow.layout import TokenLayout
 from vlmflow.models.base import Adapter, DecoderParts, PreparedSample
+from vlmflow.models.encoding import encode, letter_ids, splice
 from vlmflow.open_ended import OpenAnswer
-from vlmflow.prompt import LETTERS, MVBENCH_SYSTEM, build_open_prompt, build_prompt
+from vlmflow.prompt import MVBENCH_SYSTEM, build_open_prompt, build_prompt
 from vlmflow.question import Question
 
 DEFAULT_POOLING = (8, 12, 12)
@@ -130,46 +131,17 @@ class LlavaVideoAdapter(Adapter):
             prompt = build_prompt(self.system_prompt, q.question, q.candidates, self.image_token)
         else:
             prompt = build_open_prompt(self.system_prompt, q.question, answer_prompt, self.image_token)
-        enc = self.tokenizer(prompt.text, return_offsets_mapping=True)
-        ids = enc["input_ids"]
-        where = [i for i, t in enumerate(ids) if t == self.model.config.image_token_id]
-        if len(where) != 1:
-            raise ValueError(f"{q.sample_id}: expected one video placeholder, found {len(where)}")
-        try:
-            true = q.answer_index if answer_prompt is None else None
-            layout = build_layout(prompt, enc["offset_mapping"], where, self.grid, true)
-        except ValueError as err:
-            raise ValueError(
-                f"{q.sample_id}: {err} (the tokenizer cannot place this part of the prompt)"
-            ) from err
-        n_ctx = getattr(self.model.config.text_config, "max_position_embeddings", None)
-        if n_ctx is not None and layout.n_tokens > n_ctx:
-            raise ValueError(
-                f"{q.sample_id}: prompt of {layout.n_tokens} tokens exceeds the context ({n_ctx})"
-            )
-        unknown = self.tokenizer.unk_token_id
-        if unknown is not None and unknown in ids:
-            words = [prompt.text[a:b] for (a, b), i in zip(enc["offset_mapping"], ids) if i == unknown][:3]
-            raise ValueError(
-                f"{q.sample_id}: the tokenizer has no token for part of the prompt (near {words}); "
-                "a toy model knows only its training words: retrain it or reword the prompt"
-            )
-        if answer_prompt is not None:
-            return ids, layout, []
-        letters = [self._letter_id(LETTERS[k]) for k in range(len(q.candidates))]
+        cfg = self.model.config
+        n_ctx = getattr(cfg.text_config, "max_position_embeddings", None)
+        true = q.answer_index if answer_prompt is None else None
+        ids, layout = encode(self.tokenizer, prompt, q, cfg.image_token_id, self.grid, true, n_ctx)
+        letters = [] if answer_prompt is not None else letter_ids(self.tokenizer, len(q.candidates))
         return ids, layout, letters
-
-    def _letter_id(self, letter: str) -> int:
-        ids = self.tokenizer.convert_tokens_to_ids([letter])
-        if ids[0] is None or ids[0] == self.tokenizer.unk_token_id:
-            raise ValueError(f"tokenizer has no token for the option letter {letter!r}")
-        return ids[0]
 
     def embed(self, ids: list[int], layout: TokenLayout, video_tokens: torch.Tensor) -> torch.Tensor:
         """Prompt ids with their one placeholder + video tokens [n_video, d] -> embeddings [N, d]."""
-        p = layout.frames[0][0]
         text = self.decoder().embed_tokens(torch.as_tensor(ids, device=video_tokens.device))  # [n_text, d]
-        return torch.cat([text[:p], video_tokens.to(text.dtype), text[p + 1 :]])
+        return splice(text, [layout.frames[0][0]], video_tokens)
 
     def prepare(
         self, q: Question, video_tokens: torch.Tensor, answer: OpenAnswer | None = None

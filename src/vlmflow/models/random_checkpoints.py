@@ -69,9 +69,10 @@ _CORPUS = [
 ]
 
 
-def llama_tokenizer(vocab_size: int = 400):
+def llama_tokenizer(vocab_size: int = 400, added: list | None = None):
     """A Llama tokenizer trained on a small corpus: Metaspace pieces, byte fallback, BOS added;
-    `<image>` and `<pad>` added after the vocabulary (ids vocab_size, vocab_size+1 as in PLLaVA)."""
+    `<image>` and `<pad>` added after the vocabulary (ids vocab_size, vocab_size+1 as in PLLaVA), or
+    the `added` tokens instead."""
     from tokenizers import Regex, pre_tokenizers, trainers
     from transformers import LlamaTokenizer
 
@@ -93,7 +94,10 @@ def llama_tokenizer(vocab_size: int = 400):
     backend.train_from_iterator(_CORPUS * 4, trainer)
     model = json.loads(backend.to_str())["model"]
     tok = LlamaTokenizer(vocab=model["vocab"], merges=[tuple(m) for m in model["merges"]], add_bos_token=True)
-    tok.add_special_tokens({"additional_special_tokens": ["<image>"], "pad_token": "<pad>"})
+    if added is None:
+        tok.add_special_tokens({"additional_special_tokens": ["<image>"], "pad_token": "<pad>"})
+    else:
+        tok.add_tokens(added, special_tokens=True)
     return tok
 
 
@@ -263,3 +267,427 @@ def write_llava_next(
 def _sparse(cfg) -> dict:
     """A sub-config as the hub stores it: only what differs from the class defaults."""
     return {**cfg.to_diff_dict(), "model_type": cfg.model_type}
+
+
+# --- InternVL's released format (Mini-InternVL-Chat-4B-V1-5, Mini-InternVL-4B-Video-FT) -----------
+@dataclass
+class InternVLShape:
+    """Sizes of a Mini-InternVL: a Phi-3 decoder over an InternViT (one tile per frame)."""
+
+    layers: int = 4
+    hidden: int = 64
+    heads: int = 4
+    intermediate: int = 128
+    vision_layers: int = 2
+    vision_hidden: int = 32
+    vision_heads: int = 2
+    image_size: int = 56  # 4 x 4 patches of 14 -> pixel shuffle 0.5 -> 2 x 2 tokens per frame
+    patch: int = 14
+
+
+INTERNVL_TINY = InternVLShape()
+# Mini-InternVL-4B: Phi-3-mini (32 x 3072) over InternViT-300M-448px -> 16 x 16 tokens per frame
+MINI_INTERNVL_4B = InternVLShape(
+    layers=32,
+    hidden=3072,
+    heads=32,
+    intermediate=8192,
+    vision_layers=24,
+    vision_hidden=1024,
+    vision_heads=16,
+    image_size=448,
+)
+# Phi-3's chat tokens strip the whitespace after them; InternVL's image tokens follow
+PHI3_TOKENS = ["<|endoftext|>", "<|assistant|>", "<|system|>", "<|end|>", "<|user|>"]
+INTERNVL_TOKENS = [
+    "<img>",
+    "</img>",
+    "<IMG_CONTEXT>",
+    "<quad>",
+    "</quad>",
+    "<ref>",
+    "</ref>",
+    "<box>",
+    "</box>",
+]
+
+
+def phi3_tokenizer():
+    """A Llama-style tokenizer with Phi-3's chat tokens (`rstrip`) and InternVL's image tokens."""
+    from tokenizers import AddedToken
+
+    chat = [
+        AddedToken(t, rstrip=t != "<|endoftext|>", lstrip=False, normalized=False, special=True)
+        for t in PHI3_TOKENS
+    ]
+    tok = llama_tokenizer(
+        added=chat + [AddedToken(t, normalized=False, special=True) for t in INTERNVL_TOKENS]
+    )
+    tok.eos_token, tok.pad_token = "<|end|>", "<|endoftext|>"
+    return tok
+
+
+def _released_internvl_key(key: str) -> str:
+    """transformers' InternVL names -> the released InternVL names (q/k/v map to one fused qkv)."""
+    emb, vit = r"^model\.vision_tower\.embeddings\.", r"^model\.vision_tower\.encoder\.layer\.(\d+)\."
+    layer = r"vision_model.encoder.layers.\1."
+    table = [
+        (emb + r"cls_token$", "vision_model.embeddings.class_embedding"),
+        (emb + r"position_embeddings$", "vision_model.embeddings.position_embedding"),
+        (emb + r"patch_embeddings\.projection\.", "vision_model.embeddings.patch_embedding."),
+        (vit + r"attention\.[qkv]_proj\.", layer + "attn.qkv."),
+        (vit + r"attention\.projection_layer\.", layer + "attn.proj."),
+        (vit + r"lambda_1$", layer + "ls1"),
+        (vit + r"lambda_2$", layer + "ls2"),
+        (vit + r"layernorm_before\.", layer + "norm1."),
+        (vit + r"layernorm_after\.", layer + "norm2."),
+        (vit + r"mlp\.", layer + "mlp."),
+        (r"^model\.multi_modal_projector\.layer_norm\.", "mlp1.0."),
+        (r"^model\.multi_modal_projector\.linear_1\.", "mlp1.1."),
+        (r"^model\.multi_modal_projector\.linear_2\.", "mlp1.3."),
+        (r"^model\.language_model\.", "language_model.model."),
+        (r"^lm_head\.", "language_model.lm_head."),
+    ]
+    import re
+
+    for pattern, repl in table:
+        if re.match(pattern, key):
+            return re.sub(pattern, repl, key)
+    raise KeyError(f"no released InternVL name for {key}")
+
+
+def build_internvl(shape: InternVLShape, tok, seed: int, lm_head_scale: float = 30.0, device: str = "cpu"):
+    """The random model in transformers' classes (the writer's source, and a test's expectation)."""
+    from transformers import (
+        InternVLConfig,
+        InternVLForConditionalGeneration,
+        InternVLVisionConfig,
+        Phi3Config,
+    )
+
+    text = Phi3Config(**_phi3_fields(shape, tok), rope_parameters=_phi3_longrope(shape))
+    vision = InternVLVisionConfig(
+        hidden_size=shape.vision_hidden,
+        num_hidden_layers=shape.vision_layers,
+        num_attention_heads=shape.vision_heads,
+        intermediate_size=4 * shape.vision_hidden,
+        image_size=shape.image_size,
+        patch_size=shape.patch,
+        attention_bias=True,
+        use_mean_pooling=True,
+    )
+    config = InternVLConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"),
+        tie_word_embeddings=False,
+    )
+    model = _build(InternVLForConditionalGeneration, config, seed, lm_head_scale, device)
+    with torch.no_grad():  # non-trivial layer scales and position embeddings (zeros/ones at init)
+        g = torch.Generator().manual_seed(seed)
+        for name, p in model.named_parameters():
+            if "lambda_" in name or "position_embeddings" in name or "cls_token" in name:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    return model
+
+
+def _phi3_fields(shape: InternVLShape, tok) -> dict:
+    return dict(
+        vocab_size=len(tok),
+        hidden_size=shape.hidden,
+        intermediate_size=shape.intermediate,
+        num_hidden_layers=shape.layers,
+        num_attention_heads=shape.heads,
+        num_key_value_heads=shape.heads,
+        max_position_embeddings=131072,
+        original_max_position_embeddings=4096,
+        rms_norm_eps=1e-5,
+        sliding_window=262144,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),
+        pad_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),
+        tie_word_embeddings=False,
+    )
+
+
+def _phi3_factors(shape: InternVLShape) -> tuple[list[float], list[float]]:
+    half = shape.hidden // shape.heads // 2
+    short = [1.0 + 0.05 * i for i in range(half)]  # not all 1: ignoring them would change outputs
+    return short, [2.0 + 0.5 * i for i in range(half)]
+
+
+def _phi3_longrope(shape: InternVLShape) -> dict:
+    import math
+
+    short, long = _phi3_factors(shape)
+    return {
+        "rope_type": "longrope",
+        "rope_theta": 10000.0,
+        "short_factor": short,
+        "long_factor": long,
+        "original_max_position_embeddings": 4096,
+        "attention_factor": math.sqrt(1 + math.log(131072 / 4096) / math.log(4096)),
+    }
+
+
+def write_internvl(
+    out: str | Path,
+    shape: InternVLShape = INTERNVL_TINY,
+    seed: int = 0,
+    dtype: torch.dtype = torch.bfloat16,
+    lm_head_scale: float = 30.0,
+    device: str = "cpu",
+) -> Path:
+    """A random Mini-InternVL checkpoint in InternVL's released format: `InternVLChatModel` config
+    with `llm_config` (Phi-3, rope_scaling "su") and `vision_config` (InternViT), fused `attn.qkv`,
+    bf16 weights as released, and no code (the `auto_map` names files that are not shipped)."""
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tok = phi3_tokenizer()
+    model = build_internvl(shape, tok, seed, lm_head_scale, device)
+    state, fused = {}, {}
+    for k, v in model.state_dict().items():
+        name = _released_internvl_key(k)
+        if ".attn.qkv." in name:
+            fused.setdefault(name, {})[k.split(".attention.")[1][0]] = v
+        else:
+            state[name] = v
+    for name, parts in fused.items():
+        state[name] = torch.cat([parts["q"], parts["k"], parts["v"]])  # rows [q | k | v]
+    save_file(
+        {k: v.to(dtype).cpu().contiguous() for k, v in state.items()},
+        str(out / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
+    del model
+    short, long = _phi3_factors(shape)
+    llm = {
+        **_phi3_fields(shape, tok),
+        "architectures": ["Phi3ForCausalLM"],
+        "model_type": "phi3",
+        "hidden_act": "silu",
+        "rope_theta": 10000.0,
+        "rope_scaling": {"type": "su", "short_factor": short, "long_factor": long},
+        "torch_dtype": "bfloat16",
+    }
+    vision = {
+        "architectures": ["InternVisionModel"],
+        "model_type": "intern_vit_6b",
+        "hidden_size": shape.vision_hidden,
+        "num_hidden_layers": shape.vision_layers,
+        "num_attention_heads": shape.vision_heads,
+        "intermediate_size": 4 * shape.vision_hidden,
+        "image_size": shape.image_size,
+        "patch_size": shape.patch,
+        "num_channels": 3,
+        "hidden_act": "gelu",
+        "norm_type": "layer_norm",
+        "layer_norm_eps": 1e-6,
+        "qkv_bias": True,
+        "qk_normalization": False,
+        "drop_path_rate": 0.1,
+        "use_flash_attn": True,
+    }
+    config = {
+        "architectures": ["InternVLChatModel"],
+        "auto_map": {
+            "AutoConfig": "configuration_internvl_chat.InternVLChatConfig",
+            "AutoModel": "modeling_internvl_chat.InternVLChatModel",
+        },
+        "model_type": "internvl_chat",
+        "downsample_ratio": 0.5,
+        "dynamic_image_size": True,  # the paper uses one tile per frame; the adapter ignores this
+        "force_image_size": shape.image_size,
+        "max_dynamic_patch": 12,
+        "ps_version": "v2",
+        "select_layer": -1,
+        "template": "phi3-chat",
+        "torch_dtype": "bfloat16",
+        "use_thumbnail": True,
+        "llm_config": llm,
+        "vision_config": vision,
+    }
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    tok.save_pretrained(out)
+    return out
+
+
+# --- VideoLLaMA3's released format (DAMO-NLP-SG/VideoLLaMA3-7B) ------------------------------------
+@dataclass
+class VideoLlama3Shape:
+    """Sizes of a VideoLLaMA3: a Qwen2 decoder over its SigLIP-based encoder."""
+
+    layers: int = 4
+    hidden: int = 64
+    heads: int = 4
+    kv_heads: int = 2
+    intermediate: int = 128
+    vision_layers: int = 2
+    vision_hidden: int = 32
+    vision_heads: int = 2
+
+
+VIDEOLLAMA3_TINY = VideoLlama3Shape()
+# VideoLLaMA3-7B: Qwen2.5-7B (28 x 3584, 4 kv heads) over a SigLIP-so400m-sized encoder
+VIDEOLLAMA3_7B = VideoLlama3Shape(
+    layers=28,
+    hidden=3584,
+    heads=28,
+    kv_heads=4,
+    intermediate=18944,
+    vision_layers=27,
+    vision_hidden=1152,
+    vision_heads=16,
+)
+CHATML_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>"]
+
+
+def qwen2_tokenizer(vocab_size: int = 600):
+    """A byte-level BPE tokenizer in Qwen2's form (GPT-2 pre-tokenizer, no BOS) with the ChatML
+    tokens and VideoLLaMA3's `<image>`."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    backend.train_from_iterator(_CORPUS * 4, trainer)
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend)
+    tok.add_tokens(CHATML_TOKENS, special_tokens=True)
+    tok.eos_token, tok.pad_token = "<|im_end|>", "<|endoftext|>"
+    return tok
+
+
+def build_videollama3(
+    shape: VideoLlama3Shape, tok, seed: int, lm_head_scale: float = 30.0, device: str = "cpu"
+):
+    """The random model in transformers' classes (the writer's source, and a test's expectation)."""
+    from transformers import (
+        Qwen2Config,
+        VideoLlama3Config,
+        VideoLlama3ForConditionalGeneration,
+        VideoLlama3VisionConfig,
+    )
+
+    image = tok.convert_tokens_to_ids("<image>")
+    config = VideoLlama3Config(
+        text_config=Qwen2Config(
+            **_qwen2_fields(shape, tok), rope_parameters={"rope_type": "default", "rope_theta": 1e6}
+        ),
+        vision_config=VideoLlama3VisionConfig(**_vision_fields(shape)),
+        image_token_id=image,
+        video_token_id=image,
+        tie_word_embeddings=False,
+    )
+    return _build(VideoLlama3ForConditionalGeneration, config, seed, lm_head_scale, device)
+
+
+def _qwen2_fields(shape: VideoLlama3Shape, tok) -> dict:
+    return dict(
+        vocab_size=len(tok),
+        hidden_size=shape.hidden,
+        intermediate_size=shape.intermediate,
+        num_hidden_layers=shape.layers,
+        num_attention_heads=shape.heads,
+        num_key_value_heads=shape.kv_heads,
+        max_position_embeddings=32768,
+        rms_norm_eps=1e-6,
+        bos_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),
+        eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
+        tie_word_embeddings=False,
+    )
+
+
+def _vision_fields(shape: VideoLlama3Shape) -> dict:
+    return dict(
+        hidden_size=shape.vision_hidden,
+        intermediate_size=4 * shape.vision_hidden,
+        num_hidden_layers=shape.vision_layers,
+        num_attention_heads=shape.vision_heads,
+        patch_size=14,
+        hidden_act="gelu_pytorch_tanh",
+        layer_norm_eps=1e-6,
+    )
+
+
+def _released_videollama3_key(key: str) -> str:
+    """transformers' VideoLLaMA3 names -> the released names."""
+    for new, old in [
+        ("model.vision_model.", "model.vision_encoder."),
+        ("model.projector.", "model.mm_projector."),
+        ("model.language_model.", "model."),
+        ("lm_head.", "lm_head."),
+    ]:
+        if key.startswith(new):
+            return old + key[len(new) :]
+    raise KeyError(f"no released VideoLLaMA3 name for {key}")
+
+
+def write_videollama3(
+    out: str | Path,
+    shape: VideoLlama3Shape = VIDEOLLAMA3_TINY,
+    seed: int = 0,
+    dtype: torch.dtype = torch.bfloat16,
+    lm_head_scale: float = 30.0,
+    device: str = "cpu",
+) -> Path:
+    """A random VideoLLaMA3 checkpoint in the released format: `videollama3_qwen2` config (Qwen2
+    fields at the top level, `vision_encoder_config`, token compression on), `model.vision_encoder.*`
+    / `model.mm_projector.readout.*` / `model.layers.*` weights in bf16, a processor config, and no code."""
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tok = qwen2_tokenizer()
+    model = build_videollama3(shape, tok, seed, lm_head_scale, device)
+    state = {
+        _released_videollama3_key(k): v.to(dtype).cpu().contiguous() for k, v in model.state_dict().items()
+    }
+    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
+    del model
+    config = {
+        "architectures": ["Videollama3Qwen2ForCausalLM"],
+        "auto_map": {
+            "AutoConfig": "configuration_videollama3.Videollama3Qwen2Config",
+            "AutoModelForCausalLM": "modeling_videollama3.Videollama3Qwen2ForCausalLM",
+        },
+        "model_type": "videollama3_qwen2",
+        **_qwen2_fields(shape, tok),
+        "hidden_act": "silu",
+        "rope_theta": 1e6,
+        "use_sliding_window": False,
+        "torch_dtype": "bfloat16",
+        "image_token_index": tok.convert_tokens_to_ids("<image>"),
+        "mm_projector_type": "mlp2x_gelu",
+        "use_token_compression": True,
+        "vision_encoder": None,
+        "vision_encoder_config": {
+            **_vision_fields(shape),
+            "model_type": "videollama3_vision_encoder",
+            "num_channels": 3,
+        },
+    }
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    (out / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "image_processor_type": "Videollama3ImageProcessor",
+                "auto_map": {"AutoImageProcessor": "image_processing_videollama3.Videollama3ImageProcessor"},
+                "image_mean": [0.5, 0.5, 0.5],
+                "image_std": [0.5, 0.5, 0.5],
+                "patch_size": 14,
+                "min_tokens": 16,
+                "max_tokens": 16384,
+                "do_rescale": True,
+                "rescale_factor": 1 / 255,
+            },
+            indent=2,
+        )
+    )
+    tok.save_pretrained(out)
+    return out

@@ -30,10 +30,11 @@ def extract_task(
     frames, rows = [], []
     for k, q in enumerate(questions):
         try:
-            frames.append(read_frames(q.video, n_frames, q.bounds))
+            clip, times = read_frames(q.video, n_frames, q.bounds, with_times=True)
         except (FileNotFoundError, ValueError) as err:
             skipped.append(dict(sample_id=q.sample_id, task=task, reason=str(err)))
             continue
+        frames.append(clip)
         rows.append(
             dict(
                 sample_id=q.sample_id,
@@ -43,7 +44,8 @@ def extract_task(
                 candidates=q.candidates,
                 answer_index=q.answer_index,
                 video=q.video,
-                params=json.dumps(q.params),  # annotation fields beyond the format's own (answer prompts)
+                # annotation fields beyond the format's own (answer prompts), and the frames' times
+                params=json.dumps({**q.params, "frame_times": [round(t, 4) for t in times]}),
             )
         )
         if (k + 1) % 50 == 0:

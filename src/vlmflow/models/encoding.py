@@ -1,0 +1,67 @@
+"""Prompt encoding shared by the adapters: prompt text -> token ids, the expanded TokenLayout, the
+option letters' ids, and the video tokens spliced in at the placeholders."""
+
+from __future__ import annotations
+
+import torch
+
+from vlmflow.layout import Span, TokenLayout, build_layout
+from vlmflow.prompt import LETTERS, Prompt
+from vlmflow.question import Question
+
+
+def encode(
+    tokenizer,
+    prompt: Prompt,
+    q: Question,
+    placeholder_id: int,
+    grid: tuple[int, int, int],
+    true_option: int | None,
+    n_ctx: int | None,
+    per_frame: bool = False,
+    frame_blocks: list[Span] | None = None,
+) -> tuple[list[int], TokenLayout]:
+    """Token ids of the whole prompt (regions are placed by offsets on the whole text, never by
+    tokenizing pieces apart) and its layout; the video is one placeholder token, or one per frame."""
+    enc = tokenizer(prompt.text, return_offsets_mapping=True)
+    ids = enc["input_ids"]
+    where = [i for i, t in enumerate(ids) if t == placeholder_id]
+    expected = grid[0] if per_frame else 1
+    if len(where) != expected:
+        raise ValueError(f"{q.sample_id}: expected {expected} video placeholder(s), found {len(where)}")
+    try:
+        layout = build_layout(prompt, enc["offset_mapping"], where, grid, true_option, frame_blocks)
+    except ValueError as err:
+        raise ValueError(
+            f"{q.sample_id}: {err} (the tokenizer cannot place this part of the prompt)"
+        ) from err
+    if n_ctx is not None and layout.n_tokens > n_ctx:
+        raise ValueError(f"{q.sample_id}: prompt of {layout.n_tokens} tokens exceeds the context ({n_ctx})")
+    unknown = tokenizer.unk_token_id
+    if unknown is not None and unknown in ids:
+        words = [prompt.text[a:b] for (a, b), i in zip(enc["offset_mapping"], ids) if i == unknown][:3]
+        raise ValueError(
+            f"{q.sample_id}: the tokenizer has no token for part of the prompt (near {words}); "
+            "a toy model knows only its training words: retrain it or reword the prompt"
+        )
+    return ids, layout
+
+
+def letter_ids(tokenizer, n: int) -> list[int]:
+    """Token id of each option letter A, B, ... (the paper reads the answer as one letter token)."""
+    ids = tokenizer.convert_tokens_to_ids(list(LETTERS[:n]))
+    for letter, i in zip(LETTERS, ids):
+        if i is None or i == tokenizer.unk_token_id:
+            raise ValueError(f"tokenizer has no token for the option letter {letter!r}")
+    return ids
+
+
+def splice(text_embeds: torch.Tensor, placeholders: list[int], video_tokens: torch.Tensor) -> torch.Tensor:
+    """Text embeddings [n_text, d] + video tokens [n_video, d] -> [N, d]: each placeholder replaced
+    by its equal share of the video tokens (all of them, or one frame each), in order."""
+    shares = video_tokens.to(text_embeds.dtype).chunk(len(placeholders))
+    parts, start = [], 0
+    for p, share in zip(placeholders, shares):
+        parts += [text_embeds[start:p], share]
+        start = p + 1
+    return torch.cat([*parts, text_embeds[start:]])

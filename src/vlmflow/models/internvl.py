@@ -1,0 +1,260 @@
+"""Mini-InternVL-4B-Video-FT and its image-stage base Mini-InternVL-Chat-4B-V1-5 (the paper's Fig. 2
+contrast), loaded from InternVL's released format into transformers' own InternVL classes.
+
+Video tokens (paper Sec. 3, Appendix A): each frame resized to short side 448 and center-cropped
+to one 448 x 448 tile (no dynamic tiling; ImageNet mean/std) -> InternViT, last layer, CLS dropped
+-> 32 x 32 -> pixel shuffle 0.5 -> 16 x 16 x 4096 -> MLP projector -> 256 tokens per frame; the
+frames, concatenated frame-major, replace the single `<IMG_CONTEXT>` of `<img><IMG_CONTEXT></img>`
+(`<img>` and `</img>` are not video). Prompt: the paper's MVBench prompt in Phi-3's chat roles.
+
+The released checkpoints name `InternVLChatModel` (remote code, never executed here): their
+config.json is read by hand and the weights are renamed into transformers' names by an explicit
+table, fused `attn.qkv` rows split into q, k, v; a missing, unexpected or misshaped weight is an error.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vlmflow.layout import TokenLayout
+from vlmflow.models.base import Adapter, DecoderParts, PreparedSample
+from vlmflow.models.encoding import encode, letter_ids, splice
+from vlmflow.models.weights import fill_strictly, local_snapshot, read_safetensors
+from vlmflow.open_ended import OpenAnswer
+from vlmflow.prompt import MVBENCH_SYSTEM, PHI3_CHAT, build_open_prompt, build_prompt
+from vlmflow.question import Question
+
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+IMG_CONTEXT = "<IMG_CONTEXT>"
+VIDEO_TEXT = "<img>" + IMG_CONTEXT + "</img>"
+
+_EMB, _NATIVE_EMB = r"^vision_model\.embeddings\.", "model.vision_tower.embeddings."
+_VIT, _NATIVE_VIT = r"^vision_model\.encoder\.layers\.(\d+)\.", r"model.vision_tower.encoder.layer.\1."
+# released name (regex) -> transformers' InternVLForConditionalGeneration name
+RENAMES = [
+    (_EMB + r"class_embedding$", _NATIVE_EMB + "cls_token"),
+    (_EMB + r"position_embedding$", _NATIVE_EMB + "position_embeddings"),
+    (_EMB + r"patch_embedding\.", _NATIVE_EMB + "patch_embeddings.projection."),
+    (_VIT + r"attn\.proj\.", _NATIVE_VIT + "attention.projection_layer."),
+    (_VIT + r"attn\.(q_norm|k_norm)\.", _NATIVE_VIT + r"attention.\2."),
+    (_VIT + r"ls1$", _NATIVE_VIT + "lambda_1"),
+    (_VIT + r"ls2$", _NATIVE_VIT + "lambda_2"),
+    (_VIT + r"norm1\.", _NATIVE_VIT + "layernorm_before."),
+    (_VIT + r"norm2\.", _NATIVE_VIT + "layernorm_after."),
+    (_VIT + r"mlp\.", _NATIVE_VIT + "mlp."),
+    (r"^mlp1\.0\.", "model.multi_modal_projector.layer_norm."),
+    (r"^mlp1\.1\.", "model.multi_modal_projector.linear_1."),
+    (r"^mlp1\.3\.", "model.multi_modal_projector.linear_2."),
+    (r"^language_model\.model\.", "model.language_model."),
+    (r"^language_model\.lm_head\.", "lm_head."),
+]
+QKV = re.compile(r"^vision_model\.encoder\.layers\.(\d+)\.attn\.qkv\.(weight|bias)$")
+
+
+def native_state_dict(released: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Released weights -> transformers' names; `attn.qkv` rows are [q | k | v]."""
+    out = {}
+    for key, value in released.items():
+        m = QKV.match(key)
+        if m:
+            layer, kind = m.groups()
+            for name, part in zip("qkv", value.chunk(3, dim=0)):
+                out[f"model.vision_tower.encoder.layer.{layer}.attention.{name}_proj.{kind}"] = part
+            continue
+        for pattern, repl in RENAMES:
+            new, n = re.subn(pattern, repl, key)
+            if n:
+                out[new] = value
+                break
+        else:
+            raise ValueError(f"released weight {key!r} has no place in transformers' InternVL model")
+    return out
+
+
+def phi3_rope(llm: dict) -> dict:
+    """Phi-3's released `rope_scaling` ("su", or "longrope" in later releases) -> transformers'
+    `rope_parameters`, keeping the short/long factors and the attention factor
+    sqrt(1 + ln(max / original) / ln(original))."""
+    theta = llm.get("rope_theta", 10000.0)
+    scaling = llm.get("rope_scaling")
+    if not scaling:
+        return {"rope_type": "default", "rope_theta": theta}
+    kind = scaling.get("type", scaling.get("rope_type"))
+    if kind not in ("su", "longrope"):
+        raise ValueError(f"Phi-3 rope_scaling type {kind!r} is not supported (expected 'su' or 'longrope')")
+    original = llm["original_max_position_embeddings"]
+    factor = llm["max_position_embeddings"] / original
+    attention = scaling.get("attention_factor")
+    if attention is None:
+        attention = 1.0 if factor <= 1 else math.sqrt(1 + math.log(factor) / math.log(original))
+    return {
+        "rope_type": "longrope",
+        "rope_theta": theta,
+        "short_factor": list(scaling["short_factor"]),
+        "long_factor": list(scaling["long_factor"]),
+        "original_max_position_embeddings": original,
+        "attention_factor": attention,
+    }
+
+
+def native_config(released: dict, image_token_id: int):
+    """The released config.json (`InternVLChatModel`: `llm_config`, `vision_config`) -> InternVLConfig."""
+    from transformers import InternVLConfig, InternVLVisionConfig, Phi3Config
+
+    llm = dict(released["llm_config"])
+    if llm.get("model_type", "phi3") != "phi3":
+        raise ValueError(f"the LLM is {llm.get('model_type')!r}; this adapter reads Phi-3 (Mini-InternVL-4B)")
+    rope = phi3_rope(llm)
+    drop = {"rope_scaling", "rope_theta", "architectures", "auto_map", "_name_or_path", "model_type"}
+    text = Phi3Config(**{k: v for k, v in llm.items() if k not in drop}, rope_parameters=rope)
+    v = released["vision_config"]
+    size = released.get("force_image_size") or v["image_size"]
+    vision = InternVLVisionConfig(
+        hidden_size=v["hidden_size"],
+        num_hidden_layers=v["num_hidden_layers"],
+        num_attention_heads=v["num_attention_heads"],
+        intermediate_size=v["intermediate_size"],
+        hidden_act=v.get("hidden_act", "gelu"),
+        norm_type=v.get("norm_type", "layer_norm"),
+        layer_norm_eps=v.get("layer_norm_eps", 1e-6),
+        attention_bias=v.get("qkv_bias", True),
+        use_qk_norm=v.get("qk_normalization", False),
+        image_size=size,
+        patch_size=v["patch_size"],
+        num_channels=v.get("num_channels", 3),
+        use_mean_pooling=True,  # InternViT has no final norm
+    )
+    return InternVLConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_id=image_token_id,
+        downsample_ratio=released.get("downsample_ratio", 0.5),
+        vision_feature_layer=released.get("select_layer", -1),
+        vision_feature_select_strategy="default",  # drop CLS
+        projector_hidden_act="gelu",
+        tie_word_embeddings=False,  # the released model has its own lm_head
+    )
+
+
+class InternVLAdapter(Adapter):
+    family = "internvl"
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        image_processor,
+        system_prompt: str = MVBENCH_SYSTEM,
+        pooling_shape: tuple[int, int, int] | str | None = None,
+    ):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.image_processor = image_processor
+        self.system_prompt = system_prompt
+        v = model.config.vision_config
+        side = int(v.image_size[0] // v.patch_size[0] * model.config.downsample_ratio)
+        T = 8
+        if pooling_shape is not None:  # the paper's "8-16-16": only T is a choice
+            from vlmflow.models.llava_video import parse_pooling
+
+            T, H, W = parse_pooling(pooling_shape)
+            if (H, W) != (side, side):
+                raise ValueError(
+                    f"pooling_shape {pooling_shape}: this model gives {side} x {side} tokens per frame"
+                )
+        self.grid = (T, side, side)
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str, dtype: torch.dtype = torch.float32, device: str = "cpu", **kw
+    ) -> "InternVLAdapter":
+        """Load a released InternVL (`InternVLChatModel`) checkpoint: hub id or local directory."""
+        from transformers import AutoTokenizer, CLIPImageProcessor, InternVLForConditionalGeneration
+        from transformers.image_utils import PILImageResampling
+
+        local = local_snapshot(path)
+        released = json.loads((local / "config.json").read_text())
+        if released.get("model_type") != "internvl_chat":
+            raise ValueError(
+                f"checkpoint {path} is a {released.get('model_type')!r} model; the internvl family "
+                "reads InternVL's released format (model_type 'internvl_chat', as "
+                "OpenGVLab/Mini-InternVL-Chat-4B-V1-5)"
+            )
+        tokenizer = AutoTokenizer.from_pretrained(str(local), trust_remote_code=False)
+        image_token = tokenizer.convert_tokens_to_ids(IMG_CONTEXT)
+        if image_token is None or image_token == tokenizer.unk_token_id:
+            raise ValueError(f"checkpoint {path}: the tokenizer has no {IMG_CONTEXT} token")
+        config = native_config(released, image_token)
+        state = native_state_dict(read_safetensors(local))
+        model = fill_strictly(InternVLForConditionalGeneration, config, state, path, dtype, device)
+        size = config.vision_config.image_size[0]
+        processor = CLIPImageProcessor(  # one tile per frame: short side to `size`, center crop
+            size={"shortest_edge": size},
+            crop_size={"height": size, "width": size},
+            do_center_crop=True,
+            resample=PILImageResampling.BICUBIC,
+            image_mean=IMAGENET_MEAN,
+            image_std=IMAGENET_STD,
+        )
+        return cls(model, tokenizer, processor, **kw)
+
+    def decoder(self) -> DecoderParts:
+        lm = self.model.model.language_model
+        return DecoderParts(lm, lm.layers, lm.norm, lm.rotary_emb, self.model.lm_head, lm.embed_tokens)
+
+    # --- video -------------------------------------------------------------------------------
+    def pixel_values(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 RGB frames [T, H, W, 3] -> one tile per frame [T, 3, 448, 448]."""
+        out = self.image_processor(images=list(frames), return_tensors="pt")
+        return out["pixel_values"].to(self.device, self.dtype)
+
+    def video_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Tiles [T, 3, S, S] -> video tokens [T*h*w, d], frame-major then row-major."""
+        cfg = self.model.config
+        feats = self.model.model.get_image_features(
+            pixel_values=pixel_values,
+            vision_feature_layer=cfg.vision_feature_layer,
+            vision_feature_select_strategy=cfg.vision_feature_select_strategy,
+        ).pooler_output  # [T, h*w, d]
+        return feats.flatten(0, 1)
+
+    # --- text --------------------------------------------------------------------------------
+    def encode(
+        self, q: Question, answer_prompt: str | None = None
+    ) -> tuple[list[int], TokenLayout, list[int]]:
+        if answer_prompt is None:
+            prompt = build_prompt(self.system_prompt, q.question, q.candidates, VIDEO_TEXT, PHI3_CHAT)
+        else:
+            prompt = build_open_prompt(self.system_prompt, q.question, answer_prompt, VIDEO_TEXT, PHI3_CHAT)
+        cfg = self.model.config
+        true = q.answer_index if answer_prompt is None else None
+        n_ctx = cfg.text_config.max_position_embeddings
+        ids, layout = encode(self.tokenizer, prompt, q, cfg.image_token_id, self.grid, true, n_ctx)
+        letters = [] if answer_prompt is not None else letter_ids(self.tokenizer, len(q.candidates))
+        return ids, layout, letters
+
+    def prepare(
+        self, q: Question, video_tokens: torch.Tensor, answer: OpenAnswer | None = None
+    ) -> PreparedSample:
+        """Prompt + video tokens [n_video, d] -> decoder inputs and the token layout."""
+        ids, layout, letters = self.encode(q, None if answer is None else answer.prompt)
+        text = self.decoder().embed_tokens(torch.as_tensor(ids, device=self.device))  # [n_text, d]
+        embeds = splice(text, [layout.frames[0][0]], video_tokens.to(self.device)).unsqueeze(0)  # [1, N, d]
+        return PreparedSample(
+            inputs_embeds=embeds,
+            position_ids=torch.arange(layout.n_tokens, device=self.device).unsqueeze(0),
+            layout=layout,
+            gt_token=letters[q.answer_index] if answer is None else self.answer_tokens(answer.reference)[0],
+            option_tokens=letters,
+        )
+
+
+def load(path: str | Path, **kw) -> InternVLAdapter:
+    return InternVLAdapter.from_pretrained(str(path), **kw)

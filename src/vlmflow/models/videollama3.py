@@ -1,0 +1,266 @@
+"""VideoLLaMA3-7B (used as released), loaded from its released format into transformers' own
+VideoLLaMA3 classes.
+
+Video tokens: each frame resized to a square of (budget / T) merged tokens (the paper's 1152 for 8
+frames: 336 x 336 -> 24 x 24 patches of 14 -> 2 x 2 merge -> 12 x 12 tokens), through the
+SigLIP-based encoder and the MLP projector; no token compression (the authors switch it off). The
+prompt is ChatML with no system turn: `Time {t:.1f}s:` before each frame's tokens (the released
+chat template's `round(1)` writes the same text for every float time), commas between
+frames, a newline, the question and the answer instruction; the assistant turn is left empty (the
+last token is the newline after "assistant").
+
+Where the public sources disagree, a switch (recorded in every result row's provenance):
+- `vision_attention`: "per_frame" (transformers' classes and the released flash-attention path:
+  each frame attends within itself) or "released_eager" (the released eager code, which the authors
+  loaded: the frame mask is *added*, so every patch attends to every frame, with +1 on the logits
+  within its own frame);
+- `video_range`: "authors" (the authors' frame ranges, which take in the time text and the commas
+  between frames) or "tokens" (each frame's image tokens only).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vlmflow.layout import TokenLayout
+from vlmflow.models.base import Adapter, DecoderParts, PreparedSample
+from vlmflow.models.encoding import encode, letter_ids, splice
+from vlmflow.models.weights import fill_strictly, local_snapshot, read_safetensors
+from vlmflow.open_ended import OpenAnswer
+from vlmflow.prompt import CHATML_CHAT, build_open_prompt, build_prompt
+from vlmflow.question import Question
+
+IMAGE_TOKEN = "<image>"
+PATCH, MERGE = 14, 2
+DEFAULT_GRID = (8, 12, 12)  # the paper's budget of 1152 visual tokens for 8 frames
+# released name prefix -> transformers' VideoLlama3ForConditionalGeneration prefix
+RENAMES = [
+    ("model.vision_encoder.", "model.vision_model."),
+    ("model.mm_projector.", "model.projector."),
+    ("model.embed_tokens.", "model.language_model.embed_tokens."),
+    ("model.layers.", "model.language_model.layers."),
+    ("model.norm.", "model.language_model.norm."),
+    ("lm_head.", "lm_head."),
+]
+SWITCHES = {
+    "vision_attention": ("released_eager", "per_frame"),
+    "video_range": ("authors", "tokens"),
+}
+RELEASED_EAGER = "vlmflow_released_vision_eager"
+
+
+def native_state_dict(released: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = {}
+    for key, value in released.items():
+        for old, new in RENAMES:
+            if key.startswith(old):
+                out[new + key[len(old) :]] = value
+                break
+        else:
+            raise ValueError(f"released weight {key!r} has no place in transformers' VideoLLaMA3 model")
+    return out
+
+
+def native_config(released: dict, image_token_id: int):
+    """The released config.json (`videollama3_qwen2`: Qwen2 fields at the top level, the encoder's
+    in `vision_encoder_config`) -> VideoLlama3Config."""
+    from transformers import Qwen2Config, VideoLlama3Config, VideoLlama3VisionConfig
+
+    own = {  # `use_token_compression` is dropped: the adapter never compresses, as the authors
+        "vision_encoder",
+        "vision_encoder_config",
+        "mm_projector_type",
+        "use_token_compression",
+        "image_token_index",
+        "architectures",
+        "auto_map",
+        "model_type",
+        "rope_theta",
+        "rope_scaling",
+        "_name_or_path",
+    }
+    rope = {"rope_type": "default", "rope_theta": released.get("rope_theta", 1e6)}
+    text = Qwen2Config(**{k: v for k, v in released.items() if k not in own}, rope_parameters=rope)
+    if released.get("mm_projector_type", "mlp2x_gelu") != "mlp2x_gelu":
+        raise ValueError(f"projector {released['mm_projector_type']!r}: the released 7B uses 'mlp2x_gelu'")
+    vision = {
+        k: v for k, v in released["vision_encoder_config"].items() if k not in ("model_type", "architectures")
+    }
+    return VideoLlama3Config(
+        text_config=text,
+        vision_config=VideoLlama3VisionConfig(**vision),
+        image_token_id=image_token_id,
+        video_token_id=image_token_id,
+        tie_word_embeddings=released.get("tie_word_embeddings", False),
+    )
+
+
+def _released_eager_attention(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
+    """The released eager vision attention: softmax(q k^T * scale + in_frame) v over all frames,
+    in_frame = 1 for a pair of patches of the same frame, else 0 (nothing is masked)."""
+    # query/key/value [1, heads, L, head_dim]; in_frame [L, L]
+    w = torch.matmul(query, key.transpose(-1, -2)) * scaling + kwargs["in_frame"].to(query.dtype)
+    w = torch.softmax(w.float(), dim=-1).to(query.dtype)
+    return torch.matmul(w, value).transpose(1, 2).contiguous(), w
+
+
+def _register_released_eager() -> None:
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(RELEASED_EAGER, _released_eager_attention)
+
+
+class VideoLlama3Adapter(Adapter):
+    family = "videollama3"
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        image_mean: list[float],
+        image_std: list[float],
+        pooling_shape: tuple[int, int, int] | str | None = None,
+        vision_attention: str = "released_eager",
+        video_range: str = "authors",
+        system_prompt: str | None = None,
+    ):
+        for name, value in [
+            ("vision_attention", vision_attention),
+            ("video_range", video_range),
+        ]:
+            if value not in SWITCHES[name]:
+                raise ValueError(f"{name} must be one of {SWITCHES[name]}, got {value!r}")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.mean = torch.tensor(image_mean).view(1, 3, 1, 1)
+        self.std = torch.tensor(image_std).view(1, 3, 1, 1)
+        self.vision_attention, self.video_range = vision_attention, video_range
+        from vlmflow.models.llava_video import parse_pooling
+
+        self.grid = parse_pooling(pooling_shape or DEFAULT_GRID)
+        self.image_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
+        if vision_attention == "released_eager":
+            _register_released_eager()
+            self.model.model.vision_model.set_attn_implementation(RELEASED_EAGER)
+        # system_prompt is not used: the paper's VideoLLaMA3 prompt has no system turn
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str, dtype: torch.dtype = torch.float32, device: str = "cpu", **kw
+    ) -> "VideoLlama3Adapter":
+        """Load the released VideoLLaMA3 (`videollama3_qwen2`) checkpoint: hub id or local directory."""
+        from transformers import AutoTokenizer, VideoLlama3ForConditionalGeneration
+
+        local = local_snapshot(path)
+        released = json.loads((local / "config.json").read_text())
+        if released.get("model_type") != "videollama3_qwen2":
+            raise ValueError(
+                f"checkpoint {path} is a {released.get('model_type')!r} model; the videollama3 family reads "
+                "the released format (model_type 'videollama3_qwen2', as DAMO-NLP-SG/VideoLLaMA3-7B)"
+            )
+        tokenizer = AutoTokenizer.from_pretrained(str(local), trust_remote_code=False)
+        image_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
+        if image_id is None or image_id == tokenizer.unk_token_id:
+            raise ValueError(f"checkpoint {path}: the tokenizer has no {IMAGE_TOKEN} token")
+        config = native_config(released, image_id)
+        state = native_state_dict(read_safetensors(local))
+        model = fill_strictly(VideoLlama3ForConditionalGeneration, config, state, path, dtype, device)
+        proc = json.loads((local / "preprocessor_config.json").read_text())
+        return cls(model, tokenizer, proc["image_mean"], proc["image_std"], **kw)
+
+    @property
+    def settings(self) -> dict:
+        return {name: getattr(self, name) for name in SWITCHES}
+
+    def decoder(self) -> DecoderParts:
+        lm = self.model.model.language_model
+        return DecoderParts(lm, lm.layers, lm.norm, lm.rotary_emb, self.model.lm_head, lm.embed_tokens)
+
+    # --- video -------------------------------------------------------------------------------
+    def pixel_values(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 RGB frames [T, H, W, 3] -> normalised frames [T, 3, 28 h, 28 w] (PIL bicubic), h x w
+        the grid's tokens per frame."""
+        from PIL import Image
+
+        size = (self.grid[2] * PATCH * MERGE, self.grid[1] * PATCH * MERGE)  # PIL: (width, height)
+        x = np.stack([np.asarray(Image.fromarray(f).resize(size, Image.BICUBIC)) for f in frames])
+        x = torch.from_numpy(x).permute(0, 3, 1, 2).float()
+        return ((x / 255 - self.mean) / self.std).to(self.device, self.dtype)
+
+    def video_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Frames [T, 3, 28 h, 28 w] -> video tokens [T*h*w, d], frame-major then row-major."""
+        T, C, Hp, Wp = pixel_values.shape
+        gh, gw = Hp // PATCH, Wp // PATCH
+        # patches in the encoder's order: (frame, row block, col block, row, col), each C x 14 x 14
+        p = pixel_values.reshape(T, C, gh // MERGE, MERGE, PATCH, gw // MERGE, MERGE, PATCH)
+        p = p.permute(0, 2, 5, 3, 6, 1, 4, 7).reshape(T * gh * gw, C * PATCH * PATCH)
+        grid = torch.tensor([[T, gh, gw]], device=p.device)
+        extra = {}
+        if self.vision_attention == "released_eager":  # one segment over all frames, +1 within a frame
+            frame = torch.arange(T, device=p.device).repeat_interleave(gh * gw)
+            extra = dict(
+                cu_seqlens=torch.tensor([0, T * gh * gw], dtype=torch.int32, device=p.device),
+                in_frame=(frame[:, None] == frame[None, :]).float(),
+            )
+        out = self.model.model.get_video_features(
+            p, grid, torch.tensor([MERGE], device=p.device), **extra
+        ).pooler_output
+        return out[0]  # [T*h*w, d]
+
+    # --- text --------------------------------------------------------------------------------
+    def video_text(self, q: Question) -> tuple[str, list[tuple[int, int]]]:
+        """The video's text and, per frame, the character span the authors' ranges give it (from its
+        comma, or the video start, to the next comma, or the video end)."""
+        times = q.params.get("frame_times")
+        T = self.grid[0]
+        if times is None or len(times) != T:
+            raise ValueError(
+                f"{q.sample_id}: VideoLLaMA3's prompt needs the {T} sampled frames' times "
+                "(params['frame_times'], written by the extract_frames rule)"
+            )
+        text, spans = "", []
+        for k, t in enumerate(times):
+            start = len(text)
+            text += ("," if k else "") + f"Time {float(t):.1f}s:" + IMAGE_TOKEN
+            spans.append((start, len(text)))
+        return text, spans
+
+    def encode(
+        self, q: Question, answer_prompt: str | None = None
+    ) -> tuple[list[int], TokenLayout, list[int]]:
+        video, spans = self.video_text(q)
+        if answer_prompt is None:
+            prompt = build_prompt("", q.question, q.candidates, video, CHATML_CHAT)
+        else:
+            prompt = build_open_prompt("", q.question, answer_prompt, video, CHATML_CHAT)
+        offset = prompt.placeholder[0]
+        blocks = [(a + offset, b + offset) for a, b in spans] if self.video_range == "authors" else None
+        true = q.answer_index if answer_prompt is None else None
+        n_ctx = self.model.config.text_config.max_position_embeddings
+        ids, layout = encode(self.tokenizer, prompt, q, self.image_id, self.grid, true, n_ctx, True, blocks)
+        letters = [] if answer_prompt is not None else letter_ids(self.tokenizer, len(q.candidates))
+        return ids, layout, letters
+
+    def prepare(
+        self, q: Question, video_tokens: torch.Tensor, answer: OpenAnswer | None = None
+    ) -> PreparedSample:
+        """Prompt + video tokens [n_video, d] -> decoder inputs (1-D positions) and the token layout."""
+        ids, layout, letters = self.encode(q, None if answer is None else answer.prompt)
+        text = self.decoder().embed_tokens(torch.as_tensor(ids, device=self.device))  # [n_text, d]
+        where = [i for i, t in enumerate(ids) if t == self.image_id]
+        embeds = splice(text, where, video_tokens.to(self.device)).unsqueeze(0)  # [1, N, d]
+        return PreparedSample(
+            inputs_embeds=embeds,
+            position_ids=torch.arange(layout.n_tokens, device=self.device).unsqueeze(0),
+            layout=layout,
+            gt_token=letters[q.answer_index] if answer is None else self.answer_tokens(answer.reference)[0],
+            option_tokens=letters,
+        )
+
+
+def load(path: str | Path, **kw) -> VideoLlama3Adapter:
+    return VideoLlama3Adapter.from_pretrained(str(path), **kw)

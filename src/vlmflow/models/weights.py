@@ -1,0 +1,65 @@
+"""Weights of checkpoints in a released format that transformers does not read as is: read,
+renamed by the family's adapter, and filled into transformers' own classes strictly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    files = sorted(path.glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"checkpoint {path} has no .safetensors weights")
+    state = {}
+    for f in files:
+        state.update(load_file(str(f)))
+    return state
+
+
+def local_snapshot(path: str) -> Path:
+    """A local directory, or the hub snapshot of `path` (downloaded, or from the cache offline)."""
+    if Path(path).expanduser().is_dir():
+        return Path(path).expanduser()
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(path, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"]))
+
+
+def fill_strictly(cls, config, state: dict[str, torch.Tensor], path, dtype: torch.dtype, device: str):
+    """A transformers model class + its config, built on the meta device and filled with `state`
+    (transformers' names): a missing, unexpected or misshaped weight is an error, none is re-initialised."""
+    with torch.device("meta"):
+        model = cls(config)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [k for k in set(expected) & set(state) if expected[k].shape != state[k].shape]
+    if missing or unexpected or shapes:
+        raise ValueError(
+            f"checkpoint {path}: {len(missing)} weights missing (e.g. {missing[:3]}), {len(unexpected)} "
+            f"unexpected (e.g. {unexpected[:3]}), {len(shapes)} misshaped (e.g. {sorted(shapes)[:3]}); "
+            "a partial download, or a config.json that is not the one saved with these weights"
+        )
+    state = {
+        k: v.to(device=device, dtype=dtype if v.is_floating_point() else v.dtype) for k, v in state.items()
+    }
+    model.load_state_dict(state, strict=True, assign=True)
+    _rebuild_buffers(model, device)  # fp32, as transformers computes them
+    model.config.dtype = dtype
+    return model.eval()
+
+
+def _rebuild_buffers(model, device: str) -> None:
+    """Recompute the non-persistent buffers (rotary frequencies) that the meta build left empty."""
+    for name, module in model.named_modules():
+        if any(b.is_meta for b in module.buffers(recurse=False)):
+            if not hasattr(module, "inv_freq"):
+                raise RuntimeError(f"{name}: a buffer was not loaded and cannot be recomputed")
+            parent, _, attr = name.rpartition(".")
+            with torch.device(device):
+                rebuilt = type(module)(config=module.config)
+            setattr(model.get_submodule(parent) if parent else model, attr, rebuilt)
