@@ -1,6 +1,7 @@
 """End-to-end on the other two model families: a Mini-InternVL Video-FT and its image base, and a
 VideoLLaMA3 (tiny random checkpoints in their released formats) on a TVBench-format fixture tree
-with real mp4 files, through every knockout family and Figs. 2 and 3."""
+with real mp4 files, through every knockout family, Fig. 2 with two model pairs (InternVL's and
+LLaVA's) and Fig. 3."""
 
 import json
 
@@ -16,7 +17,9 @@ FAMILIES = ["cross_frame", "vql_to_ql", "question_and_options_to_last", "vq_to_t
 
 
 @pytest.fixture(scope="module")
-def released_run(tmp_path_factory, internvl_checkpoint, videollama3_checkpoint):
+def released_run(
+    tmp_path_factory, internvl_checkpoint, videollama3_checkpoint, pllava_checkpoint, llava_next_checkpoint
+):
     from vlmflow.models.random_checkpoints import write_internvl
 
     work = tmp_path_factory.mktemp("released-formats")
@@ -33,20 +36,30 @@ def released_run(tmp_path_factory, internvl_checkpoint, videollama3_checkpoint):
             )
         },
         "models": {
+            "llava-ft": dict(common, family="llava_video", path=str(pllava_checkpoint)),
+            "llava-base": dict(common, family="llava_video", path=str(llava_next_checkpoint)),
             "internvl-ft": dict(common, family="internvl", path=str(internvl_checkpoint)),
             "internvl-base": dict(common, family="internvl", path=str(base)),
             "videollama3": dict(common, family="videollama3", path=str(videollama3_checkpoint)),
         },
         "runs": [
             dict(dataset="tvbench", models=["internvl-ft", "videollama3"], families=FAMILIES),
-            dict(dataset="tvbench", models=["internvl-base"], families=["cross_frame"]),
+            dict(
+                dataset="tvbench",
+                models=["internvl-base", "llava-ft", "llava-base"],
+                families=["cross_frame"],
+            ),
         ],
         # random weights answer at chance: analyse every sample
         "knockout": dict(
             engine="fast", attention_backend="sdpa", window_style="center", sample_mode="all", batch_size=8
         ),
         "figures": {
-            "fig2_cross_frame": dict(dataset="tvbench", model="internvl-ft", image_model="internvl-base"),
+            "fig2_cross_frame": dict(
+                dataset="tvbench",
+                model=["internvl-ft", "llava-ft"],
+                image_model=["internvl-base", "llava-base"],
+            ),
             "fig3_vql_to_ql": dict(dataset="tvbench", model="videollama3"),
         },
     }
@@ -74,4 +87,5 @@ def test_figures_2_and_3_come_out(released_run):
         for ext in ("png", "pdf", "csv"):
             assert (released_run / f"figures/{name}.{ext}").stat().st_size > 0
     fig2 = pd.read_csv(released_run / "figures/fig2_cross_frame.csv")
-    assert fig2.shape[0] > 0
+    labels = {"internvl-ft", "internvl-base", "llava-ft", "llava-base"}
+    assert labels <= set(fig2.model_label)  # both pairs, each with its image base

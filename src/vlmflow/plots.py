@@ -118,19 +118,26 @@ def curve_panels(
     return table
 
 
+PAIR_COLOURS = [("tab:green", "tab:pink"), ("tab:blue", "tab:orange"), ("tab:olive", "tab:purple")]
+
+
 def fig2_cross_frame(
-    video: pd.DataFrame,
-    image: pd.DataFrame,
-    labels: tuple[str, str],
+    pairs: list[tuple[pd.DataFrame, pd.DataFrame, tuple[str, str]]],
     stem: Path,
     tasks: list[str],
     titles: dict[str, str],
 ) -> pd.DataFrame:
-    """Fig. 2: cross-frame knockout, VideoLLM (green) vs its ImageLLM base (pink)."""
-    df = pd.concat([video.assign(model_label=labels[0]), image.assign(model_label=labels[1])])
+    """Fig. 2: cross-frame knockout, each VideoLLM (green, blue, ...) vs its ImageLLM base (pink,
+    orange, ...); `pairs` = (VideoLLM rows, image base rows, their labels)."""
+    if len(pairs) > len(PAIR_COLOURS):
+        raise ValueError(f"Fig. 2 draws at most {len(PAIR_COLOURS)} model pairs, got {len(pairs)}")
+    parts, palette = [], {}
+    for (video, image, labels), colours in zip(pairs, PAIR_COLOURS):
+        parts += [video.assign(model_label=labels[0]), image.assign(model_label=labels[1])]
+        palette.update(zip(labels, colours))
+    df = pd.concat(parts)
     if "control" in df:
         df["model_label"] = df.model_label.where(~df.control.astype(bool), df.model_label + RANDOM_SUFFIX)
-    palette = {labels[0]: "tab:green", labels[1]: "tab:pink"}
     return curve_panels(
         df,
         "model_label",

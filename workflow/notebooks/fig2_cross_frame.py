@@ -14,7 +14,7 @@
 # Attention from each frame's tokens to all earlier frames' tokens is blocked in a window of layers
 # centred on each layer. Curves: mean relative change (%) of the probability of the answer the
 # unmodified model predicted, over correctly answered samples, with 95 % bootstrap bands;
-# the VideoLLM (green) against its image-stage base (pink).
+# each VideoLLM (green, blue, ...) against its image-stage base (pink, orange, ...).
 
 # %%
 from pathlib import Path
@@ -26,15 +26,15 @@ from vlmflow.io import log_to
 from vlmflow.plots import fig2_cross_frame
 
 sm = snakemake  # noqa: F821  (run by the workflow's `script:` directive)
-video = pd.read_parquet(sm.input.video)
-image = pd.read_parquet(sm.input.image)
+pairs = [
+    (pd.read_parquet(v), pd.read_parquet(i), tuple(names))
+    for v, i, names in zip(sm.input.video, sm.input.image, sm.params.pairs)
+]
 
 # %%
 with log_to(sm.log[0]):
     table = fig2_cross_frame(
-        video,
-        image,
-        tuple(sm.params.labels),
+        pairs,
         Path(sm.output[0]).with_suffix(""),
         list(sm.params.tasks),
         TASK_TITLES,

@@ -75,7 +75,8 @@ def _check_config():
                     f"on {search_on!r} with the families cross_frame and vql_to_ql"
                 )
     for name, fig in config["figures"].items():
-        for m in [fig.get("model"), fig.get("image_model"), *fig.get("models", [])]:
+        named = [fig.get("model"), fig.get("image_model"), *fig.get("models", [])]
+        for m in [n for v in named for n in (v if isinstance(v, list) else [v])]:
             if m is not None and m not in config["models"]:
                 raise ValueError(f"config figures.{name}: unknown model {m!r}")
         if fig["dataset"] not in config["datasets"]:
@@ -179,6 +180,20 @@ def annotation(wc):
 
 def _fig(name):
     return config["figures"][name]
+
+
+def fig2_pairs():
+    """Fig. 2's (VideoLLM, image base) pairs: `model` / `image_model` name one model or a list each."""
+    f = _fig("fig2_cross_frame")
+    videos, images = (
+        [v] if isinstance(v, str) else v for v in (f["model"], f["image_model"])
+    )
+    if len(videos) != len(images):
+        raise ValueError(
+            f"figures.fig2_cross_frame: {len(videos)} models but {len(images)} image_models; "
+            "give one image base per VideoLLM"
+        )
+    return [list(p) for p in zip(videos, images)]
 
 
 def dataset_tasks(dataset):

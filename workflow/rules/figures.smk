@@ -5,16 +5,18 @@ if "fig2_cross_frame" in config["figures"]:
 
     rule fig2_cross_frame:
         input:
-            video=knockout_tables(
-                _fig("fig2_cross_frame")["dataset"],
-                _fig("fig2_cross_frame")["model"],
-                "cross_frame",
-            ),
-            image=knockout_tables(
-                _fig("fig2_cross_frame")["dataset"],
-                _fig("fig2_cross_frame")["image_model"],
-                "cross_frame",
-            ),
+            video=[
+                knockout_tables(_fig("fig2_cross_frame")["dataset"], m, "cross_frame")[
+                    0
+                ]
+                for m, _ in fig2_pairs()
+            ],
+            image=[
+                knockout_tables(_fig("fig2_cross_frame")["dataset"], m, "cross_frame")[
+                    0
+                ]
+                for _, m in fig2_pairs()
+            ],
         output:
             report(
                 "figures/fig2_cross_frame.png",
@@ -28,10 +30,7 @@ if "fig2_cross_frame" in config["figures"]:
         conda:
             "../../envs/plots.yaml"
         params:
-            labels=[
-                _fig("fig2_cross_frame")["model"],
-                _fig("fig2_cross_frame")["image_model"],
-            ],
+            pairs=fig2_pairs(),
             tasks=dataset_tasks(_fig("fig2_cross_frame")["dataset"]),
         script:
             "../notebooks/fig2_cross_frame.py"
