@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from vlmflow.data import synthetic
-from vlmflow.data.frames import read_frames, segment_midpoints
+from vlmflow.data.frames import linspace_indices, one_per_second_indices, read_frames, segment_midpoints
 
 
 def spec_indices(n_frames, fps, n, bounds):
@@ -61,3 +61,35 @@ def test_missing_and_corrupt_videos_name_the_file(tmp_path):
     bad.write_bytes(b"not a video at all" * 10)
     with pytest.raises(ValueError, match="bad.mp4"):
         read_frames(bad)
+
+
+@pytest.mark.parametrize("n_frames,bounds", [(100, None), (37, None), (240, (2.0, 6.0))])
+def test_linspace_sampling_spans_the_clip_first_to_last(n_frames, bounds):
+    """VideoLLaMA3's loader: every frame of the clip decoded, np.linspace(0, n-1, 8, dtype=int) kept."""
+    fps = 24.0
+    idx = linspace_indices(n_frames, fps, 8, bounds)
+    start, end = (0, n_frames - 1) if bounds is None else (48, 144)
+    assert idx[0] == start and idx[-1] == end and len(idx) == 8
+    assert idx == [start + int(np.floor(k * (end - start) / 7)) for k in range(8)]
+    assert idx != segment_midpoints(n_frames, fps, 8, bounds)
+
+
+def test_read_frames_under_each_rule_gives_frames_and_their_times(tmp_path):
+    frames = np.stack([np.full((16, 16, 3), 3 * i, np.uint8) for i in range(40)])  # brightness = 3 x index
+    synthetic.write_video(tmp_path / "v.mp4", frames, fps=8)
+    for rule, pick in [("segments", segment_midpoints), ("linspace", linspace_indices)]:
+        got, times = read_frames(tmp_path / "v.mp4", 8, None, with_times=True, sampling=rule)
+        idx = pick(40, 8.0, 8)
+        assert times == [i / 8 for i in idx]
+        assert np.abs(got.reshape(8, -1).mean(1) - 3 * np.array(idx)).max() < 3  # the picked frames
+    with pytest.raises(ValueError, match="frame sampling"):
+        read_frames(tmp_path / "v.mp4", 8, sampling="fps2")
+
+
+def test_one_frame_per_second_then_evenly_and_short_clips_refused():
+    # 20 s at 10 fps: ticks at frames 0, 10, ..., 190 (20 of them), 8 kept by linspace
+    idx = one_per_second_indices(200, 10.0, 8)
+    assert idx == [10 * int(k) for k in np.linspace(0, 19, 8, dtype=int)]
+    assert one_per_second_indices(240, 24.0, 8, (2.0, 10.0)) == [48 + 24 * k for k in range(8)][:8]
+    with pytest.raises(ValueError, match="fewer than the 8"):
+        one_per_second_indices(60, 10.0, 8)  # 6 s: 6 frames at 1 fps

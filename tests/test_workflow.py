@@ -43,6 +43,7 @@ CONTRACT = [
     "attention_backend",
     "engine",
     "n_frames",
+    "frame_sampling",
     "pooling",
     "seed",
     "adapter_settings",

@@ -15,6 +15,7 @@ def provenance(
     pooling: tuple[int, int, int],
     revision: str | None = None,
     settings: dict | None = None,
+    frame_sampling: str = "segments",
 ) -> dict:
     import torch
     import transformers
@@ -28,6 +29,7 @@ def provenance(
         attention_backend=backend,
         engine=engine,
         n_frames=n_frames,
+        frame_sampling=frame_sampling,
         pooling="-".join(map(str, pooling)),
         seed=seed,
         adapter_settings=json.dumps(settings or {}, sort_keys=True),  # the family's switches

@@ -23,6 +23,7 @@ rule answers:
         max_new_tokens=lambda wc: dataset_cfg(wc).get("max_new_tokens", 100),
         knockout=config["knockout"],
         n_frames=config["n_frames"],
+        frame_sampling=lambda wc: frame_sampling(wc),
         seed=config["seed"],
     script:
         "../scripts/answers.py"

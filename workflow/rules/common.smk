@@ -169,6 +169,10 @@ def dataset_cfg(wc):
     return config["datasets"][wc.dataset]
 
 
+def frame_sampling(wc):
+    return dataset_cfg(wc).get("frame_sampling", "segments")
+
+
 def annotation(wc):
     """The task's annotation file: an input where the workflow writes it or it is on disk (a missing
     real benchmark fails in extract_frames with the path to fix, and dry-runs still work).

@@ -38,5 +38,6 @@ rule extract_frames:
         root=lambda wc: dataset_cfg(wc)["root"],
         limit=lambda wc: dataset_cfg(wc).get("limit"),
         n_frames=config["n_frames"],
+        sampling=lambda wc: frame_sampling(wc),
     script:
         "../scripts/extract_frames.py"

@@ -29,6 +29,7 @@ rule knockout:
         sweep=lambda wc: parse_sweep(wc.sweep),
         knockout=config["knockout"],
         n_frames=config["n_frames"],
+        frame_sampling=lambda wc: frame_sampling(wc),
         seed=config["seed"],
     script:
         "../scripts/knockout.py"

@@ -38,6 +38,7 @@ rule pathways:
         seeds=config["pathways"]["seeds"],
         knockout=config["knockout"],
         n_frames=config["n_frames"],
+        frame_sampling=lambda wc: frame_sampling(wc),
         seed=config["seed"],
     script:
         "../scripts/pathways.py"

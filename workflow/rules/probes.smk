@@ -24,6 +24,7 @@ rule probes:
         words=lambda wc: dataset_cfg(wc).get("lens_words", {}),
         knockout=config["knockout"],
         n_frames=config["n_frames"],
+        frame_sampling=lambda wc: frame_sampling(wc),
         seed=config["seed"],
     script:
         "../scripts/probes.py"

@@ -21,6 +21,8 @@ with log_to(sm.log[0]):
         answer_prompts=dict(sm.params.answer_prompts),
         max_new_tokens=sm.params.max_new_tokens,
         backend=sm.params.knockout["attention_backend"],
-        provenance=model_provenance(adapter, model, sm.params.knockout, sm.params.n_frames, sm.params.seed),
+        provenance=model_provenance(
+            adapter, model, sm.params.knockout, sm.params.n_frames, sm.params.seed, sm.params.frame_sampling
+        ),
         out=sm.output[0],
     )

@@ -14,4 +14,5 @@ with log_to(sm.log[0]):
         sm.output.questions,
         sm.output.skipped,
         sm.params.limit,
+        sm.params.sampling,
     )

@@ -26,7 +26,9 @@ with log_to(sm.log[0]):
         backend=ko["attention_backend"],
         sample_mode=sm.params.sweep["samples"] or ko["sample_mode"],
         batch_size=ko["batch_size"],
-        provenance=model_provenance(adapter, model, ko, sm.params.n_frames, sm.params.seed),
+        provenance=model_provenance(
+            adapter, model, ko, sm.params.n_frames, sm.params.seed, sm.params.frame_sampling
+        ),
         out=sm.output[0],
         part=tuple(sm.params.part),
         random_control=ko["random_control"],

@@ -21,6 +21,8 @@ with log_to(sm.log[0]):
         pathways=pathways_for(model, adapter.n_layers, sm.input.searched),
         seeds=list(sm.params.seeds),
         backend=ko["attention_backend"],
-        provenance=model_provenance(adapter, model, ko, sm.params.n_frames, sm.params.seed),
+        provenance=model_provenance(
+            adapter, model, ko, sm.params.n_frames, sm.params.seed, sm.params.frame_sampling
+        ),
         out=sm.output[0],
     )

@@ -23,7 +23,9 @@ with log_to(sm.log[0]):
         projections=list(p["projections"]),
         top_k=p["top_k"],
         words=dict(sm.params.words),
-        provenance=model_provenance(adapter, model, sm.params.knockout, sm.params.n_frames, sm.params.seed),
+        provenance=model_provenance(
+            adapter, model, sm.params.knockout, sm.params.n_frames, sm.params.seed, sm.params.frame_sampling
+        ),
         answer_out=sm.output.answer,
         lens_out=sm.output.lens,
     )

@@ -130,7 +130,9 @@ def content_hash(directory: Path) -> str:
     return "sha256:" + h.hexdigest()[:16]
 
 
-def model_provenance(adapter, m: dict, knockout: dict, n_frames: int, seed: int) -> dict:
+def model_provenance(
+    adapter, m: dict, knockout: dict, n_frames: int, seed: int, frame_sampling: str = "segments"
+) -> dict:
     """Provenance columns: the path as configured and its revision (the hub commit, or the content
     hash of a local directory)."""
     dtype = str(adapter.dtype).removeprefix("torch.")
@@ -150,4 +152,5 @@ def model_provenance(adapter, m: dict, knockout: dict, n_frames: int, seed: int)
         adapter.grid,
         revision,
         adapter.settings,
+        frame_sampling,
     )

@@ -22,6 +22,7 @@ def extract_task(
     questions_out: Path,
     skipped_out: Path,
     limit: int | None = None,
+    sampling: str = "segments",
 ) -> None:
     """Write frames [n, T, H, W, 3] uint8 (npz), the question table and the skipped table."""
     questions, skipped = format_module(fmt).load_task(root, task)
@@ -30,7 +31,7 @@ def extract_task(
     frames, rows = [], []
     for k, q in enumerate(questions):
         try:
-            clip, times = read_frames(q.video, n_frames, q.bounds, with_times=True)
+            clip, times = read_frames(q.video, n_frames, q.bounds, True, sampling)
         except (FileNotFoundError, ValueError) as err:
             skipped.append(dict(sample_id=q.sample_id, task=task, reason=str(err)))
             continue
