@@ -10,6 +10,9 @@ free disk for the checkpoint and a GPU with 40 GB or more.
 
     python benchmarks/gpu_pipeline.py           # on a GPU machine
     python benchmarks/gpu_pipeline.py --tiny    # the same steps on a tiny model on the CPU (a smoke test)
+    python benchmarks/gpu_pipeline.py --family internvl   # Mini-InternVL-4B-shaped, in InternVL's
+        # released format: 2048 video tokens per question (1152 for LLaVA), so longer sequences
+        # and larger masks; about 10 GB of disk
 
 Ends with: RESULT pipeline_speedup=<reference / fast, all families> max_diff=<largest |difference|
 of rel_change, in percentage points> peak_gpu_gib_fast=<a> peak_gpu_gib_reference=<b>
@@ -31,14 +34,27 @@ import knockout_speed  # noqa: E402
 
 from vlmflow.data.synthetic import write_benchmark  # noqa: E402
 from vlmflow.knockout.spec import FAMILIES  # noqa: E402
+from vlmflow.models.internvl import InternVLAdapter  # noqa: E402
 from vlmflow.models.llava_video import LlavaVideoAdapter  # noqa: E402
-from vlmflow.models.random_checkpoints import TINY, VICUNA_7B, write_pllava  # noqa: E402
+from vlmflow.models.random_checkpoints import (  # noqa: E402
+    INTERNVL_TINY,
+    MINI_INTERNVL_4B,
+    TINY,
+    VICUNA_7B,
+    write_internvl,
+    write_pllava,
+)
 from vlmflow.provenance import provenance  # noqa: E402
 from vlmflow.stages.features import cache_task  # noqa: E402
 from vlmflow.stages.frames import extract_task  # noqa: E402
 from vlmflow.stages.knockout import run_family  # noqa: E402
 
 TASK = "action_sequence"
+# family -> (writer, adapter, tiny shape, real shape, name of the real shape)
+FAMILIES_AT_SIZE = {
+    "llava_video": (write_pllava, LlavaVideoAdapter, TINY, VICUNA_7B, "7B-shaped PLLaVA"),
+    "internvl": (write_internvl, InternVLAdapter, INTERNVL_TINY, MINI_INTERNVL_4B, "4B-shaped Mini-InternVL"),
+}
 
 
 class Clock:
@@ -66,17 +82,18 @@ class Clock:
         )
 
 
-def pipeline_shard(work: Path, tiny: bool, n_questions: int = 4) -> str:
+def pipeline_shard(work: Path, tiny: bool, n_questions: int = 4, family: str = "llava_video") -> str:
     cuda = not tiny
     device, dtype = ("cpu", torch.float32) if tiny else ("cuda", torch.bfloat16)
-    shape, window = (TINY, 2) if tiny else (VICUNA_7B, 9)
+    write, adapter_cls, tiny_shape, real_shape, name = FAMILIES_AT_SIZE[family]
+    shape, window = (tiny_shape, 2) if tiny else (real_shape, 9)
     print(
-        f"pipeline shard: {'tiny' if tiny else '7B-shaped'} PLLaVA checkpoint, {dtype}, {device}, "
+        f"pipeline shard: {'tiny' if tiny else name} checkpoint, {dtype}, {device}, "
         f"{n_questions} questions of {TASK}, window {window}",
         flush=True,
     )
     with Clock("write random checkpoint", cuda):
-        ckpt = write_pllava(work / "checkpoint", shape=shape, dtype=dtype, device=device)
+        ckpt = write(work / "checkpoint", shape=shape, dtype=dtype, device=device)
     with Clock("synthetic benchmark + frame extraction", False):
         write_benchmark(work / "data", n_questions, seed=0, tasks=[TASK])
         d = work / "results"
@@ -90,7 +107,7 @@ def pipeline_shard(work: Path, tiny: bool, n_questions: int = 4) -> str:
             d / "skipped.parquet",
         )
     with Clock("load checkpoint through the adapter", cuda):
-        adapter = LlavaVideoAdapter.from_pretrained(str(ckpt), dtype=dtype, device=device)
+        adapter = adapter_cls.from_pretrained(str(ckpt), dtype=dtype, device=device)
     with Clock("feature caching (video tokens + baseline)", cuda):
         cache_task(
             adapter,
@@ -152,6 +169,7 @@ def main(argv=None) -> None:
         "--tiny", action="store_true", help="tiny model on the CPU: checks the steps, measures nothing"
     )
     ap.add_argument("--skip-engine-benchmark", action="store_true")
+    ap.add_argument("--family", choices=sorted(FAMILIES_AT_SIZE), default="llava_video")
     ap.add_argument("--workdir", help="where the checkpoint and tables go (default: a temporary directory)")
     args = ap.parse_args(argv)
     if not args.tiny and not torch.cuda.is_available():
@@ -161,7 +179,7 @@ def main(argv=None) -> None:
         knockout_speed.main(["--quick"] if args.tiny else ["--gpu7b"])
     print("== pipeline shard", flush=True)
     with tempfile.TemporaryDirectory(dir=args.workdir) as work:
-        print(pipeline_shard(Path(work), args.tiny))
+        print(pipeline_shard(Path(work), args.tiny, family=args.family))
 
 
 if __name__ == "__main__":

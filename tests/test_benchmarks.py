@@ -4,16 +4,20 @@ import re
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
 
 
-def test_gpu_pipeline_script_runs_and_engine_matches_reference(tmp_path):
+@pytest.mark.parametrize("family", ["llava_video", "internvl"])
+def test_gpu_pipeline_script_runs_and_engine_matches_reference(tmp_path, family):
     res = subprocess.run(
         [
             sys.executable,
             str(REPO / "benchmarks/gpu_pipeline.py"),
             "--tiny",
             "--skip-engine-benchmark",
+            "--family",
+            family,
             "--workdir",
             str(tmp_path),
         ],
