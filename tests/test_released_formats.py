@@ -240,3 +240,19 @@ def test_videollama3_adapter_forward_equals_transformers_own(videollama3_checkpo
             video_merge_sizes=torch.tensor([2]),
         ).logits[0, -1]
     assert torch.allclose(a.plain_forward(sample), torch.softmax(logits.float(), -1), atol=1e-6)
+
+
+def test_bf16_weights_on_disk_load_as_released(tmp_path):
+    """The released checkpoints are bf16 on disk: loaded in fp32, every weight is its bf16 value."""
+    from vlmflow.models.random_checkpoints import write_internvl, write_videollama3
+
+    cases = [
+        (write_internvl, InternVLAdapter, build_internvl, INTERNVL_TINY, phi3_tokenizer),
+        (write_videollama3, VideoLlama3Adapter, build_videollama3, VIDEOLLAMA3_TINY, qwen2_tokenizer),
+    ]
+    for write, cls, build, shape, tokenizer in cases:
+        path = write(tmp_path / cls.family, dtype=torch.bfloat16)
+        loaded = cls.from_pretrained(str(path), dtype=torch.float32)
+        native = build(shape, tokenizer(), seed=0).to(torch.bfloat16).float()
+        _same_weights(loaded.model, native)
+        assert loaded.dtype == torch.float32

@@ -100,6 +100,7 @@ def phi3_rope(llm: dict) -> dict:
         "short_factor": list(scaling["short_factor"]),
         "long_factor": list(scaling["long_factor"]),
         "original_max_position_embeddings": original,
+        "factor": factor,
         "attention_factor": attention,
     }
 
@@ -176,7 +177,12 @@ class InternVLAdapter(Adapter):
         cls, path: str, dtype: torch.dtype = torch.float32, device: str = "cpu", **kw
     ) -> "InternVLAdapter":
         """Load a released InternVL (`InternVLChatModel`) checkpoint: hub id or local directory."""
-        from transformers import AutoTokenizer, CLIPImageProcessor, InternVLForConditionalGeneration
+        from transformers import (
+            AutoTokenizer,
+            CLIPImageProcessorPil,
+            InternVLForConditionalGeneration,
+            PreTrainedConfig,
+        )
         from transformers.image_utils import PILImageResampling
 
         local = local_snapshot(path)
@@ -187,7 +193,9 @@ class InternVLAdapter(Adapter):
                 "reads InternVL's released format (model_type 'internvl_chat', as "
                 "OpenGVLab/Mini-InternVL-Chat-4B-V1-5)"
             )
-        tokenizer = AutoTokenizer.from_pretrained(str(local), trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(  # the tokenizer's own files only: no checkpoint code
+            str(local), trust_remote_code=False, config=PreTrainedConfig()
+        )
         image_token = tokenizer.convert_tokens_to_ids(IMG_CONTEXT)
         if image_token is None or image_token == tokenizer.unk_token_id:
             raise ValueError(f"checkpoint {path}: the tokenizer has no {IMG_CONTEXT} token")
@@ -195,7 +203,7 @@ class InternVLAdapter(Adapter):
         state = native_state_dict(read_safetensors(local))
         model = fill_strictly(InternVLForConditionalGeneration, config, state, path, dtype, device)
         size = config.vision_config.image_size[0]
-        processor = CLIPImageProcessor(  # one tile per frame: short side to `size`, center crop
+        processor = CLIPImageProcessorPil(  # one tile per frame: short side to `size`, center crop
             size={"shortest_edge": size},
             crop_size={"height": size, "width": size},
             do_center_crop=True,

@@ -426,6 +426,7 @@ def _phi3_longrope(shape: InternVLShape) -> dict:
         "short_factor": short,
         "long_factor": long,
         "original_max_position_embeddings": 4096,
+        "factor": 131072 / 4096,
         "attention_factor": math.sqrt(1 + math.log(131072 / 4096) / math.log(4096)),
     }
 
@@ -545,21 +546,24 @@ CHATML_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>"]
 
 
 def qwen2_tokenizer(vocab_size: int = 600):
-    """A byte-level BPE tokenizer in Qwen2's form (GPT-2 pre-tokenizer, no BOS) with the ChatML
+    """A byte-level BPE tokenizer in Qwen2's class (GPT-2 pre-tokenizer, no BOS) with the ChatML
     tokens and VideoLLaMA3's `<image>`."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import Qwen2Tokenizer
 
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    backend.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+        vocab_size=vocab_size,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        special_tokens=["<|endoftext|>"],
+        show_progress=False,
     )
     backend.train_from_iterator(_CORPUS * 4, trainer)
-    tok = PreTrainedTokenizerFast(tokenizer_object=backend)
-    tok.add_tokens(CHATML_TOKENS, special_tokens=True)
-    tok.eos_token, tok.pad_token = "<|im_end|>", "<|endoftext|>"
+    model = json.loads(backend.to_str())["model"]
+    tok = Qwen2Tokenizer(vocab=model["vocab"], merges=[tuple(m) for m in model["merges"]])
+    tok.add_tokens(CHATML_TOKENS[1:], special_tokens=True)
+    tok.eos_token = "<|im_end|>"
     return tok
 
 

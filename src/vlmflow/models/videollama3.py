@@ -153,7 +153,7 @@ class VideoLlama3Adapter(Adapter):
         cls, path: str, dtype: torch.dtype = torch.float32, device: str = "cpu", **kw
     ) -> "VideoLlama3Adapter":
         """Load the released VideoLLaMA3 (`videollama3_qwen2`) checkpoint: hub id or local directory."""
-        from transformers import AutoTokenizer, VideoLlama3ForConditionalGeneration
+        from transformers import AutoTokenizer, PreTrainedConfig, VideoLlama3ForConditionalGeneration
 
         local = local_snapshot(path)
         released = json.loads((local / "config.json").read_text())
@@ -162,7 +162,9 @@ class VideoLlama3Adapter(Adapter):
                 f"checkpoint {path} is a {released.get('model_type')!r} model; the videollama3 family reads "
                 "the released format (model_type 'videollama3_qwen2', as DAMO-NLP-SG/VideoLLaMA3-7B)"
             )
-        tokenizer = AutoTokenizer.from_pretrained(str(local), trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(  # the tokenizer's own files only: no checkpoint code
+            str(local), trust_remote_code=False, config=PreTrainedConfig()
+        )
         image_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
         if image_id is None or image_id == tokenizer.unk_token_id:
             raise ValueError(f"checkpoint {path}: the tokenizer has no {IMAGE_TOKEN} token")
