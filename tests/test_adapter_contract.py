@@ -122,7 +122,7 @@ def test_generation_under_knockout_equals_the_reference(adapter):
     sample = adapter.prepare(q, adapter.video_features(adapter.pixel_values(frames)), OPEN)
     layers = tuple(range(adapter.n_layers // 2))
     window = explicit_window(list(layers), adapter.n_layers)
-    stop = {adapter.tokenizer.eos_token_id}
+    stop = adapter.stop_tokens
     engine = KnockoutEngine(adapter)
     for ko in [None, FAMILIES["cross_frame"][0], FAMILIES["vql_to_ql"][2]]:
         fast = engine.generate(sample, 5, stop, ko, layers)

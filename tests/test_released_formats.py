@@ -86,9 +86,18 @@ def test_internvl_prompt_regions_decode_to_their_text(internvl):
     )
     assert [text(o) for o in L.options] == [f"({k}) {c}" for k, c in zip("ABCD", q.candidates)]
     assert text(L.non_option_question) == q.question
-    assert tok.decode(ids[-3:]) == ":(" or tok.decode(ids[-1:]) == "("
+    assert tok.decode(ids[-1:]).endswith("(")  # the answer is read after "Best option:("
     assert "<|assistant|>" in tok.decode(ids[L.question[1] - shift :])
     assert tok.convert_ids_to_tokens(letters) == list("ABCD")
+    assert "<|end|>" in tok.convert_ids_to_tokens(list(internvl.stop_tokens))  # Phi-3's end of turn
+
+
+def test_internvl_reads_the_released_sentencepiece_tokenizer(internvl_checkpoint):
+    files = {f.name for f in internvl_checkpoint.iterdir()}
+    assert {"tokenizer.model", "tokenizer_config.json"} <= files and "tokenizer.json" not in files
+    cfg = json.loads((internvl_checkpoint / "tokenizer_config.json").read_text())
+    rstrip = {t["content"]: t["rstrip"] for t in cfg["added_tokens_decoder"].values()}
+    assert rstrip["<|user|>"] and not rstrip["<IMG_CONTEXT>"]
 
 
 def test_internvl_adapter_forward_equals_transformers_own(internvl):
@@ -169,6 +178,7 @@ def test_videollama3_frames_are_separated_by_their_time_text(videollama3):
     assert expanded_text((L.question[1], L.n_tokens)).endswith("<|im_end|>\n<|im_start|>assistant\n")
     assert tok.decode(ids[-1:]) == "\n"  # no answer pre-fill: the last token is the newline
     assert tok.convert_ids_to_tokens(letters) == list("ABCD")
+    assert "<|im_end|>" in tok.convert_ids_to_tokens(list(videollama3.stop_tokens))
 
 
 def test_videollama3_without_frame_times_says_what_is_missing(videollama3):

@@ -169,6 +169,12 @@ class Adapter(ABC):
         return self.decoder().text_model.config.num_attention_heads
 
     @property
+    def stop_tokens(self) -> set[int]:
+        """Token ids that end a generated answer (the tokenizer's end of sequence; chat models add
+        their end-of-turn token)."""
+        return {self.tokenizer.eos_token_id}
+
+    @property
     def settings(self) -> dict:
         """The family's switches that change results (recorded in every result row)."""
         return {}

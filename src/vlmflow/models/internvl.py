@@ -213,6 +213,10 @@ class InternVLAdapter(Adapter):
         )
         return cls(model, tokenizer, processor, **kw)
 
+    @property
+    def stop_tokens(self) -> set[int]:
+        return {self.tokenizer.eos_token_id, self.tokenizer.convert_tokens_to_ids("<|end|>")}
+
     def decoder(self) -> DecoderParts:
         lm = self.model.model.language_model
         return DecoderParts(lm, lm.layers, lm.norm, lm.rotary_emb, self.model.lm_head, lm.embed_tokens)

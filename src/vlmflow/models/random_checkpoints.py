@@ -8,8 +8,14 @@
   bases): `model_type "llava_next"`, AnyRes grid pinpoints, an `image_newline` vector.
 
 Both carry a Llama-style BPE tokenizer (Metaspace, byte fallback, BOS, `<image>` + `<pad>` added
-after the vocabulary) and a CLIP image processor config, as the real repositories do. Sizes are
-arguments, so the same writers give a tiny fixture or a 7B-shaped model.
+after the vocabulary) and a CLIP image processor config, as the real repositories do.
+- `write_internvl`: InternVL's released format of `OpenGVLab/Mini-InternVL-Chat-4B-V1-5` and
+  `byminji/Mini-InternVL-4B-Video-FT` (`InternVLChatModel` config with `llm_config` / `vision_config`,
+  fused `attn.qkv`, Phi-3 "su" rope, a SentencePiece `tokenizer.model`, bf16 weights).
+- `write_videollama3`: the released format of `DAMO-NLP-SG/VideoLLaMA3-7B` (`videollama3_qwen2`
+  config, `model.vision_encoder.*` / `model.mm_projector.*` weights, a Qwen2 tokenizer with `<image>`).
+
+Sizes are arguments, so the same writers give a tiny fixture or a real-sized model.
 """
 
 from __future__ import annotations
@@ -69,10 +75,9 @@ _CORPUS = [
 ]
 
 
-def llama_tokenizer(vocab_size: int = 400, added: list | None = None):
+def llama_tokenizer(vocab_size: int = 400):
     """A Llama tokenizer trained on a small corpus: Metaspace pieces, byte fallback, BOS added;
-    `<image>` and `<pad>` added after the vocabulary (ids vocab_size, vocab_size+1 as in PLLaVA), or
-    the `added` tokens instead."""
+    `<image>` and `<pad>` added after the vocabulary (ids vocab_size, vocab_size+1 as in PLLaVA)."""
     from tokenizers import Regex, pre_tokenizers, trainers
     from transformers import LlamaTokenizer
 
@@ -94,10 +99,7 @@ def llama_tokenizer(vocab_size: int = 400, added: list | None = None):
     backend.train_from_iterator(_CORPUS * 4, trainer)
     model = json.loads(backend.to_str())["model"]
     tok = LlamaTokenizer(vocab=model["vocab"], merges=[tuple(m) for m in model["merges"]], add_bos_token=True)
-    if added is None:
-        tok.add_special_tokens({"additional_special_tokens": ["<image>"], "pad_token": "<pad>"})
-    else:
-        tok.add_tokens(added, special_tokens=True)
+    tok.add_special_tokens({"additional_special_tokens": ["<image>"], "pad_token": "<pad>"})
     return tok
 
 
@@ -312,19 +314,66 @@ INTERNVL_TOKENS = [
 ]
 
 
-def phi3_tokenizer():
-    """A Llama-style tokenizer with Phi-3's chat tokens (`rstrip`) and InternVL's image tokens."""
-    from tokenizers import AddedToken
+def phi3_tokenizer(out: str | Path | None = None, vocab_size: int = 500):
+    """A SentencePiece tokenizer as Phi-3 ships it (`tokenizer.model`: BPE pieces, byte fallback,
+    BOS added) with Phi-3's chat tokens (`rstrip`: they swallow the whitespace after them) and
+    InternVL's image tokens added after the vocabulary in `tokenizer_config.json`; written to `out`
+    (a temporary directory when None) and loaded back. Needs `sentencepiece` and `protobuf`."""
+    import io
+    import tempfile
 
-    chat = [
-        AddedToken(t, rstrip=t != "<|endoftext|>", lstrip=False, normalized=False, special=True)
-        for t in PHI3_TOKENS
-    ]
-    tok = llama_tokenizer(
-        added=chat + [AddedToken(t, normalized=False, special=True) for t in INTERNVL_TOKENS]
+    import sentencepiece as spm
+    from transformers import AutoTokenizer, PreTrainedConfig
+
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(_CORPUS * 4),
+        model_writer=model,
+        vocab_size=vocab_size,
+        model_type="bpe",
+        byte_fallback=True,
+        character_coverage=1.0,
+        required_chars="ABCDEFGH()",  # every option letter is a piece of its own, as in Llama's vocabulary
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        split_digits=True,
+        remove_extra_whitespaces=False,
+        normalization_rule_name="identity",
+        num_threads=1,
+        minloglevel=2,
     )
-    tok.eos_token, tok.pad_token = "<|end|>", "<|endoftext|>"
-    return tok
+    added = {
+        str(vocab_size + i): {
+            "content": t,
+            "lstrip": False,
+            "rstrip": t in PHI3_TOKENS and t != "<|endoftext|>",
+            "normalized": False,
+            "single_word": False,
+            "special": True,
+        }
+        for i, t in enumerate(PHI3_TOKENS + INTERNVL_TOKENS)
+    }
+    config = {
+        "tokenizer_class": "LlamaTokenizer",
+        "add_bos_token": True,
+        "add_eos_token": False,
+        "legacy": False,
+        "bos_token": "<s>",
+        "eos_token": "<|endoftext|>",
+        "unk_token": "<unk>",
+        "pad_token": "<|endoftext|>",
+        "added_tokens_decoder": added,
+        "model_max_length": 131072,
+        "clean_up_tokenization_spaces": False,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        where = Path(out or tmp)
+        where.mkdir(parents=True, exist_ok=True)
+        (where / "tokenizer.model").write_bytes(model.getvalue())
+        (where / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+        return AutoTokenizer.from_pretrained(str(where), config=PreTrainedConfig())
 
 
 def _released_internvl_key(key: str) -> str:
@@ -446,7 +495,7 @@ def write_internvl(
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    tok = phi3_tokenizer()
+    tok = phi3_tokenizer(out)  # tokenizer.model + tokenizer_config.json, as released
     model = build_internvl(shape, tok, seed, lm_head_scale, device)
     state, fused = {}, {}
     for k, v in model.state_dict().items():
@@ -511,7 +560,6 @@ def write_internvl(
         "vision_config": vision,
     }
     (out / "config.json").write_text(json.dumps(config, indent=2))
-    tok.save_pretrained(out)
     return out
 
 

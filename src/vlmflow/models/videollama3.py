@@ -178,6 +178,10 @@ class VideoLlama3Adapter(Adapter):
     def settings(self) -> dict:
         return {name: getattr(self, name) for name in SWITCHES}
 
+    @property
+    def stop_tokens(self) -> set[int]:
+        return {self.tokenizer.eos_token_id, self.tokenizer.convert_tokens_to_ids("<|im_end|>")}
+
     def decoder(self) -> DecoderParts:
         lm = self.model.model.language_model
         return DecoderParts(lm, lm.layers, lm.norm, lm.rotary_emb, self.model.lm_head, lm.embed_tokens)

@@ -44,7 +44,7 @@ def answer_task(
     engine = KnockoutEngine(adapter, backend=backend)
     layers = first_half(adapter.n_layers)
     cond = Condition(CROSS_FRAME, explicit_window(list(layers), adapter.n_layers))
-    stop = {adapter.tokenizer.eos_token_id}
+    stop = adapter.stop_tokens
     base = select(pd.read_parquet(baseline_path), "all")
     rows = []
     for k, (b, q, sample) in enumerate(cached_samples(adapter, dataset, questions_path, features_path, base)):
