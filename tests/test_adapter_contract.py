@@ -34,7 +34,7 @@ def adapter(request, tiny_adapter, pllava_checkpoint, internvl_checkpoint, video
         "internvl": lambda: InternVLAdapter.from_pretrained(str(internvl_checkpoint)),
         "videollama3": lambda: VideoLlama3Adapter.from_pretrained(vl3, pooling_shape=(8, 2, 2)),
         "videollama3_tokens": lambda: VideoLlama3Adapter.from_pretrained(
-            vl3, pooling_shape=(8, 2, 2), video_range="tokens", vision_attention="per_frame"
+            vl3, pooling_shape=(8, 2, 2), frame_ranges="tokens", vision_attention="per_frame"
         ),
         "per_frame": PerFrameAdapter.from_pretrained,
         "mrope": MRopeAdapter.from_pretrained,

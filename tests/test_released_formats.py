@@ -266,3 +266,67 @@ def test_bf16_weights_on_disk_load_as_released(tmp_path):
         native = build(shape, tokenizer(), seed=0).to(torch.bfloat16).float()
         _same_weights(loaded.model, native)
         assert loaded.dtype == torch.float32
+
+
+def test_released_key_names_are_the_published_ones(internvl_checkpoint, videollama3_checkpoint):
+    """The fixtures' weight names, anchored to names published outside this project: InternVL's
+    modeling code and transformers' InternVL conversion table; a VideoLLaMA3 checkpoint key quoted
+    in the VideoLLaMA3 repository's issue tracker."""
+    internvl = set(load_file(str(internvl_checkpoint / "model.safetensors")))
+    assert {
+        "vision_model.embeddings.class_embedding",
+        "vision_model.embeddings.position_embedding",
+        "vision_model.encoder.layers.0.attn.qkv.weight",
+        "vision_model.encoder.layers.0.ls1",
+        "mlp1.0.weight",
+        "mlp1.3.weight",
+        "language_model.model.layers.0.self_attn.qkv_proj.weight",
+        "language_model.model.layers.0.mlp.gate_up_proj.weight",
+        "language_model.lm_head.weight",
+    } <= internvl
+    videollama3 = set(load_file(str(videollama3_checkpoint / "model.safetensors")))
+    assert {
+        "model.vision_encoder.encoder.layers.1.mlp.fc1.bias",
+        "model.mm_projector.readout.0.weight",
+        "model.mm_projector.readout.2.weight",
+        "model.layers.0.self_attn.q_proj.bias",
+        "model.embed_tokens.weight",
+        "lm_head.weight",
+    } <= videollama3
+
+
+def test_the_checkpoints_attention_choice_is_not_taken(internvl):
+    # the released llm_config asks for flash attention; transformers' default is used instead
+    assert internvl.model.config.text_config._attn_implementation in ("sdpa", "eager")
+
+
+def test_frames_that_do_not_fit_the_layout_are_refused(internvl):
+    q, frames = synthetic_sample()
+    sixteen = internvl.video_features(internvl.pixel_values(np.concatenate([frames, frames])))
+    with pytest.raises(ValueError, match="64 video tokens where the layout holds 8 x 2 x 2"):
+        internvl.prepare(q, sixteen)
+
+
+def test_settings_of_another_family_and_device_map_are_refused(internvl_checkpoint, videollama3_checkpoint):
+    from vlmflow.models.loading import load_from_config
+
+    with pytest.raises(ValueError, match="VideoLLaMA3 settings"):
+        load_from_config(dict(family="internvl", path=str(internvl_checkpoint), vision_attention="per_frame"))
+    for family, path in [("internvl", internvl_checkpoint), ("videollama3", videollama3_checkpoint)]:
+        with pytest.raises(ValueError, match="device_map is not supported"):
+            load_from_config(dict(family=family, path=str(path), device_map="auto", device="cpu"))
+
+
+def test_videollama3_vision_attention_is_set_by_each_adapter(videollama3_checkpoint):
+    """Two adapters over one model: each sets the vision attention it was asked for."""
+    eager = VideoLlama3Adapter.from_pretrained(str(videollama3_checkpoint), pooling_shape=GRID3)
+    q, frames = synthetic_sample()
+    pix = eager.pixel_values(frames)
+    mixed = eager.video_features(pix)
+    per_frame = VideoLlama3Adapter(
+        eager.model, eager.tokenizer, [0.5] * 3, [0.5] * 3, GRID3, vision_attention="per_frame"
+    )
+    separate = per_frame.video_features(pix)
+    assert not torch.allclose(mixed, separate)
+    again = VideoLlama3Adapter(eager.model, eager.tokenizer, [0.5] * 3, [0.5] * 3, GRID3)
+    assert torch.allclose(again.video_features(pix), mixed)

@@ -3,8 +3,8 @@
 Groups (the paper's regions): all, prefix, video, frame[t], cell[t,h,w], question (incl. options),
 non_option_question, option[k], true_option, false_options, predicted_option (the option the model
 chose), post, last. Video tokens are one span per frame; the frames may follow each other (LLaVA)
-or be separated by text (per-frame markers such as InternVL's `Frame1: <img>...</img>` or
-VideoLLaMA3's `Time 0.0s:`). Built from tokenizer offsets and the prompt's character spans, never
+or be separated by text (per-frame markers such as VideoLLaMA3's `Time 0.0s:` and the commas
+between frames). Built from tokenizer offsets and the prompt's character spans, never
 from hand-counted offsets.
 """
 

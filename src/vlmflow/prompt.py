@@ -1,8 +1,17 @@
-"""The paper's multiple-choice prompt (MVBench style), with the character span of every region.
+r"""The paper's multiple-choice prompt (MVBench style), with the character span of every region.
 
-LLaVA's chat format (InternVL's Phi-3 format has the roles "<|user|>\n" / "<|assistant|>\n"):
+LLaVA's chat format (the authors' conversation for Mini-InternVL has Phi-3's roles "<|user|>
+" /
+"<|assistant|>
+" in the same places, with the same system prompt and separators):
 
-    {system}\n USER: <video>\n USER: Question: {q}\nOptions:\n(A) {c0}\n(B) {c1} \nOnly give the
+    {system}
+ USER: <image>
+ USER: Question: {q}
+Options:
+(A) {c0}
+(B) {c1}
+Only give the
     best option. ASSISTANT:Best option:(
 
 The answer is read from the next token after "Best option:(" (the option letter). VideoLLaMA3's

@@ -1,5 +1,5 @@
 """Prompt encoding shared by the adapters: prompt text -> token ids, the expanded TokenLayout, the
-option letters' ids, and the video tokens spliced in at the placeholders."""
+option letters' ids, and the input embeddings with the video tokens at the placeholders."""
 
 from __future__ import annotations
 
@@ -56,9 +56,19 @@ def letter_ids(tokenizer, n: int) -> list[int]:
     return ids
 
 
-def splice(text_embeds: torch.Tensor, placeholders: list[int], video_tokens: torch.Tensor) -> torch.Tensor:
-    """Text embeddings [n_text, d] + video tokens [n_video, d] -> [N, d]: each placeholder replaced
-    by its equal share of the video tokens (all of them, or one frame each), in order."""
+def embed_prompt(
+    embed_tokens, ids: list[int], placeholder_id: int, layout: TokenLayout, video_tokens: torch.Tensor
+) -> torch.Tensor:
+    """Prompt ids + video tokens [T*H*W, d] -> input embeddings [N, d]: each placeholder replaced by
+    its equal share of the video tokens (all of them, or one frame each), in order."""
+    T, H, W = layout.grid
+    if video_tokens.shape[0] != T * H * W:
+        raise ValueError(
+            f"{video_tokens.shape[0]} video tokens where the layout holds {T} x {H} x {W}: "
+            "set n_frames to the model's frames (pooling_shape's first number)"
+        )
+    text_embeds = embed_tokens(torch.as_tensor(ids, device=video_tokens.device))  # [n_text, d]
+    placeholders = [i for i, t in enumerate(ids) if t == placeholder_id]
     shares = video_tokens.to(text_embeds.dtype).chunk(len(placeholders))
     parts, start = [], 0
     for p, share in zip(placeholders, shares):

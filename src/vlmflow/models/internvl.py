@@ -1,8 +1,9 @@
 """Mini-InternVL-4B-Video-FT and its image-stage base Mini-InternVL-Chat-4B-V1-5 (the paper's Fig. 2
 contrast), loaded from InternVL's released format into transformers' own InternVL classes.
 
-Video tokens (paper Sec. 3, Appendix A): each frame resized to short side 448 and center-cropped
-to one 448 x 448 tile (no dynamic tiling; ImageNet mean/std) -> InternViT, last layer, CLS dropped
+Video tokens: each frame resized to short side 448 and center-cropped to one 448 x 448 tile, as
+the authors' evaluation code does (InternVL's own chat code squashes the frame to 448 x 448; no
+dynamic tiling either way; ImageNet mean/std) -> InternViT, last layer, CLS dropped
 -> 32 x 32 -> pixel shuffle 0.5 -> 16 x 16 x 4096 -> MLP projector -> 256 tokens per frame; the
 frames, concatenated frame-major, replace the single `<IMG_CONTEXT>` of `<img><IMG_CONTEXT></img>`
 (`<img>` and `</img>` are not video). Prompt: the paper's MVBench prompt in Phi-3's chat roles.
@@ -24,7 +25,8 @@ import torch
 
 from vlmflow.layout import TokenLayout
 from vlmflow.models.base import Adapter, DecoderParts, PreparedSample
-from vlmflow.models.encoding import encode, letter_ids, splice
+from vlmflow.models.encoding import embed_prompt, encode, letter_ids
+from vlmflow.models.llava_video import parse_pooling
 from vlmflow.models.weights import fill_strictly, local_snapshot, read_safetensors
 from vlmflow.open_ended import OpenAnswer
 from vlmflow.prompt import MVBENCH_SYSTEM, PHI3_CHAT, build_open_prompt, build_prompt
@@ -33,6 +35,7 @@ from vlmflow.question import Question
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
 IMG_CONTEXT = "<IMG_CONTEXT>"
+DEFAULT_FRAMES = 8
 VIDEO_TEXT = "<img>" + IMG_CONTEXT + "</img>"
 
 _EMB, _NATIVE_EMB = r"^vision_model\.embeddings\.", "model.vision_tower.embeddings."
@@ -113,7 +116,30 @@ def native_config(released: dict, image_token_id: int):
     if llm.get("model_type", "phi3") != "phi3":
         raise ValueError(f"the LLM is {llm.get('model_type')!r}; this adapter reads Phi-3 (Mini-InternVL-4B)")
     rope = phi3_rope(llm)
-    drop = {"rope_scaling", "rope_theta", "architectures", "auto_map", "_name_or_path", "model_type"}
+    # InternVL's config writes its attention implementation (flash attention) into `llm_config`: the
+    # workflow chooses its own (transformers 5's composite config drops it too; kept out explicitly)
+    drop = {
+        "rope_scaling",
+        "rope_theta",
+        "architectures",
+        "auto_map",
+        "_name_or_path",
+        "model_type",
+        "attn_implementation",
+        "_attn_implementation",
+        "torch_dtype",
+        "dtype",
+    }
+    if (
+        llm.get("tie_word_embeddings")
+        or released.get("ps_version", "v2") != "v2"
+        or released.get("select_layer", -1) != -1
+    ):
+        raise ValueError(
+            "this adapter reads Mini-InternVL-4B's settings: untied lm_head, pixel shuffle v2, the vision "
+            f"tower's last layer; the checkpoint has tie_word_embeddings={llm.get('tie_word_embeddings')}, "
+            f"ps_version={released.get('ps_version')!r}, select_layer={released.get('select_layer')}"
+        )
     text = Phi3Config(**{k: v for k, v in llm.items() if k not in drop}, rope_parameters=rope)
     v = released["vision_config"]
     size = released.get("force_image_size") or v["image_size"]
@@ -161,10 +187,8 @@ class InternVLAdapter(Adapter):
         self.system_prompt = system_prompt
         v = model.config.vision_config
         side = int(v.image_size[0] // v.patch_size[0] * model.config.downsample_ratio)
-        T = 8
+        T = DEFAULT_FRAMES
         if pooling_shape is not None:  # the paper's "8-16-16": only T is a choice
-            from vlmflow.models.llava_video import parse_pooling
-
             T, H, W = parse_pooling(pooling_shape)
             if (H, W) != (side, side):
                 raise ValueError(
@@ -174,9 +198,16 @@ class InternVLAdapter(Adapter):
 
     @classmethod
     def from_pretrained(
-        cls, path: str, dtype: torch.dtype = torch.float32, device: str = "cpu", **kw
+        cls,
+        path: str,
+        dtype: torch.dtype = torch.float32,
+        device: str = "cpu",
+        device_map: str | dict | None = None,
+        **kw,
     ) -> "InternVLAdapter":
         """Load a released InternVL (`InternVLChatModel`) checkpoint: hub id or local directory."""
+        if device_map is not None:
+            raise ValueError("device_map is not supported by the internvl family (a 4B model fits one GPU)")
         from transformers import (
             AutoTokenizer,
             CLIPImageProcessorPil,
@@ -215,7 +246,8 @@ class InternVLAdapter(Adapter):
 
     @property
     def stop_tokens(self) -> set[int]:
-        return {self.tokenizer.eos_token_id, self.tokenizer.convert_tokens_to_ids("<|end|>")}
+        ids = {self.tokenizer.eos_token_id, self.tokenizer.convert_tokens_to_ids("<|end|>")}
+        return ids - {None, self.tokenizer.unk_token_id}
 
     def decoder(self) -> DecoderParts:
         lm = self.model.model.language_model
@@ -257,8 +289,11 @@ class InternVLAdapter(Adapter):
     ) -> PreparedSample:
         """Prompt + video tokens [n_video, d] -> decoder inputs and the token layout."""
         ids, layout, letters = self.encode(q, None if answer is None else answer.prompt)
-        text = self.decoder().embed_tokens(torch.as_tensor(ids, device=self.device))  # [n_text, d]
-        embeds = splice(text, [layout.frames[0][0]], video_tokens.to(self.device)).unsqueeze(0)  # [1, N, d]
+        image_id = self.model.config.image_token_id
+        video = video_tokens.to(self.device)
+        embeds = embed_prompt(self.decoder().embed_tokens, ids, image_id, layout, video).unsqueeze(
+            0
+        )  # [1, N, d]
         return PreparedSample(
             inputs_embeds=embeds,
             position_ids=torch.arange(layout.n_tokens, device=self.device).unsqueeze(0),

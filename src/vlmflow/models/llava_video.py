@@ -18,7 +18,7 @@ from torch import nn
 
 from vlmflow.layout import TokenLayout
 from vlmflow.models.base import Adapter, DecoderParts, PreparedSample
-from vlmflow.models.encoding import encode, letter_ids, splice
+from vlmflow.models.encoding import embed_prompt, encode, letter_ids
 from vlmflow.open_ended import OpenAnswer
 from vlmflow.prompt import MVBENCH_SYSTEM, build_open_prompt, build_prompt
 from vlmflow.question import Question
@@ -140,8 +140,9 @@ class LlavaVideoAdapter(Adapter):
 
     def embed(self, ids: list[int], layout: TokenLayout, video_tokens: torch.Tensor) -> torch.Tensor:
         """Prompt ids with their one placeholder + video tokens [n_video, d] -> embeddings [N, d]."""
-        text = self.decoder().embed_tokens(torch.as_tensor(ids, device=video_tokens.device))  # [n_text, d]
-        return splice(text, [layout.frames[0][0]], video_tokens)
+        return embed_prompt(
+            self.decoder().embed_tokens, ids, self.model.config.image_token_id, layout, video_tokens
+        )
 
     def prepare(
         self, q: Question, video_tokens: torch.Tensor, answer: OpenAnswer | None = None

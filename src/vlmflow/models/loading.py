@@ -13,8 +13,6 @@ from vlmflow.models import load_adapter
 from vlmflow.prompt import MVBENCH_SYSTEM
 from vlmflow.provenance import provenance
 
-# a family's own settings in a model's config entry (VideoLLaMA3's, see vlmflow.models.videollama3)
-ADAPTER_SWITCHES = ("vision_attention", "video_range")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -70,7 +68,14 @@ def load_from_config(m: dict, name: str | None = None):
 
     device = resolve_device(m.get("device", "auto"))
     dtype = resolve_dtype(m.get("dtype", "auto"), device)
-    extra = {k: m[k] for k in ("pooling_shape", "device_map", *ADAPTER_SWITCHES) if m.get(k) is not None}
+    from vlmflow.models.videollama3 import SWITCHES
+
+    switches = sorted(k for k in SWITCHES if k in m)
+    if switches and m["family"] != "videollama3":
+        raise ValueError(
+            f"model {name or m['path']!r}: {switches} are VideoLLaMA3 settings, not {m['family']!r} ones"
+        )
+    extra = {k: m[k] for k in ("pooling_shape", "device_map", *switches) if m.get(k) is not None}
     kw = dict(
         dtype=dtype, device=device, system_prompt=system_prompt(m.get("system_prompt", "mvbench")), **extra
     )

@@ -521,6 +521,7 @@ def write_internvl(
         "rope_theta": 10000.0,
         "rope_scaling": {"type": "su", "short_factor": short, "long_factor": long},
         "torch_dtype": "bfloat16",
+        "attn_implementation": "flash_attention_2",  # InternVL's config writes this into llm_config
     }
     vision = {
         "architectures": ["InternVisionModel"],

@@ -14,7 +14,7 @@ Where the public sources disagree, a switch (recorded in every result row's prov
   each frame attends within itself) or "released_eager" (the released eager code, which the authors
   loaded: the frame mask is *added*, so every patch attends to every frame, with +1 on the logits
   within its own frame);
-- `video_range`: "authors" (the authors' frame ranges, which take in the time text and the commas
+- `frame_ranges`: "authors" (the authors' frame ranges, which take in the time text and the commas
   between frames) or "tokens" (each frame's image tokens only).
 """
 
@@ -28,7 +28,8 @@ import torch
 
 from vlmflow.layout import TokenLayout
 from vlmflow.models.base import Adapter, DecoderParts, PreparedSample
-from vlmflow.models.encoding import encode, letter_ids, splice
+from vlmflow.models.encoding import embed_prompt, encode, letter_ids
+from vlmflow.models.llava_video import parse_pooling
 from vlmflow.models.weights import fill_strictly, local_snapshot, read_safetensors
 from vlmflow.open_ended import OpenAnswer
 from vlmflow.prompt import CHATML_CHAT, build_open_prompt, build_prompt
@@ -48,7 +49,7 @@ RENAMES = [
 ]
 SWITCHES = {
     "vision_attention": ("released_eager", "per_frame"),
-    "video_range": ("authors", "tokens"),
+    "frame_ranges": ("authors", "tokens"),
 }
 RELEASED_EAGER = "vlmflow_released_vision_eager"
 
@@ -82,20 +83,28 @@ def native_config(released: dict, image_token_id: int):
         "rope_theta",
         "rope_scaling",
         "_name_or_path",
+        "attn_implementation",  # the workflow chooses its own
+        "_attn_implementation",
+        "torch_dtype",
+        "dtype",
     }
+    if released.get("rope_scaling") or released.get("tie_word_embeddings"):
+        raise ValueError(
+            "this adapter reads VideoLLaMA3-7B's settings: plain RoPE, untied lm_head; the checkpoint "
+            f"has rope_scaling={released.get('rope_scaling')}, "
+            f"tie_word_embeddings={released.get('tie_word_embeddings')}"
+        )
     rope = {"rope_type": "default", "rope_theta": released.get("rope_theta", 1e6)}
     text = Qwen2Config(**{k: v for k, v in released.items() if k not in own}, rope_parameters=rope)
     if released.get("mm_projector_type", "mlp2x_gelu") != "mlp2x_gelu":
         raise ValueError(f"projector {released['mm_projector_type']!r}: the released 7B uses 'mlp2x_gelu'")
-    vision = {
-        k: v for k, v in released["vision_encoder_config"].items() if k not in ("model_type", "architectures")
-    }
+    vision = {k: v for k, v in released["vision_encoder_config"].items() if k not in own}
     return VideoLlama3Config(
         text_config=text,
         vision_config=VideoLlama3VisionConfig(**vision),
         image_token_id=image_token_id,
         video_token_id=image_token_id,
-        tie_word_embeddings=released.get("tie_word_embeddings", False),
+        tie_word_embeddings=False,
     )
 
 
@@ -125,12 +134,12 @@ class VideoLlama3Adapter(Adapter):
         image_std: list[float],
         pooling_shape: tuple[int, int, int] | str | None = None,
         vision_attention: str = "released_eager",
-        video_range: str = "authors",
+        frame_ranges: str = "authors",
         system_prompt: str | None = None,
     ):
         for name, value in [
             ("vision_attention", vision_attention),
-            ("video_range", video_range),
+            ("frame_ranges", frame_ranges),
         ]:
             if value not in SWITCHES[name]:
                 raise ValueError(f"{name} must be one of {SWITCHES[name]}, got {value!r}")
@@ -138,21 +147,30 @@ class VideoLlama3Adapter(Adapter):
         self.tokenizer = tokenizer
         self.mean = torch.tensor(image_mean).view(1, 3, 1, 1)
         self.std = torch.tensor(image_std).view(1, 3, 1, 1)
-        self.vision_attention, self.video_range = vision_attention, video_range
-        from vlmflow.models.llava_video import parse_pooling
-
+        self.vision_attention, self.frame_ranges = vision_attention, frame_ranges
         self.grid = parse_pooling(pooling_shape or DEFAULT_GRID)
         self.image_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
         if vision_attention == "released_eager":
             _register_released_eager()
-            self.model.model.vision_model.set_attn_implementation(RELEASED_EAGER)
+        # set either way: the vision config is the model's, and another adapter may have changed it
+        implementation = RELEASED_EAGER if vision_attention == "released_eager" else "sdpa"
+        self.model.model.vision_model.set_attn_implementation(implementation)
         # system_prompt is not used: the paper's VideoLLaMA3 prompt has no system turn
 
     @classmethod
     def from_pretrained(
-        cls, path: str, dtype: torch.dtype = torch.float32, device: str = "cpu", **kw
+        cls,
+        path: str,
+        dtype: torch.dtype = torch.float32,
+        device: str = "cpu",
+        device_map: str | dict | None = None,
+        **kw,
     ) -> "VideoLlama3Adapter":
         """Load the released VideoLLaMA3 (`videollama3_qwen2`) checkpoint: hub id or local directory."""
+        if device_map is not None:
+            raise ValueError(
+                "device_map is not supported by the videollama3 family (a 7B model fits one GPU)"
+            )
         from transformers import AutoTokenizer, PreTrainedConfig, VideoLlama3ForConditionalGeneration
 
         local = local_snapshot(path)
@@ -180,7 +198,8 @@ class VideoLlama3Adapter(Adapter):
 
     @property
     def stop_tokens(self) -> set[int]:
-        return {self.tokenizer.eos_token_id, self.tokenizer.convert_tokens_to_ids("<|im_end|>")}
+        ids = {self.tokenizer.eos_token_id, self.tokenizer.convert_tokens_to_ids("<|im_end|>")}
+        return ids - {None, self.tokenizer.unk_token_id}
 
     def decoder(self) -> DecoderParts:
         lm = self.model.model.language_model
@@ -244,7 +263,7 @@ class VideoLlama3Adapter(Adapter):
         else:
             prompt = build_open_prompt("", q.question, answer_prompt, video, CHATML_CHAT)
         offset = prompt.placeholder[0]
-        blocks = [(a + offset, b + offset) for a, b in spans] if self.video_range == "authors" else None
+        blocks = [(a + offset, b + offset) for a, b in spans] if self.frame_ranges == "authors" else None
         true = q.answer_index if answer_prompt is None else None
         n_ctx = self.model.config.text_config.max_position_embeddings
         ids, layout = encode(self.tokenizer, prompt, q, self.image_id, self.grid, true, n_ctx, True, blocks)
@@ -256,9 +275,10 @@ class VideoLlama3Adapter(Adapter):
     ) -> PreparedSample:
         """Prompt + video tokens [n_video, d] -> decoder inputs (1-D positions) and the token layout."""
         ids, layout, letters = self.encode(q, None if answer is None else answer.prompt)
-        text = self.decoder().embed_tokens(torch.as_tensor(ids, device=self.device))  # [n_text, d]
-        where = [i for i, t in enumerate(ids) if t == self.image_id]
-        embeds = splice(text, where, video_tokens.to(self.device)).unsqueeze(0)  # [1, N, d]
+        video = video_tokens.to(self.device)
+        embeds = embed_prompt(self.decoder().embed_tokens, ids, self.image_id, layout, video).unsqueeze(
+            0
+        )  # [1, N, d]
         return PreparedSample(
             inputs_embeds=embeds,
             position_ids=torch.arange(layout.n_tokens, device=self.device).unsqueeze(0),
