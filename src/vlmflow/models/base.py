@@ -46,6 +46,12 @@ class DecoderParts:
     lm_head: nn.Module
     embed_tokens: nn.Module
 
+    @classmethod
+    def of(cls, text_model: nn.Module, lm_head: nn.Module) -> "DecoderParts":
+        """The parts of a transformers decoder (`layers`, `norm`, `rotary_emb`, `embed_tokens`)."""
+        tm = text_model
+        return cls(tm, tm.layers, tm.norm, tm.rotary_emb, lm_head, tm.embed_tokens)
+
 
 class Adapter(ABC):
     """One VideoLLM family. Subclasses set `family`, `model`, `tokenizer` and `grid` (T, H, W)."""

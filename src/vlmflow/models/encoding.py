@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from vlmflow.layout import Span, TokenLayout, build_layout
+from vlmflow.models.base import PreparedSample
 from vlmflow.prompt import LETTERS, Prompt
 from vlmflow.question import Question
 
@@ -45,6 +46,25 @@ def encode(
             "a toy model knows only its training words: retrain it or reword the prompt"
         )
     return ids, layout
+
+
+def prepare_sample(
+    adapter, q: Question, video_tokens: torch.Tensor, answer, placeholder_id: int, positions=None
+) -> PreparedSample:
+    """The adapter's prompt (its `encode(q, answer_prompt)`) + video tokens [n_video, d] -> decoder
+    inputs [1, N, d], positions [1, N] (0..N-1, or `positions(layout)`) and the layout; with an
+    `OpenAnswer`, the open-ended prompt (`gt_token` = the reference's first token)."""
+    ids, layout, letters = adapter.encode(q, None if answer is None else answer.prompt)
+    video = video_tokens.to(adapter.device)
+    embeds = embed_prompt(adapter.decoder().embed_tokens, ids, placeholder_id, layout, video)
+    pos = torch.arange(layout.n_tokens) if positions is None else positions(layout)
+    return PreparedSample(
+        inputs_embeds=embeds.unsqueeze(0),
+        position_ids=pos.unsqueeze(0).to(adapter.device),
+        layout=layout,
+        gt_token=letters[q.answer_index] if answer is None else adapter.answer_tokens(answer.reference)[0],
+        option_tokens=letters,
+    )
 
 
 def letter_ids(tokenizer, n: int) -> list[int]:

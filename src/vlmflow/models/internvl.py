@@ -15,7 +15,6 @@ table, fused `attn.qkv` rows split into q, k, v; a missing, unexpected or missha
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
@@ -25,9 +24,9 @@ import torch
 
 from vlmflow.layout import TokenLayout
 from vlmflow.models.base import Adapter, DecoderParts, PreparedSample
-from vlmflow.models.encoding import embed_prompt, encode, letter_ids
+from vlmflow.models.encoding import encode, letter_ids, prepare_sample
 from vlmflow.models.llava_video import parse_pooling
-from vlmflow.models.weights import fill_strictly, local_snapshot, read_safetensors
+from vlmflow.models.weights import fill_strictly, read_safetensors, released_config, released_tokenizer
 from vlmflow.open_ended import OpenAnswer
 from vlmflow.prompt import MVBENCH_SYSTEM, PHI3_CHAT, build_open_prompt, build_prompt
 from vlmflow.question import Question
@@ -208,28 +207,13 @@ class InternVLAdapter(Adapter):
         """Load a released InternVL (`InternVLChatModel`) checkpoint: hub id or local directory."""
         if device_map is not None:
             raise ValueError("device_map is not supported by the internvl family (a 4B model fits one GPU)")
-        from transformers import (
-            AutoTokenizer,
-            CLIPImageProcessorPil,
-            InternVLForConditionalGeneration,
-            PreTrainedConfig,
-        )
+        from transformers import CLIPImageProcessorPil, InternVLForConditionalGeneration
         from transformers.image_utils import PILImageResampling
 
-        local = local_snapshot(path)
-        released = json.loads((local / "config.json").read_text())
-        if released.get("model_type") != "internvl_chat":
-            raise ValueError(
-                f"checkpoint {path} is a {released.get('model_type')!r} model; the internvl family "
-                "reads InternVL's released format (model_type 'internvl_chat', as "
-                "OpenGVLab/Mini-InternVL-Chat-4B-V1-5)"
-            )
-        tokenizer = AutoTokenizer.from_pretrained(  # the tokenizer's own files only: no checkpoint code
-            str(local), trust_remote_code=False, config=PreTrainedConfig()
+        local, released = released_config(
+            path, "internvl_chat", cls.family, "OpenGVLab/Mini-InternVL-Chat-4B-V1-5"
         )
-        image_token = tokenizer.convert_tokens_to_ids(IMG_CONTEXT)
-        if image_token is None or image_token == tokenizer.unk_token_id:
-            raise ValueError(f"checkpoint {path}: the tokenizer has no {IMG_CONTEXT} token")
+        tokenizer, image_token = released_tokenizer(local, path, IMG_CONTEXT)
         config = native_config(released, image_token)
         state = native_state_dict(read_safetensors(local))
         model = fill_strictly(InternVLForConditionalGeneration, config, state, path, dtype, device)
@@ -250,8 +234,7 @@ class InternVLAdapter(Adapter):
         return ids - {None, self.tokenizer.unk_token_id}
 
     def decoder(self) -> DecoderParts:
-        lm = self.model.model.language_model
-        return DecoderParts(lm, lm.layers, lm.norm, lm.rotary_emb, self.model.lm_head, lm.embed_tokens)
+        return DecoderParts.of(self.model.model.language_model, self.model.lm_head)
 
     # --- video -------------------------------------------------------------------------------
     def pixel_values(self, frames: np.ndarray) -> torch.Tensor:
@@ -287,20 +270,8 @@ class InternVLAdapter(Adapter):
     def prepare(
         self, q: Question, video_tokens: torch.Tensor, answer: OpenAnswer | None = None
     ) -> PreparedSample:
-        """Prompt + video tokens [n_video, d] -> decoder inputs and the token layout."""
-        ids, layout, letters = self.encode(q, None if answer is None else answer.prompt)
-        image_id = self.model.config.image_token_id
-        video = video_tokens.to(self.device)
-        embeds = embed_prompt(self.decoder().embed_tokens, ids, image_id, layout, video).unsqueeze(
-            0
-        )  # [1, N, d]
-        return PreparedSample(
-            inputs_embeds=embeds,
-            position_ids=torch.arange(layout.n_tokens, device=self.device).unsqueeze(0),
-            layout=layout,
-            gt_token=letters[q.answer_index] if answer is None else self.answer_tokens(answer.reference)[0],
-            option_tokens=letters,
-        )
+        """Prompt + video tokens [n_video, d] -> decoder inputs, positions 0..N-1, the token layout."""
+        return prepare_sample(self, q, video_tokens, answer, self.model.config.image_token_id)
 
 
 def load(path: str | Path, **kw) -> InternVLAdapter:

@@ -18,7 +18,7 @@ from torch import nn
 
 from vlmflow.layout import TokenLayout
 from vlmflow.models.base import Adapter, DecoderParts, PreparedSample
-from vlmflow.models.encoding import embed_prompt, encode, letter_ids
+from vlmflow.models.encoding import embed_prompt, encode, letter_ids, prepare_sample
 from vlmflow.open_ended import OpenAnswer
 from vlmflow.prompt import MVBENCH_SYSTEM, build_open_prompt, build_prompt
 from vlmflow.question import Question
@@ -88,8 +88,7 @@ class LlavaVideoAdapter(Adapter):
         return cls(model, tokenizer, video_image_processor(path), **kw)
 
     def decoder(self) -> DecoderParts:
-        lm = self.model.model.language_model
-        return DecoderParts(lm, lm.layers, lm.norm, lm.rotary_emb, self.model.lm_head, lm.embed_tokens)
+        return DecoderParts.of(self.model.model.language_model, self.model.lm_head)
 
     # --- video -------------------------------------------------------------------------------
     def pixel_values(self, frames: np.ndarray) -> torch.Tensor:
@@ -148,14 +147,8 @@ class LlavaVideoAdapter(Adapter):
         self, q: Question, video_tokens: torch.Tensor, answer: OpenAnswer | None = None
     ) -> PreparedSample:
         """Prompt + video tokens [n_video, d] -> decoder inputs and the token layout."""
-        ids, layout, letters = self.encode(q, None if answer is None else answer.prompt)
-        embeds = self.embed(ids, layout, video_tokens.to(self.device)).unsqueeze(0)  # [1, N, d]
-        return PreparedSample(
-            inputs_embeds=embeds,
-            position_ids=self.position_ids(layout).unsqueeze(0).to(self.device),
-            layout=layout,
-            gt_token=letters[q.answer_index] if answer is None else self.answer_tokens(answer.reference)[0],
-            option_tokens=letters,
+        return prepare_sample(
+            self, q, video_tokens, answer, self.model.config.image_token_id, self.position_ids
         )
 
     def position_ids(self, layout: TokenLayout) -> torch.Tensor:

@@ -34,7 +34,7 @@ CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 
 @dataclass
 class Shape:
-    """Sizes of a LLaVA-style model: a Llama decoder over a CLIP vision tower."""
+    """Sizes of a VideoLLM: its decoder (Llama, Phi-3 or Qwen2) and its vision tower."""
 
     layers: int = 4
     hidden: int = 64
@@ -130,18 +130,26 @@ def _configs(shape: Shape, vocab: int, image_token: int, pad_token: int):
     return text, vision
 
 
-def _hub_key(key: str) -> str:
-    """transformers 5 module names -> the key names of the checkpoints on the hub."""
-    for new, old in [
-        ("lm_head.", "language_model.lm_head."),
-        ("model.language_model.", "language_model.model."),
-        ("model.vision_tower.", "vision_tower.vision_model."),
-        ("model.multi_modal_projector.", "multi_modal_projector."),
-        ("model.image_newline", "image_newline"),
-    ]:
+def _renamed(key: str, prefixes: list[tuple[str, str]]) -> str:
+    """A transformers name -> the released name, by the first matching (native, released) prefix."""
+    for new, old in prefixes:
         if key.startswith(new):
             return old + key[len(new) :]
-    raise KeyError(f"no hub name for parameter {key}")
+    raise KeyError(f"no released name for parameter {key}")
+
+
+def _hub_key(key: str) -> str:
+    """transformers 5 module names -> the key names of the LLaVA checkpoints on the hub."""
+    return _renamed(
+        key,
+        [
+            ("lm_head.", "language_model.lm_head."),
+            ("model.language_model.", "language_model.model."),
+            ("model.vision_tower.", "vision_tower.vision_model."),
+            ("model.multi_modal_projector.", "multi_modal_projector."),
+            ("model.image_newline", "image_newline"),
+        ],
+    )
 
 
 def _save_weights(model, out: Path, dtype: torch.dtype) -> None:
@@ -272,27 +280,13 @@ def _sparse(cfg) -> dict:
 
 
 # --- InternVL's released format (Mini-InternVL-Chat-4B-V1-5, Mini-InternVL-4B-Video-FT) -----------
-@dataclass
-class InternVLShape:
-    """Sizes of a Mini-InternVL: a Phi-3 decoder over an InternViT (one tile per frame)."""
-
-    layers: int = 4
-    hidden: int = 64
-    heads: int = 4
-    intermediate: int = 128
-    vision_layers: int = 2
-    vision_hidden: int = 32
-    vision_heads: int = 2
-    image_size: int = 56  # 4 x 4 patches of 14 -> pixel shuffle 0.5 -> 2 x 2 tokens per frame
-    patch: int = 14
-
-
-INTERNVL_TINY = InternVLShape()
+INTERNVL_TINY = Shape(vision_layers=2)  # 56 px: 4 x 4 patches -> pixel shuffle 0.5 -> 2 x 2 tokens per frame
 # Mini-InternVL-4B: Phi-3-mini (32 x 3072) over InternViT-300M-448px -> 16 x 16 tokens per frame
-MINI_INTERNVL_4B = InternVLShape(
+MINI_INTERNVL_4B = Shape(
     layers=32,
     hidden=3072,
     heads=32,
+    kv_heads=32,
     intermediate=8192,
     vision_layers=24,
     vision_hidden=1024,
@@ -405,7 +399,7 @@ def _released_internvl_key(key: str) -> str:
     raise KeyError(f"no released InternVL name for {key}")
 
 
-def build_internvl(shape: InternVLShape, tok, seed: int, lm_head_scale: float = 30.0, device: str = "cpu"):
+def build_internvl(shape: Shape, tok, seed: int, lm_head_scale: float = 30.0, device: str = "cpu"):
     """The random model in transformers' classes (the writer's source, and a test's expectation)."""
     from transformers import (
         InternVLConfig,
@@ -440,14 +434,14 @@ def build_internvl(shape: InternVLShape, tok, seed: int, lm_head_scale: float = 
     return model
 
 
-def _phi3_fields(shape: InternVLShape, tok) -> dict:
+def _phi3_fields(shape: Shape, tok) -> dict:
     return dict(
         vocab_size=len(tok),
         hidden_size=shape.hidden,
         intermediate_size=shape.intermediate,
         num_hidden_layers=shape.layers,
         num_attention_heads=shape.heads,
-        num_key_value_heads=shape.heads,
+        num_key_value_heads=shape.kv_heads,
         max_position_embeddings=131072,
         original_max_position_embeddings=4096,
         rms_norm_eps=1e-5,
@@ -459,13 +453,13 @@ def _phi3_fields(shape: InternVLShape, tok) -> dict:
     )
 
 
-def _phi3_factors(shape: InternVLShape) -> tuple[list[float], list[float]]:
+def _phi3_factors(shape: Shape) -> tuple[list[float], list[float]]:
     half = shape.hidden // shape.heads // 2
     short = [1.0 + 0.05 * i for i in range(half)]  # not all 1: ignoring them would change outputs
     return short, [2.0 + 0.5 * i for i in range(half)]
 
 
-def _phi3_longrope(shape: InternVLShape) -> dict:
+def _phi3_longrope(shape: Shape) -> dict:
     import math
 
     short, long = _phi3_factors(shape)
@@ -482,7 +476,7 @@ def _phi3_longrope(shape: InternVLShape) -> dict:
 
 def write_internvl(
     out: str | Path,
-    shape: InternVLShape = INTERNVL_TINY,
+    shape: Shape = INTERNVL_TINY,
     seed: int = 0,
     dtype: torch.dtype = torch.bfloat16,
     lm_head_scale: float = 30.0,
@@ -565,23 +559,9 @@ def write_internvl(
 
 
 # --- VideoLLaMA3's released format (DAMO-NLP-SG/VideoLLaMA3-7B) ------------------------------------
-@dataclass
-class VideoLlama3Shape:
-    """Sizes of a VideoLLaMA3: a Qwen2 decoder over its SigLIP-based encoder."""
-
-    layers: int = 4
-    hidden: int = 64
-    heads: int = 4
-    kv_heads: int = 2
-    intermediate: int = 128
-    vision_layers: int = 2
-    vision_hidden: int = 32
-    vision_heads: int = 2
-
-
-VIDEOLLAMA3_TINY = VideoLlama3Shape()
+VIDEOLLAMA3_TINY = Shape(kv_heads=2, vision_layers=2)
 # VideoLLaMA3-7B: Qwen2.5-7B (28 x 3584, 4 kv heads) over a SigLIP-so400m-sized encoder
-VIDEOLLAMA3_7B = VideoLlama3Shape(
+VIDEOLLAMA3_7B = Shape(
     layers=28,
     hidden=3584,
     heads=28,
@@ -616,9 +596,7 @@ def qwen2_tokenizer(vocab_size: int = 600):
     return tok
 
 
-def build_videollama3(
-    shape: VideoLlama3Shape, tok, seed: int, lm_head_scale: float = 30.0, device: str = "cpu"
-):
+def build_videollama3(shape: Shape, tok, seed: int, lm_head_scale: float = 30.0, device: str = "cpu"):
     """The random model in transformers' classes (the writer's source, and a test's expectation)."""
     from transformers import (
         Qwen2Config,
@@ -640,7 +618,7 @@ def build_videollama3(
     return _build(VideoLlama3ForConditionalGeneration, config, seed, lm_head_scale, device)
 
 
-def _qwen2_fields(shape: VideoLlama3Shape, tok) -> dict:
+def _qwen2_fields(shape: Shape, tok) -> dict:
     return dict(
         vocab_size=len(tok),
         hidden_size=shape.hidden,
@@ -656,7 +634,7 @@ def _qwen2_fields(shape: VideoLlama3Shape, tok) -> dict:
     )
 
 
-def _vision_fields(shape: VideoLlama3Shape) -> dict:
+def _vision_fields(shape: Shape) -> dict:
     return dict(
         hidden_size=shape.vision_hidden,
         intermediate_size=4 * shape.vision_hidden,
@@ -670,20 +648,20 @@ def _vision_fields(shape: VideoLlama3Shape) -> dict:
 
 def _released_videollama3_key(key: str) -> str:
     """transformers' VideoLLaMA3 names -> the released names."""
-    for new, old in [
-        ("model.vision_model.", "model.vision_encoder."),
-        ("model.projector.", "model.mm_projector."),
-        ("model.language_model.", "model."),
-        ("lm_head.", "lm_head."),
-    ]:
-        if key.startswith(new):
-            return old + key[len(new) :]
-    raise KeyError(f"no released VideoLLaMA3 name for {key}")
+    return _renamed(
+        key,
+        [
+            ("model.vision_model.", "model.vision_encoder."),
+            ("model.projector.", "model.mm_projector."),
+            ("model.language_model.", "model."),
+            ("lm_head.", "lm_head."),
+        ],
+    )
 
 
 def write_videollama3(
     out: str | Path,
-    shape: VideoLlama3Shape = VIDEOLLAMA3_TINY,
+    shape: Shape = VIDEOLLAMA3_TINY,
     seed: int = 0,
     dtype: torch.dtype = torch.bfloat16,
     lm_head_scale: float = 30.0,

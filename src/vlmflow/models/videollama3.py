@@ -28,9 +28,9 @@ import torch
 
 from vlmflow.layout import TokenLayout
 from vlmflow.models.base import Adapter, DecoderParts, PreparedSample
-from vlmflow.models.encoding import embed_prompt, encode, letter_ids
+from vlmflow.models.encoding import encode, letter_ids, prepare_sample
 from vlmflow.models.llava_video import parse_pooling
-from vlmflow.models.weights import fill_strictly, local_snapshot, read_safetensors
+from vlmflow.models.weights import fill_strictly, read_safetensors, released_config, released_tokenizer
 from vlmflow.open_ended import OpenAnswer
 from vlmflow.prompt import CHATML_CHAT, build_open_prompt, build_prompt
 from vlmflow.question import Question
@@ -171,21 +171,10 @@ class VideoLlama3Adapter(Adapter):
             raise ValueError(
                 "device_map is not supported by the videollama3 family (a 7B model fits one GPU)"
             )
-        from transformers import AutoTokenizer, PreTrainedConfig, VideoLlama3ForConditionalGeneration
+        from transformers import VideoLlama3ForConditionalGeneration
 
-        local = local_snapshot(path)
-        released = json.loads((local / "config.json").read_text())
-        if released.get("model_type") != "videollama3_qwen2":
-            raise ValueError(
-                f"checkpoint {path} is a {released.get('model_type')!r} model; the videollama3 family reads "
-                "the released format (model_type 'videollama3_qwen2', as DAMO-NLP-SG/VideoLLaMA3-7B)"
-            )
-        tokenizer = AutoTokenizer.from_pretrained(  # the tokenizer's own files only: no checkpoint code
-            str(local), trust_remote_code=False, config=PreTrainedConfig()
-        )
-        image_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
-        if image_id is None or image_id == tokenizer.unk_token_id:
-            raise ValueError(f"checkpoint {path}: the tokenizer has no {IMAGE_TOKEN} token")
+        local, released = released_config(path, "videollama3_qwen2", cls.family, "DAMO-NLP-SG/VideoLLaMA3-7B")
+        tokenizer, image_id = released_tokenizer(local, path, IMAGE_TOKEN)
         config = native_config(released, image_id)
         state = native_state_dict(read_safetensors(local))
         model = fill_strictly(VideoLlama3ForConditionalGeneration, config, state, path, dtype, device)
@@ -202,8 +191,7 @@ class VideoLlama3Adapter(Adapter):
         return ids - {None, self.tokenizer.unk_token_id}
 
     def decoder(self) -> DecoderParts:
-        lm = self.model.model.language_model
-        return DecoderParts(lm, lm.layers, lm.norm, lm.rotary_emb, self.model.lm_head, lm.embed_tokens)
+        return DecoderParts.of(self.model.model.language_model, self.model.lm_head)
 
     # --- video -------------------------------------------------------------------------------
     def pixel_values(self, frames: np.ndarray) -> torch.Tensor:
@@ -273,19 +261,8 @@ class VideoLlama3Adapter(Adapter):
     def prepare(
         self, q: Question, video_tokens: torch.Tensor, answer: OpenAnswer | None = None
     ) -> PreparedSample:
-        """Prompt + video tokens [n_video, d] -> decoder inputs (1-D positions) and the token layout."""
-        ids, layout, letters = self.encode(q, None if answer is None else answer.prompt)
-        video = video_tokens.to(self.device)
-        embeds = embed_prompt(self.decoder().embed_tokens, ids, self.image_id, layout, video).unsqueeze(
-            0
-        )  # [1, N, d]
-        return PreparedSample(
-            inputs_embeds=embeds,
-            position_ids=torch.arange(layout.n_tokens, device=self.device).unsqueeze(0),
-            layout=layout,
-            gt_token=letters[q.answer_index] if answer is None else self.answer_tokens(answer.reference)[0],
-            option_tokens=letters,
-        )
+        """Prompt + video tokens [n_video, d] -> decoder inputs, 1-D positions 0..N-1, the token layout."""
+        return prepare_sample(self, q, video_tokens, answer, self.image_id)
 
 
 def load(path: str | Path, **kw) -> VideoLlama3Adapter:

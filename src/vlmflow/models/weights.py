@@ -1,11 +1,38 @@
-"""Weights of checkpoints in a released format that transformers does not read as is: read,
-renamed by the family's adapter, and filled into transformers' own classes strictly."""
+"""Checkpoints in a released format that transformers does not read as is: the config read by
+hand, the tokenizer from its own files, the weights renamed by the family's adapter and filled into
+transformers' own classes strictly. No code shipped with a checkpoint is run."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
+
+
+def released_config(path: str, model_type: str, family: str, example: str) -> tuple[Path, dict]:
+    """The checkpoint's directory and its config.json, which must be of `model_type`."""
+    import json
+
+    local = local_snapshot(path)
+    config = json.loads((local / "config.json").read_text())
+    if config.get("model_type") != model_type:
+        raise ValueError(
+            f"checkpoint {path} is a {config.get('model_type')!r} model; the {family} family reads the "
+            f"released format (model_type {model_type!r}, as {example})"
+        )
+    return local, config
+
+
+def released_tokenizer(local: Path, path: str, required: str):
+    """The tokenizer from its own files (not through the checkpoint's config, which names remote
+    code) and the id of a token the prompt needs."""
+    from transformers import AutoTokenizer, PreTrainedConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(str(local), trust_remote_code=False, config=PreTrainedConfig())
+    token = tokenizer.convert_tokens_to_ids(required)
+    if token is None or token == tokenizer.unk_token_id:
+        raise ValueError(f"checkpoint {path}: the tokenizer has no {required} token")
+    return tokenizer, token
 
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
