@@ -56,3 +56,11 @@ def test_custom_setting_names_the_missing_sections(tmp_path):
     res = dry_run(tmp_path, {k: v for k, v in OWN.items() if k not in ("runs", "figures")})
     assert res.returncode != 0
     assert "missing: ['runs', 'figures']" in res.stdout + res.stderr
+
+
+def test_another_familys_setting_stops_the_dry_run(tmp_path):
+    own = {**OWN, "models": {"my-model": {**OWN["models"]["my-model"], "frame_ranges": "tokens"}}}
+    res = dry_run(tmp_path, own)
+    assert res.returncode != 0
+    out = res.stdout + res.stderr
+    assert "models.my-model" in out and "frame_ranges is not supported by the llava_video family" in out

@@ -171,6 +171,9 @@ def test_videollama3_frames_are_separated_by_their_time_text(videollama3):
         # the authors' range of frame t: its comma (t > 0), time text and image tokens
         assert expanded_text(L.frame_blocks[t]) == gap + "<image>"
     assert expanded_text((0, L.frame_blocks[0][0])) == "<|im_start|>user\n"
+    # the knockouts' "video" and "frame[t]" are the blocks; the probes' "video" the image tokens
+    assert L.knockout_spans("video") == list(L.frame_blocks) and L.spans("video") == list(L.frames)
+    assert L.knockout_spans("frame[2]") == [L.frame_blocks[2]] and L.knockout_spans("last") == L.spans("last")
     assert expanded_text((L.frame_blocks[-1][1], L.question[0])) == "\n"
     assert expanded_text(L.question).startswith("Question: ") and expanded_text(L.question).endswith(
         q.candidates[-1]

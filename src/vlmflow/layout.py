@@ -115,14 +115,12 @@ class TokenLayout:
         return _positions(self.spans(group))
 
     def knockout_spans(self, group: str) -> list[Span]:
-        """A group as the knockouts see it: "video" and "frame[t]" are the frame blocks."""
-        if group == "video":
-            return list(self.knockout_frames)
-        m = re.fullmatch(r"frame\[(\d+)\]", group)
-        if m:
-            self.frame(int(m.group(1)))  # range check
-            return [self.knockout_frames[int(m.group(1))]]
-        return self.spans(group)
+        """A group as the knockouts see it: in "video" and "frame[t]" each frame is its block."""
+        spans = self.spans(group)
+        if group == "video" or group.startswith("frame["):
+            block = dict(zip(self.frames, self.knockout_frames))
+            return [block[s] for s in spans]
+        return spans
 
     def knockout_indices(self, group: str) -> np.ndarray:
         return _positions(self.knockout_spans(group))

@@ -5,7 +5,7 @@ import yaml
 from snakemake.utils import update_config
 
 from vlmflow.data.formats import annotation_path
-from vlmflow.models.loading import check_model_path
+from vlmflow.models.loading import check_family_settings, check_model_path
 
 SECTIONS = ("datasets", "models", "runs", "figures")
 
@@ -42,21 +42,9 @@ wildcard_constraints:
     family="[^/]+",
 
 
-# settings only one model family takes
-FAMILY_ONLY = {
-    "vision_attention": "videollama3",
-    "frame_ranges": "videollama3",
-    "device_map": "llava_video",
-}
-
-
 def _check_config():
     for name, m in config["models"].items():
-        for key, family in FAMILY_ONLY.items():
-            if key in m and m["family"] != family:
-                raise ValueError(
-                    f"config models.{name}.{key}: a {family} setting; this model's family is {m['family']!r}"
-                )
+        check_family_settings(f"models.{name}", m)
     for name, ds in config["datasets"].items():
         if "generate" in ds and ds["format"] != "tvbench":
             raise ValueError(

@@ -13,6 +13,9 @@ from vlmflow.models import load_adapter
 from vlmflow.prompt import MVBENCH_SYSTEM
 from vlmflow.provenance import provenance
 
+# settings that only one model family takes
+FAMILY_ONLY = {"device_map": "llava_video", "vision_attention": "videollama3", "frame_ranges": "videollama3"}
+OWNERS = {"llava_video": "LLaVA", "videollama3": "VideoLLaMA3"}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -60,6 +63,16 @@ def check_model_path(name: str, path: str) -> None:
         )
 
 
+def check_family_settings(name: str, m: dict) -> None:
+    """Raise ValueError when a model's config entry sets another family's setting."""
+    for key, family in FAMILY_ONLY.items():
+        if key in m and m["family"] != family:
+            raise ValueError(
+                f"model {name!r}: {key} is not supported by the {m['family']} family "
+                f"(it is one of the {OWNERS[family]} settings)"
+            )
+
+
 def load_from_config(m: dict, name: str | None = None):
     """Load a model from its config entry (`name`, its key in config.yaml, labels errors): a local
     directory, else a hub id, from the Hugging Face cache only when HF_HUB_OFFLINE=1."""
@@ -68,14 +81,8 @@ def load_from_config(m: dict, name: str | None = None):
 
     device = resolve_device(m.get("device", "auto"))
     dtype = resolve_dtype(m.get("dtype", "auto"), device)
-    from vlmflow.models.videollama3 import SWITCHES
-
-    switches = sorted(k for k in SWITCHES if k in m)
-    if switches and m["family"] != "videollama3":
-        raise ValueError(
-            f"model {name or m['path']!r}: {switches} are VideoLLaMA3 settings, not {m['family']!r} ones"
-        )
-    extra = {k: m[k] for k in ("pooling_shape", "device_map", *switches) if m.get(k) is not None}
+    check_family_settings(name or m["path"], m)
+    extra = {k: m[k] for k in ("pooling_shape", *FAMILY_ONLY) if m.get(k) is not None}
     kw = dict(
         dtype=dtype, device=device, system_prompt=system_prompt(m.get("system_prompt", "mvbench")), **extra
     )

@@ -49,6 +49,17 @@ class Shape:
     patch: int = 14
     pooling: tuple[int, int, int] = (8, 2, 2)
 
+    def decoder_sizes(self, vocab: int) -> dict:
+        """The decoder's sizes as transformers' Llama, Phi-3 and Qwen2 configs name them."""
+        return dict(
+            vocab_size=vocab,
+            hidden_size=self.hidden,
+            intermediate_size=self.intermediate,
+            num_hidden_layers=self.layers,
+            num_attention_heads=self.heads,
+            num_key_value_heads=self.kv_heads,
+        )
+
 
 TINY = Shape()
 # LLaVA-NeXT-7B-Video-FT: Vicuna-7B over CLIP ViT-L/14-336, pooled to 8 x 12 x 12
@@ -107,12 +118,7 @@ def _configs(shape: Shape, vocab: int, image_token: int, pad_token: int):
     from transformers import CLIPVisionConfig, LlamaConfig
 
     text = LlamaConfig(
-        vocab_size=vocab,
-        hidden_size=shape.hidden,
-        intermediate_size=shape.intermediate,
-        num_hidden_layers=shape.layers,
-        num_attention_heads=shape.heads,
-        num_key_value_heads=shape.kv_heads,
+        **shape.decoder_sizes(vocab),
         max_position_embeddings=shape.context,
         rms_norm_eps=1e-5,
         pad_token_id=pad_token,
@@ -436,12 +442,7 @@ def build_internvl(shape: Shape, tok, seed: int, lm_head_scale: float = 30.0, de
 
 def _phi3_fields(shape: Shape, tok) -> dict:
     return dict(
-        vocab_size=len(tok),
-        hidden_size=shape.hidden,
-        intermediate_size=shape.intermediate,
-        num_hidden_layers=shape.layers,
-        num_attention_heads=shape.heads,
-        num_key_value_heads=shape.kv_heads,
+        **shape.decoder_sizes(len(tok)),
         max_position_embeddings=131072,
         original_max_position_embeddings=4096,
         rms_norm_eps=1e-5,
@@ -620,12 +621,7 @@ def build_videollama3(shape: Shape, tok, seed: int, lm_head_scale: float = 30.0,
 
 def _qwen2_fields(shape: Shape, tok) -> dict:
     return dict(
-        vocab_size=len(tok),
-        hidden_size=shape.hidden,
-        intermediate_size=shape.intermediate,
-        num_hidden_layers=shape.layers,
-        num_attention_heads=shape.heads,
-        num_key_value_heads=shape.kv_heads,
+        **shape.decoder_sizes(len(tok)),
         max_position_embeddings=32768,
         rms_norm_eps=1e-6,
         bos_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),
