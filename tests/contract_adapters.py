@@ -20,6 +20,7 @@ from vlmflow.data import synthetic
 from vlmflow.layout import build_layout
 from vlmflow.models import toy
 from vlmflow.models.base import Adapter, DecoderParts, PreparedSample
+from vlmflow.models.encoding import continuation_ids
 from vlmflow.open_ended import OpenAnswer
 from vlmflow.prompt import LETTERS, build_open_prompt, build_prompt
 from vlmflow.question import Question
@@ -94,7 +95,7 @@ class _SyntheticAdapter(Adapter):
             prev = p + 1
         embeds = torch.cat(parts + [text[prev:]]).unsqueeze(0)  # [1, N, d]
         if answer is not None:
-            gt = self.answer_tokens(answer.reference)[0]
+            gt = continuation_ids(self.tokenizer, prompt.text, ids, answer.reference, q.sample_id)[0]
             return PreparedSample(embeds, self.positions(layout).to(self.device), layout, gt, [])
         letters = self.tokenizer.convert_tokens_to_ids([LETTERS[k] for k in range(len(q.candidates))])
         return PreparedSample(

@@ -1,4 +1,5 @@
-"""The GPU check script runs its steps end to end (tiny model on the CPU; timings are not checked)."""
+"""The benchmarks run end to end in the fast tier (so they cannot rot unseen): each prints its RESULT
+line, and the engine equals the reference method there; timings are printed, never checked."""
 
 import re
 import subprocess
@@ -6,6 +7,21 @@ import sys
 
 import pytest
 from conftest import REPO
+
+
+def test_knockout_speed_quick_prints_its_result():
+    res = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks/knockout_speed.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    m = re.search(r"RESULT speedup=([\d.]+) speedup_no_crossframe=([\d.]+) max_diff=([\d.e+-]+)", res.stdout)
+    assert m, res.stdout[-2000:]
+    assert float(m.group(3)) < 1e-4  # relative change, as a fraction: fast engine == reference method
+    for family in ("cross_frame", "vql_to_ql", "question_and_options_to_last", "vq_to_true_opt"):
+        assert re.search(rf"{family}\s+\d+ conditions", res.stdout), family
 
 
 @pytest.mark.parametrize("family", ["llava_video", "internvl"])

@@ -2,7 +2,15 @@ import numpy as np
 import pytest
 
 from vlmflow.data import synthetic
-from vlmflow.data.frames import linspace_indices, one_per_second_indices, read_frames, segment_midpoints
+from vlmflow.data.frames import (
+    VideoClock,
+    frame_times,
+    linspace_indices,
+    one_per_second_indices,
+    read_frames,
+    segment_midpoints,
+)
+from vlmflow.models.videollama3 import VideoLlama3Adapter
 
 
 def spec_indices(n_frames, fps, n, bounds):
@@ -68,7 +76,7 @@ def test_linspace_sampling_spans_the_clip_first_to_last(n_frames, bounds):
     """VideoLLaMA3's loader: every frame of the clip decoded, np.linspace(0, n-1, 8, dtype=int) kept."""
     fps = 24.0
     idx = linspace_indices(n_frames, fps, 8, bounds)
-    start, end = (0, n_frames - 1) if bounds is None else (48, 144)
+    start, end = (0, n_frames - 1) if bounds is None else (48, 143)  # the frames in [2 s, 6 s)
     assert idx[0] == start and idx[-1] == end and len(idx) == 8
     assert idx == [start + int(np.floor(k * (end - start) / 7)) for k in range(8)]
     assert idx != segment_midpoints(n_frames, fps, 8, bounds)
@@ -78,17 +86,72 @@ def test_read_frames_under_each_rule_gives_frames_and_their_times(tmp_path):
     frames = np.stack([np.full((16, 16, 3), 3 * i, np.uint8) for i in range(80)])  # 10 s at 8 fps
     synthetic.write_video(tmp_path / "v.mp4", frames, fps=8)
     rules = [
-        ("segments", segment_midpoints),
-        ("linspace", linspace_indices),
-        ("fps1", one_per_second_indices),
+        ("segments", segment_midpoints, lambda idx: [i / 8 for i in idx]),
+        ("linspace", linspace_indices, lambda idx: list(np.linspace(0.0, 10.0, 80)[idx])),
+        ("fps1", one_per_second_indices, lambda idx: [i / 8 for i in idx]),  # ticks at whole seconds
     ]
-    for rule, pick in rules:
+    for rule, pick, released_times in rules:
         got, times = read_frames(tmp_path / "v.mp4", 8, None, with_times=True, sampling=rule)
         idx = pick(80, 8.0, 8)
-        assert times == [i / 8 for i in idx]
+        assert times == pytest.approx(released_times(idx), abs=1e-12)
         assert np.abs(got.reshape(8, -1).mean(1) - 3 * np.array(idx)).max() < 3  # the picked frames
     with pytest.raises(ValueError, match="frame sampling"):
         read_frames(tmp_path / "v.mp4", 8, sampling="fps2")
+
+
+def released_template(t) -> str:
+    """A frame's time through the released chat template's own expression, rendered by jinja2."""
+    import jinja2
+
+    return jinja2.Environment().from_string("{{ t | round(1) | string }}").render(t=t)
+
+
+def test_the_issue_example_16_frames_2_seconds():
+    """16 frames at 8 fps (2.0 s): the released loader spreads the times over the duration."""
+    clock = VideoClock(8.0, 16, 0.0, 2.0)
+    idx = linspace_indices(16, 8.0, 8)
+    assert idx == [0, 2, 4, 6, 8, 10, 12, 15]
+    times = frame_times("linspace", idx, clock)
+    text = [VideoLlama3Adapter.time_text(t, True) for t in times]
+    assert text == ["0.0", "0.3", "0.5", "0.8", "1.1", "1.3", "1.6", "2.0"]  # not index / fps: 1.9 at the end
+
+
+@pytest.mark.parametrize(
+    "n_frames,fps,bounds",
+    [(16, 8, None), (21, 10, None), (37, 24, None), (90, 30, None), (250, 25, None), (240, 24, (2.0, 6.0))],
+)
+def test_linspace_times_are_the_released_loaders_on_real_clips(tmp_path, n_frames, fps, bounds):
+    synthetic.write_video(tmp_path / "v.mp4", np.zeros((n_frames, 16, 16, 3), np.uint8), fps=fps)
+    _, times = read_frames(tmp_path / "v.mp4", 8, bounds, with_times=True, sampling="linspace")
+    duration = round(n_frames / fps, 6)  # ffprobe's format duration (microseconds)
+    start, length = (0.0, duration) if bounds is None else (bounds[0], bounds[1] - bounds[0])
+    first, last = (0, n_frames - 1) if bounds is None else (int(bounds[0] * fps), int(bounds[1] * fps) - 1)
+    spread = np.linspace(start, start + length, last - first + 1)  # every frame of the clip, then 8 kept
+    expected = [spread[int(k)] for k in np.linspace(0, last - first, 8, dtype=int)]
+    assert all(isinstance(t, np.floating) for t in times)
+    assert times == pytest.approx(expected, abs=1e-9)
+    assert [VideoLlama3Adapter.time_text(t, True) for t in times] == [released_template(t) for t in expected]
+
+
+def test_one_per_second_times_are_whole_seconds_from_the_clip_start(tmp_path):
+    synthetic.write_video(tmp_path / "v.mp4", np.zeros((250, 16, 16, 3), np.uint8), fps=25)
+    _, times = read_frames(tmp_path / "v.mp4", 8, None, with_times=True, sampling="fps1")
+    assert list(times) == [0.0, 1.0, 2.0, 3.0, 5.0, 6.0, 7.0, 9.0]  # ticks 0..9, 8 kept by linspace
+    _, times = read_frames(tmp_path / "v.mp4", 8, (0.5, 9.7), with_times=True, sampling="fps1")
+    ticks = range(10)  # frames 13, 38, ..., 238: one per second of [0.5 s, 9.7 s)
+    assert list(times) == [0.5 + ticks[k] for k in np.linspace(0, 9, 8, dtype=int)]
+    assert isinstance(times[0], np.floating)
+
+
+@pytest.mark.parametrize("t", [0.05, 0.25, 0.35, 1.05, 1.15, 2.45, 3.85, 12.55, 0.6666, 7.0])
+def test_time_text_rounds_as_the_released_template_for_each_value_type(t):
+    """numpy floats (the ffmpeg loader's) round half to even after scaling, Python floats exactly:
+    1.05 reads "1.0" as numpy, "1.1" as Python."""
+    assert VideoLlama3Adapter.time_text(t, True) == released_template(np.float64(t))
+    assert VideoLlama3Adapter.time_text(t, False) == released_template(float(t))
+    if t == 1.05:
+        text = VideoLlama3Adapter.time_text
+        assert (text(t, True), text(t, False)) == ("1.0", "1.1")
 
 
 def test_one_frame_per_second_then_evenly_and_short_clips_refused():

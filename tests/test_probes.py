@@ -17,35 +17,53 @@ def clean_sample(adapter, task="action_sequence"):
     return sample, KnockoutEngine(adapter).clean(sample)
 
 
-def test_lens_equals_hidden_state_times_embedding_matrix(tiny_adapter):
-    sample, clean = clean_sample(tiny_adapter)
-    parts = tiny_adapter.decoder()
-    with torch.no_grad():  # the model's own forward, independent of the engine's layer stepping
-        hs = parts.text_model(
+def hidden_states(adapter, sample):
+    """transformers' own `hidden_states` (the last one after the final norm), independent of the
+    engine's layer stepping: L + 1 states [N, d]."""
+    parts = adapter.decoder()
+    with torch.no_grad():
+        out = parts.text_model(
             inputs_embeds=sample.inputs_embeds, position_ids=sample.position_ids, output_hidden_states=True
-        ).hidden_states
-    _, tops = probe(KnockoutEngine(tiny_adapter), sample, False, ["embedding"], 3)
-    ids, probs = tops["embedding"]  # [L + 1, n_video, 3]
-    assert ids.shape[0] == tiny_adapter.n_layers + 1
+        )
+    return [h[0] for h in out.hidden_states]
+
+
+def test_lens_projects_transformers_hidden_states_on_one_layer_axis(tiny_adapter):
+    sample, clean = clean_sample(tiny_adapter)
+    parts, L = tiny_adapter.decoder(), tiny_adapter.n_layers
+    hs = hidden_states(tiny_adapter, sample)
+    _, tops = probe(KnockoutEngine(tiny_adapter), sample, False, ["embedding", "lm_head"], 3)
     video = sample.layout.indices("video")
     E = parts.embed_tokens.weight
-    for layer in (0, 1, 3):  # the embeddings, then outputs of layers 1 and 3
-        chunked = lens_top_k(tiny_adapter, sample, hs[layer][0], "embedding", False, 3, chunk_bytes=4096)
-        assert torch.equal(chunked[0], ids[layer])  # computing in chunks changes nothing
-        for j in (0, 17, len(video) - 1):
-            p = torch.softmax(hs[layer][0, video[j]] @ E.T, -1)
-            top = p.topk(3)
-            assert torch.equal(ids[layer, j], top.indices)
-            assert torch.allclose(probs[layer, j], top.values, atol=1e-6)
+    with torch.no_grad():
+        for layer in (0, 1, 3, L):  # the embeddings, outputs of layers 1 and 3, the final norm's output
+            assert tops["embedding"][0].shape[0] == L + 1
+            h = hs[layer][video]  # [n_video, d]
+            # the paper's lens: the input embedding matrix, no norm; state L is normed already
+            expected = {"embedding": h @ E.T, "lm_head": parts.lm_head(parts.norm(h) if layer < L else h)}
+            for projection, logits in expected.items():
+                ids, probs = (t[layer] for t in tops[projection])
+                top = torch.softmax(logits, -1).topk(3)
+                assert torch.equal(ids, top.indices), (projection, layer)
+                assert torch.allclose(probs, top.values, atol=1e-5)
+        chunked = lens_top_k(tiny_adapter, sample, hs[1], "embedding", False, 3, chunk_bytes=4096)
+        assert torch.equal(chunked[0], tops["embedding"][0][1])  # computing in chunks changes nothing
 
 
-def test_answer_probability_of_the_last_layer_is_the_models_answer(tiny_adapter):
+@pytest.mark.parametrize("final_norm", [True, False])
+def test_answer_probability_of_the_last_layer_is_the_models_answer(tiny_adapter, final_norm):
     sample, clean = clean_sample(tiny_adapter)
-    rows, _ = probe(KnockoutEngine(tiny_adapter), sample, True, [], 1)
+    rows, _ = probe(KnockoutEngine(tiny_adapter), sample, final_norm, [], 1)
     assert [r["layer"] for r in rows] == list(range(tiny_adapter.n_layers + 1))
-    assert rows[-1]["p_true"] == pytest.approx(float(clean.probs[sample.gt_token]), abs=1e-6)
+    own = tiny_adapter.plain_forward(sample)  # the model's own softmax at the last position
+    assert rows[-1]["p_true"] == pytest.approx(float(own[sample.gt_token]), abs=1e-6)
     false = [t for t in sample.option_tokens if t != sample.gt_token]
-    assert rows[-1]["p_false"] == pytest.approx(float(clean.probs[false].mean()), abs=1e-6)
+    assert rows[-1]["p_false"] == pytest.approx(float(own[false].mean()), abs=1e-6)
+    # below the last layer the setting decides: lm_head on the raw state, or after the final norm
+    parts, h = tiny_adapter.decoder(), hidden_states(tiny_adapter, sample)[2][-1]
+    with torch.no_grad():
+        p = torch.softmax(parts.lm_head(parts.norm(h) if final_norm else h), -1)
+    assert rows[2]["p_true"] == pytest.approx(float(p[sample.gt_token]), abs=1e-6)
 
 
 def test_bins_hold_exactly_their_layers():

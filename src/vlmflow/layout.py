@@ -33,6 +33,9 @@ class TokenLayout:
     # What the knockouts treat as frame t when it reaches beyond the frame's video tokens (the
     # authors' VideoLLaMA3 ranges take in the time text and the commas); None: the video tokens.
     frame_blocks: tuple[Span, ...] | None = None
+    # the character span, relative to the raw question text, of each token of non_option_question
+    # (from the whole prompt's offsets: a token merged across the question's end reaches beyond it)
+    question_chars: tuple[Span, ...] = ()
 
     def __post_init__(self):
         T, H, W = self.grid
@@ -65,6 +68,13 @@ class TokenLayout:
     def contiguous(self) -> bool:
         """True when the frames follow each other with no text between them."""
         return all(self.frames[t][1] == self.frames[t + 1][0] for t in range(len(self.frames) - 1))
+
+    def question_position(self, chars: Span) -> int | None:
+        """The position of the last token covering characters [a, b) of the raw question text (e.g. a
+        word of it), or None when no token of the question covers them."""
+        a, b = chars
+        hit = [k for k, (s, e) in enumerate(self.question_chars) if e > s and s < b and e > a]
+        return self.non_option_question[0] + hit[-1] if hit else None
 
     def frame(self, t: int) -> Span:
         if not 0 <= t < len(self.frames):
@@ -178,12 +188,15 @@ def build_layout(
         i, j = char_span_to_tokens(offsets, span, f"frame block {t}")
         return expanded(i), expanded(j - 1) + (per if j - 1 in placeholders else 1)
 
+    nq = char_span_to_tokens(offsets, prompt.non_option_question, "non-option question")
+    a = prompt.non_option_question[0]
     return TokenLayout(
         n_tokens=expanded(len(offsets) - 1) + 1,
         frames=frames,
         grid=grid,
         question=region(prompt.question, "question"),
         non_option_question=region(prompt.non_option_question, "non-option question"),
+        question_chars=tuple((s - a, e - a) for s, e in offsets[nq[0] : nq[1]]),
         options=tuple(region(o, f"option {k}") for k, o in enumerate(prompt.options)),
         true_option=true_option,
         frame_blocks=None if frame_blocks is None else tuple(block(b, t) for t, b in enumerate(frame_blocks)),

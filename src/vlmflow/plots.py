@@ -500,39 +500,43 @@ def fig6_attention_maps(
     att: pd.DataFrame, frames, layers: tuple[int, int], heads: str, stem: Path
 ) -> pd.DataFrame:
     """Fig. 6: attention from question words to the video tokens, clean vs cross-frame blocked, averaged
-    over `layers` (1-indexed inclusive), head mean or max, over the frames, colour log10(5e-5 + a)
-    with each map's own range (viridis)."""
+    over `layers` (1-indexed inclusive), head mean or max, over the frames (t = 1..T over the columns),
+    colour 5e-5 + a on a log scale (the paper's log10(5e-5 + a)) with each row's own range (viridis),
+    shown on the row's colour bar."""
     import numpy as np
+    from matplotlib.colors import LogNorm
 
+    floor = 5e-5
     a = att[(att.heads == heads) & att.layer.between(*layers)]
     table = a.groupby(["word", "condition", "t", "h", "w"], sort=False).attention.mean().reset_index()
     T, H, W = frames.shape[0], int(table.h.max()) + 1, int(table.w.max()) + 1
     keys = list(dict.fromkeys(zip(table.word, table.condition)))
-    fig, axes = plt.subplots(len(keys), T, figsize=(1.6 * T, 1.7 * len(keys)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(keys), T, figsize=(1.6 * T + 1.4, 1.7 * len(keys)), squeeze=False, layout="constrained"
+    )
     for i, (word, cond) in enumerate(keys):
         m = table[(table.word == word) & (table.condition == cond)]
         grid = np.zeros((T, H, W))
         grid[m.t, m.h, m.w] = m.attention
-        logged = np.log10(5e-5 + grid)
+        shifted = floor + grid
+        lo, hi = float(shifted.min()), float(shifted.max())
+        norm = LogNorm(vmin=lo, vmax=hi if hi > lo else lo * 1.01)
         for t in range(T):
             ax = axes[i][t]
             ax.imshow(frames[t], extent=(0, W, H, 0))
-            ax.imshow(
-                logged[t],
-                extent=(0, W, H, 0),
-                cmap="viridis",
-                alpha=0.6,
-                vmin=logged.min(),
-                vmax=logged.max(),
-            )
+            im = ax.imshow(shifted[t], extent=(0, W, H, 0), cmap="viridis", alpha=0.6, norm=norm)
             ax.set_xticks([])
             ax.set_yticks([])
+            if i == 0:
+                ax.set_title(f"t = {t + 1}", fontsize=8)
             if t == 0:
                 ax.set_ylabel(f'"{word}"\n{cond}', fontsize=7)
+        bar = fig.colorbar(im, ax=list(axes[i]), fraction=0.02, pad=0.01)
+        bar.set_label("5e-5 + attention (log)", fontsize=6)
+        bar.ax.tick_params(labelsize=6)
     fig.suptitle(
         f"Attention from question words to video tokens, layers {layers[0]}-{layers[1]}, heads {heads}"
     )
-    fig.tight_layout()
     _save(fig, table, stem)
     return table
 

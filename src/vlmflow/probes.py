@@ -1,13 +1,16 @@
 """Probes of the clean forward: the answer's probability layer by layer (the paper's Fig. 9) and the
 logit lens on video tokens (Figs. 4 and 5).
 
-One layer axis for both: state 0 is the token embeddings, state l (1..L) the output of decoder layer
-l, before the final norm (the authors probe layer *inputs* for the lens and layer outputs for the
-answer probability, so their two axes are offset by one; here they are the same). Whether the final
-norm is applied before the answer probability's lm_head is a setting, recorded in every row; the
-lens projects through the input embedding matrix with no norm (the paper) or through the final norm
-and the lm_head (the usual logit lens). States are probed one at a
-time as the forward produces them (`KnockoutEngine.states`): no layer's state, logits or keys are kept.
+One layer axis for both, transformers' `hidden_states`: state 0 is the token embeddings, state l
+(1..L-1) the output of decoder layer l, and state L the last layer's output *after the final norm*
+(what the lm_head reads), so the last point of every probe is the model's own output. The authors
+probe layer *inputs* for the lens and layer outputs for the answer probability, so their two axes are
+offset by one; here they are the same. Whether the final norm is applied to states 0..L-1 before the
+answer probability's lm_head is a setting (`probes.final_norm`, recorded in every row); the lens
+projects states 0..L-1 through the input embedding matrix with no norm (the paper) or through the
+final norm and the lm_head (the usual logit lens), and state L, already normed, as it is. States are
+probed one at a time as the forward produces them (`KnockoutEngine.states`): no layer's state,
+logits or keys are kept.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ def answer_probability(
     adapter: Adapter, sample: PreparedSample, state: torch.Tensor, final_norm: bool
 ) -> dict:
     """One state [N, d]: the probability of the correct option's letter at the last position and the
-    mean probability of the other letters, the last position projected by the lm_head."""
+    mean probability of the other letters, the last position projected by the lm_head (after the final
+    norm if `final_norm`; pass False for state L, which is normed already)."""
     false = [t for t in sample.option_tokens if t != sample.gt_token]
     p = torch.softmax(project(adapter, state[-1:], "lm_head", final_norm)[0], dim=-1)
     return dict(p_true=float(p[sample.gt_token]), p_false=float(p[false].mean()) if false else float("nan"))
@@ -69,12 +73,17 @@ def lens_top_k(
 def probe(engine: KnockoutEngine, sample: PreparedSample, final_norm: bool, projections: list[str], k: int):
     """Both probes on every state of one clean forward -> (answer rows per layer 0..L, the answer's
     lm_head after the final norm if `final_norm`; {projection: (ids [L + 1, n_video, k], probs
-    [L + 1, n_video, k])}, "embedding" without norm, "lm_head" with it)."""
+    [L + 1, n_video, k])}, "embedding" without norm, "lm_head" with it). State L is the final norm's
+    output and is projected as it is by both probes."""
     answer, lens = [], {p: ([], []) for p in projections}
+    last = engine.adapter.n_layers
     for layer, state in enumerate(engine.states(sample)):
-        answer.append(dict(layer=layer, **answer_probability(engine.adapter, sample, state, final_norm)))
+        norm = layer < last  # state L is normed already
+        answer.append(
+            dict(layer=layer, **answer_probability(engine.adapter, sample, state, final_norm and norm))
+        )
         for p in projections:
-            ids, probs = lens_top_k(engine.adapter, sample, state, p, p == "lm_head", k)
+            ids, probs = lens_top_k(engine.adapter, sample, state, p, p == "lm_head" and norm, k)
             lens[p][0].append(ids)
             lens[p][1].append(probs)
     return answer, {p: (torch.stack(i), torch.stack(v)) for p, (i, v) in lens.items()}

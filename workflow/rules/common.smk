@@ -279,6 +279,14 @@ def probe_tables(kind, fig, tasks=None):
     )
 
 
+def attention_skips(dataset, model):
+    """The samples Fig. 6's attention maps left out, when they are drawn for (dataset, model)."""
+    f = config["figures"].get("fig6_attention_maps")
+    if f is None or (f["dataset"], f["model"]) != (dataset, model):
+        return []
+    return [f"results/{dataset}/{model}/skipped/attention_maps/{f['task']}.parquet"]
+
+
 def fig_input(fig, kind):
     """The frames or questions table of a figure's task."""
     f = _fig(fig)

@@ -58,7 +58,8 @@ rule skipped_samples:
             dataset=wc.dataset,
             model=wc.model,
             task=dataset_tasks(wc.dataset),
-        ),
+        )
+        + attention_skips(wc.dataset, wc.model),
     output:
         "results/{dataset}/{model}/skipped.parquet",
     log:

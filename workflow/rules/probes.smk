@@ -37,7 +37,8 @@ rule attention_maps:
         baseline="results/{dataset}/{model}/baseline/{task}.parquet",
         model=model_files,
     output:
-        "results/{dataset}/{model}/probes/attention/{task}.parquet",
+        attention="results/{dataset}/{model}/probes/attention/{task}.parquet",
+        skipped="results/{dataset}/{model}/skipped/attention_maps/{task}.parquet",
     log:
         "logs/attention_maps/{dataset}/{model}/{task}.log",
     conda:

@@ -23,5 +23,6 @@ with log_to(sm.log[0]):
         layers=list(range(a, b + 1)),
         n_samples=fig.get("n_samples", 2),
         backend=sm.params.backend,
-        out=sm.output[0],
+        out=sm.output.attention,
+        skipped_out=sm.output.skipped,
     )

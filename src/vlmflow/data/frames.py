@@ -1,10 +1,13 @@
 """Frame sampling and PyAV decoding. Rules: "segments" (the mid-points of equal segments of the
 clip, as the MVBench/TVBench evaluation loaders do: the paper's rule), "linspace" (VideoLLaMA3's
 package loader with fps=None: every frame of the clip decoded, `linspace(0, n-1, 8)` kept) and
-"fps1" (VideoLLaMA3's registered processor, which samples 1 frame per second first)."""
+"fps1" (VideoLLaMA3's registered processor, which samples 1 frame per second first); with the
+frames' times as VideoLLaMA3's released loader states them (`frame_times`)."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +31,25 @@ def linspace_indices(
     n_frames: int, fps: float, n: int = 8, bounds: tuple[float, float] | None = None
 ) -> list[int]:
     """Indices of `n` frames spread evenly over the clip, first and last included (integer part of
-    numpy's linspace, as VideoLLaMA3's loader keeps them)."""
-    start, end = clip_range(n_frames, fps, bounds)
+    numpy's linspace, as VideoLLaMA3's loader keeps them; its clip, `released_clip`)."""
+    start, end = released_clip(n_frames, fps, bounds)
     return [start + int(i) for i in np.linspace(0, end - start, n, dtype=int)]
+
+
+def released_clip(n_frames: int, fps: float, bounds: tuple[float, float] | None) -> tuple[int, int]:
+    """First and last frame of a clip as VideoLLaMA3's released loader trims it: the whole video; the
+    frames whose time lies in [start, end) (its ffmpeg trim); or, for a clip under 1 s, its frame
+    reader's [int(start * fps) - 1, int(end * fps) - 1]."""
+    if bounds is None:
+        return clip_range(n_frames, fps, None)
+    s, e = bounds
+    if e - s < 1:
+        first, last = max(int(s * fps) - 1, 0), min(int(e * fps) - 1, n_frames - 1)
+    else:
+        first, last = max(0, math.ceil(s * fps - 1e-6)), min(math.ceil(e * fps - 1e-6) - 1, n_frames - 1)
+    if last < first:
+        raise ValueError(f"clip bounds {bounds} s select no frame of a {n_frames}-frame video at {fps} fps")
+    return first, last
 
 
 def one_per_second_indices(
@@ -39,14 +58,20 @@ def one_per_second_indices(
     """One frame per second from the clip start (the processor VideoLLaMA3's evaluation registers:
     fps 1), `n` of them kept by linspace when there are more; a clip too short for `n` is an error
     (the paper's layouts hold 8 frames)."""
-    start, end = clip_range(n_frames, fps, bounds)
-    ticks = [start + int(round(k * fps)) for k in range(int((end - start) / fps) + 1)]
+    ticks = _ticks(n_frames, fps, bounds)
     if len(ticks) < n:
+        start, end = released_clip(n_frames, fps, bounds)
         raise ValueError(
             f"clip of {(end - start + 1) / fps:.1f} s gives {len(ticks)} frames at 1 fps, fewer than "
             f"the {n} the model takes (frame_sampling fps1)"
         )
     return [ticks[int(i)] for i in np.linspace(0, len(ticks) - 1, n, dtype=int)]
+
+
+def _ticks(n_frames: int, fps: float, bounds: tuple[float, float] | None) -> list[int]:
+    """The frame nearest each whole second from the clip start (ffmpeg's fps filter)."""
+    start, end = released_clip(n_frames, fps, bounds)
+    return [start + int(round(k * fps)) for k in range(int((end - start) / fps) + 1)]
 
 
 SAMPLINGS = {"segments": segment_midpoints, "linspace": linspace_indices, "fps1": one_per_second_indices}
@@ -70,6 +95,49 @@ def clip_range(n_frames: int, fps: float, bounds: tuple[float, float] | None) ->
     return start, end
 
 
+@dataclass(frozen=True)
+class VideoClock:
+    """What a video's container says about time (ffprobe's fields): the video stream's start time and
+    the container's duration, in seconds."""
+
+    fps: float
+    n_frames: int
+    start_time: float = 0.0
+    duration: float | None = None  # None: n_frames / fps
+
+
+def frame_times(
+    sampling: str, idx: list[int], clock: VideoClock, bounds: tuple[float, float] | None = None
+) -> list[float]:
+    """The time of each sampled frame as VideoLLaMA3's released loader states it in the prompt, in the
+    value type it gives the chat template (whose `round(1)` is then numpy's for numpy floats):
+    - "linspace" (its ffmpeg `load_video`, fps=None): numpy float64 times spread evenly over the clip,
+      `linspace(start, start + duration, frames of the clip)` taken at the sampled frames;
+    - "fps1" (the same loader at fps 1): numpy float64 `start + k` seconds for the k-th tick;
+    - "segments" (no released loader uses it; its frame-index reader's rule), and any clip bounded
+      to under 1 s (where the released loader switches to that reader): index / fps, Python floats.
+    `start` and `duration` are the stream's start time and the container's duration, trimmed to the
+    clip bounds the way the released loader trims them."""
+    fps = clock.fps
+    short = bounds is not None and bounds[1] - bounds[0] < 1
+    if sampling == "segments" or short:
+        return [i / fps for i in idx]
+    duration = clock.n_frames / fps if clock.duration is None else clock.duration
+    start = clock.start_time
+    if bounds is not None:
+        start = max(clock.start_time, bounds[0])
+        duration = min(duration - (start - bounds[0]), bounds[1] - start)
+    if sampling == "linspace":
+        first, last = released_clip(clock.n_frames, fps, bounds)
+        spread = np.linspace(start, start + duration, last - first + 1)
+        return [spread[i - first] for i in idx]
+    if sampling == "fps1":
+        ticks = _ticks(clock.n_frames, fps, bounds)
+        seconds = np.arange(start, start + duration + 1, 1.0)
+        return [seconds[ticks.index(i)] for i in idx]
+    raise ValueError(f"frame sampling {sampling!r}: expected one of {sorted(SAMPLINGS)}")
+
+
 def read_frames(
     path: str | Path,
     n: int = 8,
@@ -78,7 +146,7 @@ def read_frames(
     sampling: str = "segments",
 ) -> np.ndarray | tuple[np.ndarray, list[float]]:
     """Decode the `n` frames a sampling rule picks -> uint8 RGB [n, H, W, 3], and with `with_times`
-    their times in seconds (index / frame rate), which VideoLLaMA3's prompt states."""
+    their times in seconds as VideoLLaMA3's released loader states them (`frame_times`)."""
     if sampling not in SAMPLINGS:
         raise ValueError(f"frame sampling {sampling!r}: expected one of {sorted(SAMPLINGS)}")
     import av
@@ -93,6 +161,12 @@ def read_frames(
             n_frames = stream.frames or sum(1 for p in container.demux(stream) if p.size)
             if n_frames < 1 or fps <= 0:
                 raise ValueError(f"video {path} has no frames or no frame rate")
+            clock = VideoClock(
+                fps,
+                n_frames,
+                float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0,
+                container.duration / av.time_base if container.duration else None,
+            )
             idx = SAMPLINGS[sampling](n_frames, fps, n, bounds)
             container.seek(0)
             wanted, kept = set(idx), {}
@@ -107,4 +181,4 @@ def read_frames(
     if missing:
         raise ValueError(f"video {path} is shorter than its header says: frames {missing} missing")
     frames = np.stack([kept[i] for i in idx])
-    return (frames, [i / fps for i in idx]) if with_times else frames
+    return (frames, frame_times(sampling, idx, clock, bounds)) if with_times else frames

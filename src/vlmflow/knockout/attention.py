@@ -211,6 +211,8 @@ def _attend(query, key, value, prefix, causal, blocked, scaling, backend, mode, 
         scores = torch.matmul(query, key.transpose(2, 3)) * scaling  # [b, H, q, k]
         scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
         return torch.matmul(torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype), value)
+    # SDPA's fused CPU kernel takes a 2-D or 4-D mask; a 3-D one falls back to its math path (~6x slower)
+    allowed = allowed.view(1, *allowed.shape) if allowed.dim() == 3 else allowed  # [q, N] | [1, 1|H, q, N]
     if not full_rows:  # the paper's additive min gives a fully blocked row uniform weights
         bias = torch.zeros(allowed.shape, dtype=query.dtype, device=query.device)
         allowed = bias.masked_fill_(~allowed, torch.finfo(query.dtype).min)

@@ -108,9 +108,12 @@ class KnockoutEngine:
 
     @torch.no_grad()
     def states(self, sample: PreparedSample) -> Iterator[torch.Tensor]:
-        """The clean forward's states one at a time, nothing kept: the embeddings, then each layer's
-        output (before the final norm), each [N, d]. For probes."""
-        yield from self._forward(sample, _Plan(self.backend))
+        """The clean forward's states one at a time, nothing kept, each [N, d], on transformers'
+        `hidden_states` axis: state 0 the embeddings, state l < L the output of decoder layer l, state
+        L the last layer's output after the final norm (what the lm_head reads). For probes."""
+        n = self.adapter.n_layers
+        for l, h in enumerate(self._forward(sample, _Plan(self.backend))):
+            yield self.adapter.decoder().norm(h) if l == n else h
 
     # --- knockouts ---------------------------------------------------------------------------
     @torch.no_grad()

@@ -7,6 +7,7 @@ import torch
 
 from vlmflow.layout import Span, TokenLayout, build_layout
 from vlmflow.models.base import PreparedSample
+from vlmflow.open_ended import OpenAnswer
 from vlmflow.prompt import LETTERS, Prompt
 from vlmflow.question import Question
 
@@ -17,13 +18,16 @@ def encode(
     q: Question,
     placeholder_id: int,
     grid: tuple[int, int, int],
-    true_option: int | None,
+    answer: OpenAnswer | None,
     n_ctx: int | None,
     per_frame: bool = False,
     frame_blocks: list[Span] | None = None,
-) -> tuple[list[int], TokenLayout]:
+) -> tuple[list[int], TokenLayout, list[int]]:
     """Token ids of the whole prompt (regions are placed by offsets on the whole text, never by
-    tokenizing pieces apart) and its layout; the video is one placeholder token, or one per frame."""
+    tokenizing pieces apart), its layout (the video is one placeholder token, or one per frame), and
+    the answer's targets: the option letters' ids (multiple choice), or with `answer` the reference's
+    ids as they continue the open-ended prompt."""
+    true_option = q.answer_index if answer is None else None
     enc = tokenizer(prompt.text, return_offsets_mapping=True)
     ids = enc["input_ids"]
     where = [i for i, t in enumerate(ids) if t == placeholder_id]
@@ -45,16 +49,41 @@ def encode(
             f"{q.sample_id}: the tokenizer has no token for part of the prompt (near {words}); "
             "a toy model knows only its training words: retrain it or reword the prompt"
         )
-    return ids, layout
+    if answer is None:
+        return ids, layout, letter_ids(tokenizer, len(q.candidates))
+    return ids, layout, continuation_ids(tokenizer, prompt.text, ids, answer.reference, q.sample_id)
+
+
+def continuation_ids(tokenizer, text: str, ids: list[int], continuation: str, what: str) -> list[int]:
+    """Token ids of `continuation` where it follows `text` (after a space, unless `text` ends with
+    whitespace), found by character offsets in the tokenized whole: what the model generates after
+    the prompt, not the text tokenized on its own (a BPE tokenizer marks the leading space).
+    Leading empty pieces (a lone SentencePiece space) are dropped."""
+    start = len(text) + (0 if not text or text[-1].isspace() else 1)
+    sep = " " * (start - len(text))
+    enc = tokenizer(text + sep + continuation.strip(), return_offsets_mapping=True)
+    pairs = list(zip(enc["input_ids"], enc["offset_mapping"]))
+    inside = [i for i, (s, e) in pairs if e > s and s >= len(text)]  # the space belongs to the answer
+    before = [i for i, (s, e) in pairs if not (e > s and s >= len(text))]
+    if before != ids:
+        raise ValueError(
+            f"{what}: the answer {continuation!r} merges with the end of the prompt when tokenized "
+            "together; its first token cannot be read after the prompt"
+        )
+    while inside and not tokenizer.decode([inside[0]]).strip():
+        inside = inside[1:]
+    if not inside:
+        raise ValueError(f"{what}: the answer {continuation!r} has no tokens")
+    return inside
 
 
 def prepare_sample(
     adapter, q: Question, video_tokens: torch.Tensor, answer, placeholder_id: int, positions=None
 ) -> PreparedSample:
-    """The adapter's prompt (its `encode(q, answer_prompt)`) + video tokens [n_video, d] -> decoder
+    """The adapter's prompt (its `encode(q, answer)`) + video tokens [n_video, d] -> decoder
     inputs [1, N, d], positions [1, N] (0..N-1, or `positions(layout)`) and the layout; with an
-    `OpenAnswer`, the open-ended prompt (`gt_token` = the reference's first token)."""
-    ids, layout, letters = adapter.encode(q, None if answer is None else answer.prompt)
+    `OpenAnswer`, the open-ended prompt (`gt_token` = the reference's first token after the prompt)."""
+    ids, layout, targets = adapter.encode(q, answer)
     video = video_tokens.to(adapter.device)
     embeds = embed_prompt(adapter.decoder().embed_tokens, ids, placeholder_id, layout, video)
     pos = torch.arange(layout.n_tokens) if positions is None else positions(layout)
@@ -62,8 +91,8 @@ def prepare_sample(
         inputs_embeds=embeds.unsqueeze(0),
         position_ids=pos.unsqueeze(0).to(adapter.device),
         layout=layout,
-        gt_token=letters[q.answer_index] if answer is None else adapter.answer_tokens(answer.reference)[0],
-        option_tokens=letters,
+        gt_token=targets[q.answer_index] if answer is None else targets[0],
+        option_tokens=targets if answer is None else [],
     )
 
 

@@ -24,7 +24,7 @@ import torch
 
 from vlmflow.layout import TokenLayout
 from vlmflow.models.base import Adapter, DecoderParts, PreparedSample
-from vlmflow.models.encoding import encode, letter_ids, prepare_sample
+from vlmflow.models.encoding import encode, prepare_sample
 from vlmflow.models.llava_video import parse_pooling
 from vlmflow.models.weights import fill_strictly, read_safetensors, released_config, released_tokenizer
 from vlmflow.open_ended import OpenAnswer
@@ -254,18 +254,15 @@ class InternVLAdapter(Adapter):
 
     # --- text --------------------------------------------------------------------------------
     def encode(
-        self, q: Question, answer_prompt: str | None = None
+        self, q: Question, answer: OpenAnswer | None = None
     ) -> tuple[list[int], TokenLayout, list[int]]:
-        if answer_prompt is None:
+        if answer is None:
             prompt = build_prompt(self.system_prompt, q.question, q.candidates, VIDEO_TEXT, PHI3_CHAT)
         else:
-            prompt = build_open_prompt(self.system_prompt, q.question, answer_prompt, VIDEO_TEXT, PHI3_CHAT)
+            prompt = build_open_prompt(self.system_prompt, q.question, answer.prompt, VIDEO_TEXT, PHI3_CHAT)
         cfg = self.model.config
-        true = q.answer_index if answer_prompt is None else None
         n_ctx = cfg.text_config.max_position_embeddings
-        ids, layout = encode(self.tokenizer, prompt, q, cfg.image_token_id, self.grid, true, n_ctx)
-        letters = [] if answer_prompt is not None else letter_ids(self.tokenizer, len(q.candidates))
-        return ids, layout, letters
+        return encode(self.tokenizer, prompt, q, cfg.image_token_id, self.grid, answer, n_ctx)
 
     def prepare(
         self, q: Question, video_tokens: torch.Tensor, answer: OpenAnswer | None = None

@@ -18,7 +18,7 @@ from torch import nn
 
 from vlmflow.layout import TokenLayout
 from vlmflow.models.base import Adapter, DecoderParts, PreparedSample
-from vlmflow.models.encoding import embed_prompt, encode, letter_ids, prepare_sample
+from vlmflow.models.encoding import embed_prompt, encode, prepare_sample
 from vlmflow.open_ended import OpenAnswer
 from vlmflow.prompt import MVBENCH_SYSTEM, build_open_prompt, build_prompt
 from vlmflow.question import Question
@@ -122,20 +122,17 @@ class LlavaVideoAdapter(Adapter):
 
     # --- text --------------------------------------------------------------------------------
     def encode(
-        self, q: Question, answer_prompt: str | None = None
+        self, q: Question, answer: OpenAnswer | None = None
     ) -> tuple[list[int], TokenLayout, list[int]]:
         """Prompt token ids (one video placeholder), the expanded layout, and the option-letter ids;
-        with an `answer_prompt`, the open-ended prompt (no options, no letters)."""
-        if answer_prompt is None:
+        with an `answer`, the open-ended prompt (no options) and the reference's ids after it."""
+        if answer is None:
             prompt = build_prompt(self.system_prompt, q.question, q.candidates, self.image_token)
         else:
-            prompt = build_open_prompt(self.system_prompt, q.question, answer_prompt, self.image_token)
+            prompt = build_open_prompt(self.system_prompt, q.question, answer.prompt, self.image_token)
         cfg = self.model.config
         n_ctx = getattr(cfg.text_config, "max_position_embeddings", None)
-        true = q.answer_index if answer_prompt is None else None
-        ids, layout = encode(self.tokenizer, prompt, q, cfg.image_token_id, self.grid, true, n_ctx)
-        letters = [] if answer_prompt is not None else letter_ids(self.tokenizer, len(q.candidates))
-        return ids, layout, letters
+        return encode(self.tokenizer, prompt, q, cfg.image_token_id, self.grid, answer, n_ctx)
 
     def embed(self, ids: list[int], layout: TokenLayout, video_tokens: torch.Tensor) -> torch.Tensor:
         """Prompt ids with their one placeholder + video tokens [n_video, d] -> embeddings [N, d]."""

@@ -4,10 +4,10 @@ VideoLLaMA3 classes.
 Video tokens: each frame resized to a square of (budget / T) merged tokens (the paper's 1152 for 8
 frames: 336 x 336 -> 24 x 24 patches of 14 -> 2 x 2 merge -> 12 x 12 tokens), through the
 SigLIP-based encoder and the MLP projector; no token compression (the authors switch it off). The
-prompt is ChatML with no system turn: `Time {t:.1f}s:` before each frame's tokens (the released
-chat template's `round(1)` writes the same text for every float time), commas between
-frames, a newline, the question and the answer instruction; the assistant turn is left empty (the
-last token is the newline after "assistant").
+prompt is ChatML with no system turn: `Time {t}s:` before each frame's tokens (the frame's time as
+the released loader gives it, rounded as the released chat template rounds it: `round(t, 1)` of a
+numpy or a Python float), commas between frames, a newline, the question and the answer
+instruction; the assistant turn is left empty (the last token is the newline after "assistant").
 
 Where the public sources disagree, a switch (recorded in every result row's provenance):
 - `vision_attention`: "per_frame" (transformers' classes and the released flash-attention path:
@@ -28,7 +28,7 @@ import torch
 
 from vlmflow.layout import TokenLayout
 from vlmflow.models.base import Adapter, DecoderParts, PreparedSample
-from vlmflow.models.encoding import encode, letter_ids, prepare_sample
+from vlmflow.models.encoding import encode, prepare_sample
 from vlmflow.models.llava_video import parse_pooling
 from vlmflow.models.weights import fill_strictly, read_safetensors, released_config, released_tokenizer
 from vlmflow.open_ended import OpenAnswer
@@ -225,6 +225,13 @@ class VideoLlama3Adapter(Adapter):
         return out[0]  # [T*h*w, d]
 
     # --- text --------------------------------------------------------------------------------
+    @staticmethod
+    def time_text(t: float, numpy_value: bool) -> str:
+        """A frame's time as the released chat template writes it (`t | round(1) | string`): Python's
+        rounding for a Python float, numpy's for the numpy floats its ffmpeg loader gives (1.05 reads
+        "1.1" as a Python float, "1.0" as a numpy one)."""
+        return str(round(np.float64(t) if numpy_value else float(t), 1))
+
     def video_text(self, q: Question) -> tuple[str, list[tuple[int, int]]]:
         """The video's text and, per frame, the character span the authors' ranges give it (from its
         comma, or the video start, to the next comma, or the video end)."""
@@ -235,28 +242,26 @@ class VideoLlama3Adapter(Adapter):
                 f"{q.sample_id}: VideoLLaMA3's prompt needs the {T} sampled frames' times "
                 "(params['frame_times'], written by the extract_frames rule)"
             )
+        numpy_value = bool(q.params.get("frame_times_numpy", False))
         text, spans = "", []
         for k, t in enumerate(times):
             start = len(text)
-            text += ("," if k else "") + f"Time {float(t):.1f}s:" + IMAGE_TOKEN
+            text += ("," if k else "") + f"Time {self.time_text(t, numpy_value)}s:" + IMAGE_TOKEN
             spans.append((start, len(text)))
         return text, spans
 
     def encode(
-        self, q: Question, answer_prompt: str | None = None
+        self, q: Question, answer: OpenAnswer | None = None
     ) -> tuple[list[int], TokenLayout, list[int]]:
         video, spans = self.video_text(q)
-        if answer_prompt is None:
+        if answer is None:
             prompt = build_prompt("", q.question, q.candidates, video, CHATML_CHAT)
         else:
-            prompt = build_open_prompt("", q.question, answer_prompt, video, CHATML_CHAT)
+            prompt = build_open_prompt("", q.question, answer.prompt, video, CHATML_CHAT)
         offset = prompt.placeholder[0]
         blocks = [(a + offset, b + offset) for a, b in spans] if self.frame_ranges == "authors" else None
-        true = q.answer_index if answer_prompt is None else None
         n_ctx = self.model.config.text_config.max_position_embeddings
-        ids, layout = encode(self.tokenizer, prompt, q, self.image_id, self.grid, true, n_ctx, True, blocks)
-        letters = [] if answer_prompt is not None else letter_ids(self.tokenizer, len(q.candidates))
-        return ids, layout, letters
+        return encode(self.tokenizer, prompt, q, self.image_id, self.grid, answer, n_ctx, True, blocks)
 
     def prepare(
         self, q: Question, video_tokens: torch.Tensor, answer: OpenAnswer | None = None

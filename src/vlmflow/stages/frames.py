@@ -46,7 +46,14 @@ def extract_task(
                 answer_index=q.answer_index,
                 video=q.video,
                 # annotation fields beyond the format's own (answer prompts), and the frames' times
-                params=json.dumps({**q.params, "frame_times": [round(t, 4) for t in times]}),
+                # in full, with the value type the released VideoLLaMA3 loader gives them
+                params=json.dumps(
+                    {
+                        **q.params,
+                        "frame_times": [float(t) for t in times],
+                        "frame_times_numpy": isinstance(times[0], np.floating),
+                    }
+                ),
             )
         )
         if (k + 1) % 50 == 0:

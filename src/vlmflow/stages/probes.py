@@ -96,20 +96,19 @@ def probe_task(
     write_parquet(df, lens_out)
 
 
-def query_positions(adapter: Adapter, q: Question, layout, words: list[str]) -> dict[str, int]:
+def query_positions(q: Question, layout, words: list[str]) -> dict[str, int]:
     """The position of each query word's last token in the sample: its first whole-word occurrence in
-    the question text (words not in the question are left out)."""
-    enc = adapter.tokenizer(q.question, add_special_tokens=False, return_offsets_mapping=True)
-    start, end = layout.non_option_question
-    if len(enc["input_ids"]) != end - start:
-        raise ValueError(f"{q.sample_id}: the question tokenizes differently on its own and in the prompt")
+    the question text, placed by the whole prompt's character offsets (words not in the question are
+    left out)."""
     out = {}
     for word in words:
         m = re.search(rf"\b{re.escape(word)}\b", q.question, flags=re.IGNORECASE)
-        if m:
-            covering = [i for i, (s, e) in enumerate(enc["offset_mapping"]) if s < m.end() and e > m.start()]
-            out[word] = start + covering[-1]
+        if m and (pos := layout.question_position(m.span())) is not None:
+            out[word] = pos
     return out
+
+
+ATTENTION_SKIP_COLUMNS = ["sample_id", "task", "reason"]
 
 
 def attention_task(
@@ -125,23 +124,29 @@ def attention_task(
     n_samples: int,
     backend: str,
     out: Path,
+    skipped_out: Path,
 ) -> None:
     """Attention probabilities from the query words to every video token, mean and max over heads,
-    in each of `layers` (1-indexed), clean and with cross-frame attention blocked in every layer."""
+    in each of `layers` (1-indexed), clean and with cross-frame attention blocked in every layer, on
+    the first `n_samples` correctly answered samples whose question holds a query word (the others
+    are recorded in `skipped_out` with the reason)."""
     engine = KnockoutEngine(adapter, backend=backend)
     cross_frame = FAMILIES["cross_frame"][0]
     every = list(range(adapter.n_layers))
     _, H, W = adapter.grid
-    rows = []
+    rows, skipped, drawn = [], [], 0
     for k, n, b, q, sample in _samples(
         adapter, dataset, questions_path, features_path, baseline_path, "correct"
     ):
-        if k >= n_samples:
+        if drawn == n_samples:
             break
-        where = query_positions(adapter, q, sample.layout, words)
+        where = query_positions(q, sample.layout, words)
         if not where:
-            print(f"[attention] {b.sample_id}: none of {words} in its question; skipped", flush=True)
+            reason = f"{model_name}: attention_maps: none of the query words {words} in its question"
+            print(f"[attention] {b.sample_id}: {reason}; skipped", flush=True)
+            skipped.append(dict(sample_id=b.sample_id, task=b.task, reason=reason))
             continue
+        drawn += 1
         video = torch.as_tensor(sample.layout.indices("video"))
         for condition, ko in (("baseline", None), ("no cross-frame", cross_frame)):
             probs = engine.attention_probs(sample, list(where.values()), [l - 1 for l in layers], ko, every)
@@ -166,4 +171,6 @@ def attention_task(
                                     attention=a,
                                 )
                             )
+        print(f"[attention] {model_name} {b.task}: sample {drawn}/{n_samples} ({b.sample_id})", flush=True)
     write_parquet(pd.DataFrame(rows), out)
+    write_parquet(pd.DataFrame(skipped, columns=ATTENTION_SKIP_COLUMNS), skipped_out)

@@ -100,8 +100,8 @@ class Batcher:
         for q, is_open in zip(qs, flags):
             if is_open:
                 oa = open_answer(q, self.answer_prompts)
-                i, lay, _ = self.adapter.encode(q, oa.prompt)
-                answers.append(self.adapter.answer_tokens(oa.reference) + [eos])
+                i, lay, reference = self.adapter.encode(q, oa)  # the reference's ids after the prompt
+                answers.append(reference + [eos])
             else:
                 i, lay, letters = self.adapter.encode(q)
                 answers.append([letters[lay.true_option]])
