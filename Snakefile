@@ -1,7 +1,9 @@
 # vlmflow: where does information flow inside a VideoLLM? (Kim, Kim & Han, ICLR 2026)
 # Stages: dataset -> frames -> features -> knockouts -> figures/tables. All logic lives in the
 # package src/vlmflow; rules are thin wrappers. See README.md.
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
+
+from vlmflow.settings import read_config
 
 min_version("9.0")
 
@@ -9,7 +11,9 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# the one reading of the settings (validated against workflow/schemas/config.schema.yaml, which fills
+# in the defaults; `setting: paper | custom` applied): every rule reads S, never the raw config
+S = read_config(config, workflow.overwrite_configfiles)
 
 
 include: "workflow/rules/common.smk"

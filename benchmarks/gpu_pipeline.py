@@ -5,7 +5,7 @@ Pipeline shard: a random-weight LLaVA-NeXT-7B-Video-FT-shaped checkpoint (Vicuna
 CLIP ViT-L/14-336, 1152 video tokens; a small tokenizer, so the vocabulary is not 32k) written in
 the PLLaVA format and loaded back through the adapter, 4 questions of the synthetic benchmark's
 Action Sequence task, then the workflow's own stage functions: frame extraction, feature caching,
-and every knockout family with the fast engine and with the reference method. Needs about 30 GB of
+and every knockout experiment with the fast engine and with the reference method. Needs about 30 GB of
 free disk for the checkpoint and a GPU with 40 GB or more.
 
     python benchmarks/gpu_pipeline.py           # on a GPU machine
@@ -14,7 +14,7 @@ free disk for the checkpoint and a GPU with 40 GB or more.
         # released format: 2048 video tokens per question (1152 for LLaVA), so longer sequences
         # and larger masks; about 10 GB of disk
 
-Ends with: RESULT pipeline_speedup=<reference / fast, all families> max_diff=<largest |difference|
+Ends with: RESULT pipeline_speedup=<reference / fast, all experiments> max_diff=<largest |difference|
 of rel_change, in percentage points> peak_gpu_gib_fast=<a> peak_gpu_gib_reference=<b>
 """
 
@@ -33,10 +33,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 import knockout_speed  # noqa: E402
 
 from vlmflow.data.synthetic import write_benchmark  # noqa: E402
-from vlmflow.knockout.spec import FAMILIES  # noqa: E402
+from vlmflow.jobs import Job  # noqa: E402
+from vlmflow.knockout.spec import EXPERIMENTS  # noqa: E402
 from vlmflow.models.internvl import InternVLAdapter  # noqa: E402
 from vlmflow.models.llava_video import LlavaVideoAdapter  # noqa: E402
-from vlmflow.models.random_checkpoints import (  # noqa: E402
+from vlmflow.provenance import Stamp  # noqa: E402
+from vlmflow.settings import model_settings  # noqa: E402
+from vlmflow.stages.features import cache_task  # noqa: E402
+from vlmflow.stages.frames import FramesJob, extract_task  # noqa: E402
+from vlmflow.stages.knockout import KnockoutJob, Sweep, run_experiment  # noqa: E402
+from vlmflow.testing.checkpoints import (  # noqa: E402
     INTERNVL_TINY,
     MINI_INTERNVL_4B,
     TINY,
@@ -44,10 +50,6 @@ from vlmflow.models.random_checkpoints import (  # noqa: E402
     write_internvl,
     write_pllava,
 )
-from vlmflow.provenance import provenance  # noqa: E402
-from vlmflow.stages.features import cache_task  # noqa: E402
-from vlmflow.stages.frames import extract_task  # noqa: E402
-from vlmflow.stages.knockout import run_family  # noqa: E402
 
 TASK = "action_sequence"
 # family -> (writer, adapter, tiny shape, real shape, name of the real shape)
@@ -97,64 +99,39 @@ def pipeline_shard(work: Path, tiny: bool, n_questions: int = 4, family: str = "
     with Clock("synthetic benchmark + frame extraction", False):
         write_benchmark(work / "data", n_questions, seed=0, tasks=[TASK])
         d = work / "results"
-        extract_task(
-            "tvbench",
-            str(work / "data"),
-            TASK,
-            8,
-            d / "frames.npz",
-            d / "questions.parquet",
-            d / "skipped.parquet",
-        )
+        files = dict(frames=d / "frames.npz", questions=d / "questions.parquet")
+        frames = FramesJob("tvbench", str(work / "data"), 8, "segments")
+        extract_task(Job(frames, {}, dict(files, skipped=d / "skipped.parquet"), task=TASK))
     with Clock("load checkpoint through the adapter", cuda):
         adapter = adapter_cls.from_pretrained(str(ckpt), dtype=dtype, device=device)
     with Clock("feature caching (video tokens + baseline)", cuda):
-        cache_task(
-            adapter,
-            "bench",
-            d / "questions.parquet",
-            d / "frames.npz",
-            d / "features.pt",
-            d / "baseline.parquet",
-            d / "model_skipped.parquet",
-            "bench",
-        )
+        cached = dict(features=d / "features.pt", baseline=d / "baseline.parquet")
+        outputs = dict(cached, skipped=d / "model_skipped.parquet")
+        cache_task(adapter, Job(None, files, outputs, "bench", "bench", TASK))
+    load = model_settings("bench", dict(family=family, path=str(ckpt), window=window)).load  # provenance
     times, peaks, diffs = {"fast": 0.0, "reference": 0.0}, {"fast": 0.0, "reference": 0.0}, []
-    for family in FAMILIES:
+    for experiment in EXPERIMENTS:
         tables = {}
         for engine in ("fast", "reference"):
-            out = d / f"{family}_{engine}.parquet"
-            with Clock(f"{family} ({engine})", cuda) as c:
-                run_family(
-                    adapter,
-                    dataset="bench",
-                    model_name="bench",
-                    family=family,
-                    questions_path=d / "questions.parquet",
-                    features_path=d / "features.pt",
-                    baseline_path=d / "baseline.parquet",
-                    frames_path=d / "frames.npz",
-                    window=window,
-                    window_style="center",
-                    engine=engine,
-                    backend="sdpa",
-                    sample_mode="all",
-                    provenance=provenance(str(ckpt), str(dtype), "sdpa", engine, 8, 0, adapter.grid),
-                    out=out,
-                    batch_size=8,
-                )
+            out = d / f"{experiment}_{engine}.parquet"
+            stamp = Stamp("sdpa", engine, 8, "segments", 0)
+            sweep = Sweep("center", window, "all")
+            settings = KnockoutJob(load, experiment, sweep, (0, 1), 8, False, stamp)
+            job = Job(settings, dict(files, **cached), dict(table=out), "bench", "bench", TASK)
+            with Clock(f"{experiment} ({engine})", cuda) as c:
+                run_experiment(adapter, job)
             times[engine] += c.seconds
             peaks[engine] = max(peaks[engine], c.peak_gib)
             tables[engine] = pd.read_parquet(out)
         keys = ["sample_id", "block", "layer"]
         both = tables["fast"].merge(tables["reference"], on=keys, suffixes=("_fast", "_ref"))
         assert len(both) == len(tables["fast"]) == len(tables["reference"]), (
-            f"{family}: tables differ in rows"
+            f"{experiment}: tables differ in rows"
         )
         diffs.append(float((both.rel_change_fast - both.rel_change_ref).abs().max()))
+        ratio = times["reference"] / max(times["fast"], 1e-9)
         print(
-            f"  {family}: reference / fast = x{times['reference'] / max(times['fast'], 1e-9):.1f} so far, "
-            f"max |diff| {diffs[-1]:.2e} pp",
+            f"  {experiment}: reference / fast = x{ratio:.1f} so far, max |diff| {diffs[-1]:.2e} pp",
             flush=True,
         )
     return (

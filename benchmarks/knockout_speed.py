@@ -3,23 +3,23 @@
 The full paper sweep for one sample: cross-frame + vql-to-ql + question-and-options-to-last +
 vq-to-true-opt, every layer as a window centre, window 9: (1 + 4 + 3 + 3) x L conditions. The
 reference method (knockout/reference.py) runs one full forward per condition plus one baseline per
-family script, as the authors' scripts do; the engine runs one clean pass plus its reuse paths.
+experiment's script, as the authors' scripts do; the engine runs one clean pass plus its reuse paths.
 
 Shape: 32 layers, 8 frames of 12 x 12 = 1152 video tokens, about 1270 tokens in all (the MVBench
 system prompt and a TVBench-length question). On CPU the hidden width is reduced; `--gpu7b` uses
 the 7B width (4096, 32 heads, MLP 11008) in bf16 on a GPU. Timings are ratios measured in the same
 run on the same machine, never absolute targets. Ends with one line:
 
-RESULT speedup=<full sweep> speedup_no_crossframe=<other three families> max_diff=<y> ref_mask_mb=<a>
+RESULT speedup=<full sweep> speedup_no_crossframe=<other three experiments> max_diff=<y> ref_mask_mb=<a>
        ref_mask_mb_7b=<a7> engine_mask_mb=<b> mask_ratio_7b=<b/a7> pathway_max_dp=<d>
        pathway_mask_mb=<c> pathway_ref_mask_mb_7b=<c7>
 
 max_diff is the largest |difference| of the relative change (p_new - p_base) / p_base, as a fraction.
 Mask memory: ref_mask_mb is the reference's dense [1, H, N, N] mask of this run's model (one held per
 condition); ref_mask_mb_7b the same mask at the 7B shape (32 heads, bf16) for this N, what the paper's
-method holds there; engine_mask_mb the most mask memory the engine held at once in any family (its
+method holds there; engine_mask_mb the most mask memory the engine held at once in any experiment (its
 compiled knockouts plus the masks built inside one attention call; one bool per pair, independent of
-heads and dtype). Each family's own peak is printed on its line. The pathway line (Table 3) compares
+heads and dtype). Each experiment's own peak is printed on its line. The pathway line (Table 3) compares
 one forward with the 7B preset's per-layer rules (masks built when each layer runs) with the paper's
 way, every layer's dense mask built first: pathway_mask_mb is the engine's peak, pathway_ref_mask_mb_7b
 what the paper's 32 per-layer masks take at 7B shape, pathway_max_dp the largest probability difference.
@@ -44,7 +44,7 @@ from vlmflow.knockout.engine import KnockoutEngine
 from vlmflow.knockout.masks import blocked_pairs, compile_knockout
 from vlmflow.knockout.pathways import PRESETS, Pathway
 from vlmflow.knockout.reference import dense_mask, reference_probs, reference_probs_layerwise
-from vlmflow.knockout.spec import FAMILIES, Condition, Knockout, explicit_window, sweep
+from vlmflow.knockout.spec import EXPERIMENTS, Condition, Knockout, explicit_window, sweep
 from vlmflow.models import toy
 from vlmflow.models.llava_video import LlavaVideoAdapter
 from vlmflow.prompt import MVBENCH_SYSTEM
@@ -141,34 +141,36 @@ def main(argv=None) -> None:
         f"{dtype}, {layers} layers, width {width['hidden']}, {N} tokens, {a.grid} video grid, window {window}"
     )
 
-    fams = {f: [Condition(k, w) for k in FAMILIES[f] for w in sweep(layers, window)] for f in PAPER_SWEEP}
+    experiments = {
+        f: [Condition(k, w) for k in EXPERIMENTS[f] for w in sweep(layers, window)] for f in PAPER_SWEEP
+    }
     ref_t, eng_t, diffs = {}, {}, []
     engine.clean(sample)  # warm-up: the first forward pays one-off allocations, not the method
     clean, t_clean = timed(lambda: engine.clean(sample))
-    print(f"  clean pass (shared by every family): {t_clean:.2f} s")
+    print(f"  clean pass (shared by every experiment): {t_clean:.2f} s")
     pred = int(clean.probs.argmax())
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     peaks = {}
-    for fam, conds in fams.items():
+    for exp, conds in experiments.items():
         engine.peak_mask_bytes = 0
-        fast, eng_t[fam] = timed(lambda: engine.run(sample, conds, clean))
-        peaks[fam] = engine.peak_mask_bytes / 2**20
+        fast, eng_t[exp] = timed(lambda: engine.run(sample, conds, clean))
+        peaks[exp] = engine.peak_mask_bytes / 2**20
 
-        # the paper's scripts: one baseline forward per family, then one full forward per condition
+        # the paper's scripts: one baseline forward per experiment, then one full forward per condition
         def ref_sweep():
             base = reference_probs(
                 a, q, frames_px, Condition(Knockout("none", ()), explicit_window([0], layers))
             )
             return base, torch.stack([reference_probs(a, q, frames_px, c) for c in conds])
 
-        (_, ref), ref_t[fam] = timed(ref_sweep)
+        (_, ref), ref_t[exp] = timed(ref_sweep)
         rel = lambda p: (p[:, pred] - clean.probs[pred]) / clean.probs[pred]  # noqa: E731
         diffs.append(float((rel(fast) - rel(ref)).abs().max()))
         print(
-            f"  {fam:30s} {len(conds):4d} conditions: reference {ref_t[fam]:8.2f} s  "
-            f"engine {eng_t[fam]:7.2f} s  "
-            f"x{ref_t[fam] / eng_t[fam]:6.1f}  max|diff| {diffs[-1]:.2e}  engine masks {peaks[fam]:.2f} MiB",
+            f"  {exp:30s} {len(conds):4d} conditions: reference {ref_t[exp]:8.2f} s  "
+            f"engine {eng_t[exp]:7.2f} s  "
+            f"x{ref_t[exp] / eng_t[exp]:6.1f}  max|diff| {diffs[-1]:.2e}  engine masks {peaks[exp]:.2f} MiB",
             flush=True,
         )
     # Table 3: one forward with a different mask in every layer; the reference builds all of them first
@@ -207,10 +209,10 @@ def main(argv=None) -> None:
         f"{41 * 1152 * vocab_7b * 4 / 2**30:.1f} GiB for every video token of all 41 states of a 13B model",
         flush=True,
     )
-    other = [f for f in fams if f != "cross_frame"]
+    other = [f for f in experiments if f != "cross_frame"]
     speedup = sum(ref_t.values()) / (t_clean + sum(eng_t.values()))
     speedup_other = sum(ref_t[f] for f in other) / (t_clean + sum(eng_t[f] for f in other))
-    ref_mask = dense_mask(sample.layout, fams["cross_frame"][0], a.n_heads, dtype)
+    ref_mask = dense_mask(sample.layout, experiments["cross_frame"][0], a.n_heads, dtype)
     ref_mask_mb = ref_mask.numel() * ref_mask.element_size() / 2**20  # one [1, H, N, N] mask held per config
     ref_mask_mb_7b = ref_mask_mb_7b_of(N)
     engine_mask_mb = max(peaks.values())

@@ -104,7 +104,7 @@ def synthetic_sample(task: str = "action_sequence", seed: int = 0):
 @pytest.fixture(scope="session")
 def pllava_checkpoint(tmp_path_factory) -> Path:
     """A tiny random LLaVA-NeXT-Video-FT checkpoint in the authors' PLLaVA format (hub key names)."""
-    from vlmflow.models.random_checkpoints import write_pllava
+    from vlmflow.testing.checkpoints import write_pllava
 
     return write_pllava(tmp_path_factory.mktemp("pllava") / "tiny-pllava")
 
@@ -112,7 +112,7 @@ def pllava_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def llava_next_checkpoint(tmp_path_factory) -> Path:
     """A tiny random LLaVA-NeXT image model in the llava-hf format."""
-    from vlmflow.models.random_checkpoints import write_llava_next
+    from vlmflow.testing.checkpoints import write_llava_next
 
     return write_llava_next(tmp_path_factory.mktemp("llava-next") / "tiny-llava-next")
 
@@ -120,7 +120,7 @@ def llava_next_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def internvl_checkpoint(tmp_path_factory) -> Path:
     """A tiny random Mini-InternVL checkpoint in InternVL's released format."""
-    from vlmflow.models.random_checkpoints import write_internvl
+    from vlmflow.testing.checkpoints import write_internvl
 
     return write_internvl(tmp_path_factory.mktemp("internvl") / "tiny-internvl", dtype=torch.float32)
 
@@ -128,7 +128,7 @@ def internvl_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def videollama3_checkpoint(tmp_path_factory) -> Path:
     """A tiny random VideoLLaMA3 checkpoint in the released format."""
-    from vlmflow.models.random_checkpoints import write_videollama3
+    from vlmflow.testing.checkpoints import write_videollama3
 
     return write_videollama3(tmp_path_factory.mktemp("videollama3") / "tiny-videollama3", dtype=torch.float32)
 

@@ -16,7 +16,7 @@ from contract_adapters import OPEN, MRopeAdapter, PerFrameAdapter
 from vlmflow.knockout.engine import KnockoutEngine, canary
 from vlmflow.knockout.masks import blocked_pairs
 from vlmflow.knockout.reference import reference_generate, reference_probs
-from vlmflow.knockout.spec import FAMILIES, Condition, explicit_window, sweep
+from vlmflow.knockout.spec import EXPERIMENTS, Condition, explicit_window, sweep
 from vlmflow.models.base import Adapter
 from vlmflow.models.internvl import InternVLAdapter
 from vlmflow.models.llava_video import LlavaVideoAdapter
@@ -72,7 +72,7 @@ def test_per_frame_spans_are_separated_by_text():
     gaps = [(L.frame(t)[1], L.frame(t + 1)[0]) for t in range(L.grid[0] - 1)]
     assert all(b - a_ == 3 for a_, b in gaps)  # "Frame", "<t+2>", ":" between frames
     # cross-frame blocks frame t <- earlier frames' tokens, never the marker text between them
-    m = blocked_pairs(L, FAMILIES["cross_frame"][0])
+    m = blocked_pairs(L, EXPERIMENTS["cross_frame"][0])
     video = set(L.indices("video").tolist())
     rows, cols = m.nonzero(as_tuple=True)
     assert set(cols.tolist()) <= video and set(rows.tolist()) <= video
@@ -102,7 +102,7 @@ def test_engine_equals_dense_mask_reference_for_every_family(adapter):
     engine = KnockoutEngine(adapter, batch_size=4)
     conds = [
         Condition(k, w)
-        for fam in FAMILIES.values()
+        for fam in EXPERIMENTS.values()
         for k in fam
         for style in ("center", "bottom_up")
         for w in sweep(adapter.n_layers, 3, style)
@@ -124,7 +124,7 @@ def test_generation_under_knockout_equals_the_reference(adapter):
     window = explicit_window(list(layers), adapter.n_layers)
     stop = adapter.stop_tokens
     engine = KnockoutEngine(adapter)
-    for ko in [None, FAMILIES["cross_frame"][0], FAMILIES["vql_to_ql"][2]]:
+    for ko in [None, EXPERIMENTS["cross_frame"][0], EXPERIMENTS["vql_to_ql"][2]]:
         fast = engine.generate(sample, 5, stop, ko, layers)
         ref = reference_generate(
             adapter, q, frames, None if ko is None else Condition(ko, window), OPEN, 5, stop

@@ -23,7 +23,7 @@ OWN = {
             "window": 3,
         }
     },
-    "runs": [{"dataset": "mine", "models": ["my-model"], "families": ["vql_to_ql"]}],
+    "runs": [{"dataset": "mine", "models": ["my-model"], "experiments": ["vql_to_ql"]}],
     "figures": {"fig3_vql_to_ql": {"dataset": "mine", "model": "my-model"}},
 }
 
@@ -63,4 +63,11 @@ def test_another_familys_setting_stops_the_dry_run(tmp_path):
     res = dry_run(tmp_path, own)
     assert res.returncode != 0
     out = res.stdout + res.stderr
-    assert "models.my-model" in out and "frame_ranges is not supported by the llava_video family" in out
+    assert "models.my-model" in out and "['frame_ranges'] not a setting of the llava_video family" in out
+
+
+def test_a_renamed_key_is_named_with_its_new_name(tmp_path):
+    own = {**OWN, "runs": [{"dataset": "mine", "models": ["my-model"], "families": ["vql_to_ql"]}]}
+    res = dry_run(tmp_path, own)
+    assert res.returncode != 0
+    assert "`families` is now called `experiments`" in res.stdout + res.stderr

@@ -9,12 +9,12 @@ from conftest import REPO, make_tiny_checkpoint, synthetic_sample
 from vlmflow.knockout import attention
 from vlmflow.knockout.engine import KnockoutEngine, canary, canary_tolerance
 from vlmflow.knockout.reference import reference_generate, reference_probs
-from vlmflow.knockout.spec import FAMILIES, Condition, Edge, Knockout, explicit_window, sweep
+from vlmflow.knockout.spec import EXPERIMENTS, Condition, Edge, Knockout, explicit_window, sweep
 from vlmflow.models import toy
 from vlmflow.models.llava_video import LlavaVideoAdapter
-from vlmflow.models.random_checkpoints import write_pllava
 from vlmflow.open_ended import OpenAnswer
 from vlmflow.prompt import MVBENCH_SYSTEM
+from vlmflow.testing.checkpoints import write_pllava
 
 REL_TOL = 1e-4  # on relative change of the predicted answer's probability (fp32)
 
@@ -44,12 +44,12 @@ def model_variant(request, tmp_path_factory):
 
 @pytest.mark.parametrize("backend", ["sdpa", "eager", "flex"])
 @pytest.mark.parametrize("style", ["center", "inverse", "top_down", "bottom_up"])
-def test_engine_equals_oracle_for_every_family_and_style(model_variant, backend, style):
+def test_engine_equals_oracle_for_every_experiment_and_style(model_variant, backend, style):
     a = model_variant
     q, frames, sample = prepared(a)
     engine = KnockoutEngine(a, backend=backend, batch_size=5)
     n_layers = a.n_layers
-    conds = [Condition(k, w) for fam in FAMILIES.values() for k in fam for w in sweep(n_layers, 3, style)]
+    conds = [Condition(k, w) for fam in EXPERIMENTS.values() for k in fam for w in sweep(n_layers, 3, style)]
     clean = engine.clean(sample)
     fast = engine.run(sample, conds, clean)
     ref = torch.stack([reference_probs(a, q, frames, c, PREDICTED) for c in conds])
@@ -70,7 +70,7 @@ def test_head_subset_and_explicit_window_equal_oracle(tiny_adapter):
     )
     conds = [
         Condition(ko, explicit_window([0, 2], 4)),
-        Condition(FAMILIES["cross_frame"][0], explicit_window([1], 4)),
+        Condition(EXPERIMENTS["cross_frame"][0], explicit_window([1], 4)),
     ]
     fast = engine.run(sample, conds)
     ref = torch.stack([reference_probs(tiny_adapter, q, frames, c) for c in conds])
@@ -154,7 +154,7 @@ def test_engine_equals_oracle_in_bf16_on_gpu(fmt, tiny_checkpoint, pllava_checkp
     )
     q, frames, sample = prepared(a)
     engine = KnockoutEngine(a)
-    conds = [Condition(k, w) for fam in FAMILIES.values() for k in fam for w in sweep(4, 3)]
+    conds = [Condition(k, w) for fam in EXPERIMENTS.values() for k in fam for w in sweep(4, 3)]
     clean = engine.clean(sample)
     fast = engine.run(sample, conds, clean)
     ref = torch.stack([reference_probs(a, q, frames, c) for c in conds])
@@ -175,7 +175,12 @@ def test_generation_equals_the_oracle_token_for_token(model_variant):
     clean = reference_generate(a, q, frames, None, answer, 6, stop)
     changed = 0
     # clean, cross-frame, question -> last, video -> last
-    for knockout in [None, FAMILIES["cross_frame"][0], FAMILIES["vql_to_ql"][2], FAMILIES["vql_to_ql"][1]]:
+    for knockout in [
+        None,
+        EXPERIMENTS["cross_frame"][0],
+        EXPERIMENTS["vql_to_ql"][2],
+        EXPERIMENTS["vql_to_ql"][1],
+    ]:
         cond = None if knockout is None else Condition(knockout, explicit_window(list(layers), a.n_layers))
         ref = reference_generate(a, q, frames, cond, answer, 6, stop)
         for backend in ("sdpa", "eager"):

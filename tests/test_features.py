@@ -3,7 +3,19 @@ import pandas as pd
 import torch
 from conftest import synthetic_sample
 
+from vlmflow.jobs import Job
 from vlmflow.stages.features import cache_task
+
+
+def features_job(d, model="tiny") -> Job:
+    """A feature-caching job over the question and frame files in `d` (the settings are unused here)."""
+    return Job(
+        None,
+        dict(questions=d / "q.parquet", frames=d / "f.npz"),
+        dict(features=d / "feat.pt", baseline=d / "base.parquet", skipped=d / "skip.parquet"),
+        dataset="synthetic",
+        model=model,
+    )
 
 
 def test_features_and_baseline_with_recorded_skips(tiny_adapter, tmp_path):
@@ -39,16 +51,8 @@ def test_features_and_baseline_with_recorded_skips(tiny_adapter, tmp_path):
     )
     qs.to_parquet(tmp_path / "q.parquet")
     np.savez(tmp_path / "f.npz", frames=np.stack([f1, f2, f2]))
-    cache_task(
-        tiny_adapter,
-        "synthetic",
-        tmp_path / "q.parquet",
-        tmp_path / "f.npz",
-        tmp_path / "feat.pt",
-        tmp_path / "base.parquet",
-        tmp_path / "skip.parquet",
-        "tiny",
-    )
+    job = features_job(tmp_path)
+    cache_task(tiny_adapter, job)
     base = pd.read_parquet(tmp_path / "base.parquet")
     skipped = pd.read_parquet(tmp_path / "skip.parquet")
     assert list(base.sample_id) == ["a"] and list(skipped.sample_id) == ["b", "c"]
@@ -60,9 +64,10 @@ def test_features_and_baseline_with_recorded_skips(tiny_adapter, tmp_path):
     # the analyses' samples know which option the baseline chose (the failure cases knock it out)
     from vlmflow.stages.features import cached_samples
 
-    (b, q, sample), *_ = cached_samples(
-        tiny_adapter, "synthetic", tmp_path / "q.parquet", tmp_path / "feat.pt", base
+    reads = Job(
+        None, dict(questions=tmp_path / "q.parquet", features=tmp_path / "feat.pt"), dataset="synthetic"
     )
+    (b, q, sample), *_ = cached_samples(tiny_adapter, reads, base)
     chosen = sample.layout.predicted_option
     assert (
         chosen is None
@@ -70,8 +75,6 @@ def test_features_and_baseline_with_recorded_skips(tiny_adapter, tmp_path):
         else sample.option_tokens[chosen] == b.pred_base_id
     )
     forced = base.assign(pred_base_id=sample.option_tokens[2])
-    (_, _, sample), *_ = cached_samples(
-        tiny_adapter, "synthetic", tmp_path / "q.parquet", tmp_path / "feat.pt", forced
-    )
+    (_, _, sample), *_ = cached_samples(tiny_adapter, reads, forced)
     assert sample.layout.predicted_option == 2
     assert sample.layout.spans("predicted_option") == [sample.layout.options[2]]

@@ -3,12 +3,12 @@ import torch
 from conftest import synthetic_sample
 
 from vlmflow.knockout.masks import blocked_pairs, compile_knockout, kept_edges
-from vlmflow.knockout.spec import FAMILIES, Edge, Knockout, explicit_window, sweep
+from vlmflow.knockout.spec import EXPERIMENTS, Edge, Knockout, explicit_window, sweep
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_specs_round_trip(family):
-    for k in FAMILIES[family]:
+@pytest.mark.parametrize("experiment", sorted(EXPERIMENTS))
+def test_specs_round_trip(experiment):
+    for k in EXPERIMENTS[experiment]:
         assert Knockout.from_dict(k.to_dict()) == k
 
 
@@ -36,7 +36,7 @@ def test_window_styles_follow_spec():
 def test_cross_frame_blocks_exactly_earlier_frames(tiny_adapter):
     q, _ = synthetic_sample()
     _, layout, _ = tiny_adapter.encode(q)
-    m = blocked_pairs(layout, FAMILIES["cross_frame"][0])
+    m = blocked_pairs(layout, EXPERIMENTS["cross_frame"][0])
     T = layout.grid[0]
     expected = torch.zeros_like(m)
     for i in range(layout.n_tokens):
@@ -45,15 +45,15 @@ def test_cross_frame_blocks_exactly_earlier_frames(tiny_adapter):
             fj = [t for t in range(T) if layout.frame(t)[0] <= j < layout.frame(t)[1]]
             expected[i, j] = bool(fi and fj and fj[0] < fi[0])
     assert torch.equal(m, expected)
-    assert compile_knockout(layout, FAMILIES["cross_frame"][0]).q0 == layout.frame(1)[0]
+    assert compile_knockout(layout, EXPERIMENTS["cross_frame"][0]).q0 == layout.frame(1)[0]
 
 
 def test_last_to_last_is_the_self_edge_only(tiny_adapter):
     q, _ = synthetic_sample()
     _, layout, _ = tiny_adapter.encode(q)
-    m = blocked_pairs(layout, FAMILIES["vql_to_ql"][3])
+    m = blocked_pairs(layout, EXPERIMENTS["vql_to_ql"][3])
     assert m.sum() == 1 and m[layout.last, layout.last]
-    assert compile_knockout(layout, FAMILIES["vql_to_ql"][3]).q0 == layout.last
+    assert compile_knockout(layout, EXPERIMENTS["vql_to_ql"][3]).q0 == layout.last
 
 
 def test_kept_edges_counts_the_lower_triangle():
@@ -72,7 +72,7 @@ def test_random_edge_control_matches_the_rows_and_counts(tiny_adapter):
 
     q, _ = synthetic_sample()
     _, layout, _ = tiny_adapter.encode(q)
-    for ko in [FAMILIES["cross_frame"][0], *FAMILIES["vql_to_ql"]]:
+    for ko in [EXPERIMENTS["cross_frame"][0], *EXPERIMENTS["vql_to_ql"]]:
         b = compile_knockout(layout, ko)
         r = random_like(b, seed=3)
         n_rows, N = b.rows.shape

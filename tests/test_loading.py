@@ -1,5 +1,6 @@
 import json
 import struct
+from dataclasses import replace
 from types import SimpleNamespace
 
 import huggingface_hub.constants
@@ -8,8 +9,12 @@ import torch
 
 from vlmflow.models import loading
 from vlmflow.models.loading import check_model_path, content_hash, load_from_config, model_provenance
+from vlmflow.provenance import Stamp
+from vlmflow.settings import model_settings
 
-HUB_MODEL = {"family": "llava_video", "path": "owner/name", "device": "cpu"}
+HUB_MODEL = model_settings(
+    "big-model", {"family": "llava_video", "path": "owner/name", "device": "cpu", "window": 3}
+).load
 
 
 @pytest.fixture
@@ -74,7 +79,7 @@ def test_offline_hub_id_must_be_in_the_cache(monkeypatch, tmp_path, calls):
 def test_missing_local_directory_is_not_looked_up_on_the_hub(tmp_path, calls):
     (tmp_path / "models").mkdir()
     with pytest.raises(ValueError, match="models/gone"):
-        load_from_config({**HUB_MODEL, "path": "models/gone"}, name="m")
+        load_from_config(replace(HUB_MODEL, path="models/gone"), name="m")
     assert calls == []
 
 
@@ -125,12 +130,12 @@ def test_provenance_keeps_the_configured_path_and_hashes_local_directories(tmp_p
     adapter = SimpleNamespace(
         model=model, grid=(8, 12, 12), dtype=torch.bfloat16, settings={"vision_attention": "per_frame"}
     )
-    ko = {"attention_backend": "eager", "engine": "fast"}
-    p = model_provenance(adapter, {"path": "ckpt"}, ko, 8, 0)
+    stamp = Stamp("eager", "fast", 8, "segments", 0)
+    p = model_provenance(adapter, "ckpt", stamp)
     assert p["model_id"] == "ckpt" and p["model_revision"] == digest(tmp_path / "ckpt")
     assert p["dtype"] == "bfloat16"  # the adapter's dtype
     assert p["adapter_settings"] == '{"vision_attention": "per_frame"}'
 
     model.config._commit_hash = "c0ffee"
-    p = model_provenance(adapter, {"path": "owner/name"}, ko, 8, 0)
+    p = model_provenance(adapter, "owner/name", stamp)
     assert (p["model_id"], p["model_revision"], p["dtype"]) == ("owner/name", "c0ffee", "bfloat16")

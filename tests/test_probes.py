@@ -7,7 +7,7 @@ import torch
 from conftest import synthetic_sample
 
 from vlmflow.knockout.engine import KnockoutEngine
-from vlmflow.knockout.spec import FAMILIES
+from vlmflow.knockout.spec import EXPERIMENTS
 from vlmflow.probes import first_subtoken, layer_bins, lens_top_k, probe
 
 
@@ -93,7 +93,7 @@ def test_attention_probabilities_sum_to_one_over_allowed_keys_and_vanish_on_bloc
     rows = L.indices("frame[2]")[:3].tolist() + [L.last]
     engine = KnockoutEngine(tiny_adapter)
     every = list(range(tiny_adapter.n_layers))
-    blocked = engine.attention_probs(sample, rows, [1, 2], FAMILIES["cross_frame"][0], every)
+    blocked = engine.attention_probs(sample, rows, [1, 2], EXPERIMENTS["cross_frame"][0], every)
     clean = engine.attention_probs(sample, rows, [1, 2])
     earlier = L.indices("frame[0]").tolist() + L.indices("frame[1]").tolist()
     for probs in (blocked, clean):

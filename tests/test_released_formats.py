@@ -11,7 +11,8 @@ from conftest import synthetic_sample
 from safetensors.torch import load_file, save_file
 
 from vlmflow.models.internvl import InternVLAdapter, phi3_rope
-from vlmflow.models.random_checkpoints import (
+from vlmflow.models.videollama3 import VideoLlama3Adapter
+from vlmflow.testing.checkpoints import (
     INTERNVL_TINY,
     VIDEOLLAMA3_TINY,
     build_internvl,
@@ -19,7 +20,6 @@ from vlmflow.models.random_checkpoints import (
     phi3_tokenizer,
     qwen2_tokenizer,
 )
-from vlmflow.models.videollama3 import VideoLlama3Adapter
 
 GRID3 = (8, 2, 2)
 
@@ -257,7 +257,7 @@ def test_videollama3_adapter_forward_equals_transformers_own(videollama3_checkpo
 
 def test_bf16_weights_on_disk_load_as_released(tmp_path):
     """The released checkpoints are bf16 on disk: loaded in fp32, every weight is its bf16 value."""
-    from vlmflow.models.random_checkpoints import write_internvl, write_videollama3
+    from vlmflow.testing.checkpoints import write_internvl, write_videollama3
 
     cases = [
         (write_internvl, InternVLAdapter, build_internvl, INTERNVL_TINY, phi3_tokenizer),
@@ -311,13 +311,16 @@ def test_frames_that_do_not_fit_the_layout_are_refused(internvl):
 
 
 def test_settings_of_another_family_and_device_map_are_refused(internvl_checkpoint, videollama3_checkpoint):
-    from vlmflow.models.loading import load_from_config
+    from vlmflow.settings import model_settings
 
-    with pytest.raises(ValueError, match="VideoLLaMA3 settings"):
-        load_from_config(dict(family="internvl", path=str(internvl_checkpoint), vision_attention="per_frame"))
+    entry = dict(family="internvl", path=str(internvl_checkpoint), window=2, vision_attention="per_frame")
+    with pytest.raises(ValueError, match=r"\['vision_attention'\] not a setting of the internvl family"):
+        model_settings("m", entry)
     for family, path in [("internvl", internvl_checkpoint), ("videollama3", videollama3_checkpoint)]:
-        with pytest.raises(ValueError, match="device_map is not supported"):
-            load_from_config(dict(family=family, path=str(path), device_map="auto", device="cpu"))
+        with pytest.raises(ValueError, match="device_map is not supported by the .* family"):
+            model_settings("m", dict(family=family, path=str(path), window=2, device_map="auto"))
+    with pytest.raises(ValueError, match=r"frame_ranges must be one of \['authors', 'tokens'\]"):
+        model_settings("m", dict(family="videollama3", path=str(path), window=2, frame_ranges="all"))
 
 
 def test_videollama3_vision_attention_is_set_by_each_adapter(videollama3_checkpoint):
@@ -333,3 +336,21 @@ def test_videollama3_vision_attention_is_set_by_each_adapter(videollama3_checkpo
     assert not torch.allclose(mixed, separate)
     again = VideoLlama3Adapter(eager.model, eager.tokenizer, [0.5] * 3, [0.5] * 3, GRID3)
     assert torch.allclose(again.video_features(pix), mixed)
+
+
+def test_one_rename_table_reads_and_writes_each_released_format(
+    internvl_checkpoint, videollama3_checkpoint, pllava_checkpoint
+):
+    """Each family's released names and transformers' names are one table, read forwards when
+    loading and backwards by the fixture writers: every released weight name goes there and back."""
+    from vlmflow.models import internvl as iv
+    from vlmflow.models import videollama3 as vl3
+    from vlmflow.models.llava_video import RELEASED_NAMES
+
+    cases = [(iv.RENAMES, internvl_checkpoint), (vl3.RENAMES, videollama3_checkpoint)]
+    cases.append((RELEASED_NAMES, pllava_checkpoint))
+    for table, ckpt in cases:
+        keys = [k for k in load_file(str(ckpt / "model.safetensors")) if not iv.QKV.match(k)]
+        assert keys and all(table.released(table.native(k)) == k for k in keys)
+    with pytest.raises(ValueError, match="has no place in transformers"):
+        iv.RENAMES.native("vision_model.something.else")

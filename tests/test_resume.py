@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import REPO, snakemake, tiny_config
-from test_workflow import family_table
+from test_workflow import experiment_table
 
 pytestmark = pytest.mark.slow
 
 
 def shards(work):
-    """Knockout outputs of both models: toy-video 2 families x 2 tasks x 2 parts, toy-image 2 tasks."""
+    """Knockout outputs of both models: toy-video 2 experiments x 2 tasks x 2 parts, toy-image 2 tasks."""
     return sorted((work / "results/synthetic").glob("*/knockout/*/*/*/*.parquet"))
 
 
@@ -32,8 +32,8 @@ def incomplete(work) -> set:
 def test_a_killed_run_resumes_without_losing_or_redoing_work(tmp_path, finished_run):
     cfg = tiny_config()
     cfg["models"]["toy-video"]["chunks"] = 2
-    # the first two families and their figures only: 10 knockout shards in all
-    cfg["runs"][0]["families"] = ["cross_frame", "vql_to_ql"]
+    # the first two experiments and their figures only: 10 knockout shards in all
+    cfg["runs"][0]["experiments"] = ["cross_frame", "vql_to_ql"]
     for fig in ["fig7_question_options_to_last", "fig8_vq_to_true_option", "figS_failure_cases"]:
         del cfg["figures"][fig]
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
@@ -72,8 +72,8 @@ def test_a_killed_run_resumes_without_losing_or_redoing_work(tmp_path, finished_
     assert (res.stdout + res.stderr).count("rule knockout:") == 10 - len(done)
 
     for fam in ["cross_frame", "vql_to_ql"]:  # equal to the uninterrupted run in one part per task
-        got = pd.read_parquet(family_table(tmp_path, "synthetic", "toy-video", fam))
-        want = pd.read_parquet(family_table(finished_run, "synthetic", "toy-video", fam))
+        got = pd.read_parquet(experiment_table(tmp_path, "synthetic", "toy-video", fam))
+        want = pd.read_parquet(experiment_table(finished_run, "synthetic", "toy-video", fam))
         pd.testing.assert_frame_equal(got, want)
     for name in ["fig2_cross_frame.csv", "fig3_vql_to_ql.csv", "accuracy.csv"]:
         assert (tmp_path / "figures" / name).read_bytes() == (finished_run / "figures" / name).read_bytes()

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import REPO, tiny_config
-from test_workflow import family_table
+from test_workflow import experiment_table
 
 pytestmark = pytest.mark.slow
 
@@ -65,7 +65,7 @@ def test_the_slurm_profile_runs_the_workflow_through_sbatch(tmp_path, finished_r
     assert "JobState=COMPLETED" in shown and str(tmp_path) in shown
 
     for fam in ["cross_frame", "vql_to_ql"]:
-        rel = family_table(tmp_path, "synthetic", "toy-video", fam).relative_to(tmp_path)
+        rel = experiment_table(tmp_path, "synthetic", "toy-video", fam).relative_to(tmp_path)
         pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / rel), pd.read_parquet(finished_run / rel))
     for name in ["fig2_cross_frame.csv", "fig3_vql_to_ql.csv", "accuracy.csv"]:
         assert (tmp_path / "figures" / name).read_bytes() == (finished_run / "figures" / name).read_bytes()

@@ -112,7 +112,7 @@ def test_failure_figure_draws_with_no_wrong_samples(tmp_path):
     correct = pd.DataFrame(
         dict(
             task="t",
-            family=["question_and_options_to_last"] * 2 + ["vq_to_true_opt"] * 2,
+            experiment=["question_and_options_to_last"] * 2 + ["vq_to_true_opt"] * 2,
             block=[
                 "True option -> Last",
                 "True option -> Last (random edges)",

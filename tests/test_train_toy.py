@@ -7,7 +7,7 @@ from conftest import REPO
 from vlmflow.data import synthetic
 from vlmflow.models import toy
 from vlmflow.models.llava_video import LlavaVideoAdapter
-from vlmflow.stages.toy_training import STAGE_TASKS, Batcher, ToyTrainer, train
+from vlmflow.stages.toy_training import STAGE_TASKS, Batcher, Segment, ToyTrainer, Words, train
 
 PROMPTS = {
     "moving_direction": "The {colour} square moves to the",
@@ -83,20 +83,12 @@ def test_a_short_training_run_saves_a_loadable_checkpoint(tmp_path):
     import yaml
 
     ds = yaml.safe_load((REPO / "config.yaml").read_text())["datasets"]["synthetic"]
-    train("image", tmp_path / "img", steps=3, seed=0, eval_every=3)
-    train(
-        "video",
-        tmp_path / "vid",
-        steps=2,
-        seed=1,
-        init=tmp_path / "img",
-        eval_every=2,
-        task_weights={"moving_direction": 3.0},
-        open_ended=0.5,
-        answer_prompts=ds["answer_prompts"],
-        lens_weight=1.0,
-        lens_words=ds["lens_words"]["spatial"] + ds["lens_words"]["temporal"],
+    train("image", Segment(steps=3, seed=0, eval_every=3), tmp_path / "img")
+    words = Words(ds["answer_prompts"], tuple(ds["lens_words"]["spatial"] + ds["lens_words"]["temporal"]))
+    seg = Segment(
+        steps=2, seed=1, eval_every=2, task_weights={"moving_direction": 3.0}, open_ended=0.5, lens_weight=1.0
     )
+    train("video", seg, tmp_path / "vid", init=tmp_path / "img", words=words)
     a = LlavaVideoAdapter.from_pretrained(str(tmp_path / "vid"), system_prompt=toy.SYSTEM_PROMPT)
     assert a.position_mode == "frame_shared" and a.grid == (8, 3, 3)
     assert "changes" in a.tokenizer.get_vocab()  # the answer prompts' words joined the vocabulary

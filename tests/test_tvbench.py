@@ -5,7 +5,8 @@ import pytest
 
 from vlmflow.data.synthetic import write_video
 from vlmflow.data.tvbench import load_task
-from vlmflow.stages.frames import extract_task
+from vlmflow.jobs import Job
+from vlmflow.stages.frames import FramesJob, extract_task
 
 
 def write_fixture(root, entries, task="moving_direction"):
@@ -34,9 +35,8 @@ def test_bad_samples_are_skipped_with_reason(tmp_path):
     write_video(tmp_path / "video" / "moving_direction" / "ok.mp4", np.zeros((10, 16, 16, 3), np.uint8))
     (tmp_path / "video" / "moving_direction" / "corrupt.mp4").write_bytes(b"\x00not an mp4" * 50)
     out = tmp_path / "out"
-    extract_task(
-        "tvbench", str(tmp_path), "moving_direction", 8, out / "f.npz", out / "q.parquet", out / "s.parquet"
-    )
+    files = dict(frames=out / "f.npz", questions=out / "q.parquet", skipped=out / "s.parquet")
+    extract_task(Job(FramesJob("tvbench", str(tmp_path), 8, "segments"), {}, files, task="moving_direction"))
     skipped = pd.read_parquet(out / "s.parquet").set_index("sample_id").reason
     assert "not among the candidates" in skipped["moving_direction_0001"]
     assert "gone.mp4" in skipped["moving_direction_0002"]

@@ -6,13 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import synthetic_sample
+from test_features import features_job
 
 from vlmflow.data import synthetic
+from vlmflow.jobs import Job
 from vlmflow.models import toy
 from vlmflow.models.encoding import continuation_ids
 from vlmflow.models.llava_video import LlavaVideoAdapter
 from vlmflow.stages.features import cache_task
-from vlmflow.stages.probes import attention_task, query_positions
+from vlmflow.stages.probes import AttentionJob, attention_task, query_positions
 
 MERGED = "appear?\nOptions:\n(A)"  # one token, as a BPE merge across the question's end makes it
 
@@ -61,24 +63,15 @@ def test_attention_maps_record_samples_without_query_words_and_go_on(merging_ada
     ]
     pd.DataFrame(rows).to_parquet(tmp_path / "q.parquet")
     np.savez(tmp_path / "f.npz", frames=np.stack([f1, f2]))
-    paths = [tmp_path / n for n in ("feat.pt", "base.parquet", "skip0.parquet")]
-    cache_task(merging_adapter, "synthetic", tmp_path / "q.parquet", tmp_path / "f.npz", *paths, "merging")
+    cache_task(merging_adapter, features_job(tmp_path, "merging"))
     base = pd.read_parquet(tmp_path / "base.parquet")
     base.assign(correct_base=True).to_parquet(tmp_path / "base.parquet")  # both as answered right
-    attention_task(
-        merging_adapter,
-        dataset="synthetic",
-        model_name="merging",
-        questions_path=tmp_path / "q.parquet",
-        features_path=tmp_path / "feat.pt",
-        baseline_path=tmp_path / "base.parquet",
-        words=["appear"],
-        layers=[1, 2],
-        n_samples=2,
-        backend="sdpa",
-        out=tmp_path / "att.parquet",
-        skipped_out=tmp_path / "skip.parquet",
+    settings = AttentionJob(None, ("appear",), (1, 2), n_samples=2, backend="sdpa")
+    inputs = dict(
+        questions=tmp_path / "q.parquet", features=tmp_path / "feat.pt", baseline=tmp_path / "base.parquet"
     )
+    outputs = dict(attention=tmp_path / "att.parquet", skipped=tmp_path / "skip.parquet")
+    attention_task(merging_adapter, Job(settings, inputs, outputs, dataset="synthetic", model="merging"))
     att, skipped = pd.read_parquet(tmp_path / "att.parquet"), pd.read_parquet(tmp_path / "skip.parquet")
     assert set(att.sample_id) == {"has_words"} and set(att.word) == {"appear"}
     assert set(att.condition) == {"baseline", "no cross-frame"}
@@ -88,7 +81,7 @@ def test_attention_maps_record_samples_without_query_words_and_go_on(merging_ada
 def test_the_open_ended_reference_is_read_where_it_follows_the_prompt():
     """A byte-level BPE marks a word's leading space: the reference's first token after "... from" is
     " sea" ("Ġsea"), not the "sea" that tokenizing the reference alone gives."""
-    from vlmflow.models.random_checkpoints import qwen2_tokenizer
+    from vlmflow.testing.checkpoints import qwen2_tokenizer
 
     tok = qwen2_tokenizer()
     prompt = "The scene in the video changes from"

@@ -21,7 +21,7 @@ CONTRACT = [
     "task",
     "model",
     "sample_id",
-    "family",
+    "experiment",
     "block",
     "window",
     "window_style",
@@ -65,12 +65,12 @@ BASELINE = [
 ]
 
 
-def family_table(run: Path, dataset: str, model: str, family: str) -> Path:
-    """The gathered table of one knockout family: knockout/<family>/<style>-w<size>.parquet, the one
-    sweep the run configures."""
+def experiment_table(run: Path, dataset: str, model: str, experiment: str) -> Path:
+    """The gathered table of one knockout experiment: knockout/<experiment>/<style>-w<size>.parquet,
+    the one sweep the run configures."""
     root = run / "results" / dataset / model / "knockout"
-    found = list(root.glob(f"{family}/*.parquet"))
-    assert len(found) == 1, f"expected one gathered {family} table under {root}, found {found}"
+    found = list(root.glob(f"{experiment}/*.parquet"))
+    assert len(found) == 1, f"expected one gathered {experiment} table under {root}, found {found}"
     return found[0]
 
 
@@ -98,7 +98,7 @@ def test_outputs_follow_the_results_contract(finished_run):
     assert base.pred_base.tolist() == [tok.decode([i]) for i in base.pred_base_id]
     assert base.correct_base.tolist() == judged(base.pred_base, base["gt"])
     for fam in ["cross_frame", "vql_to_ql"]:
-        df = pd.read_parquet(family_table(w, "synthetic", "toy-video", fam))
+        df = pd.read_parquet(experiment_table(w, "synthetic", "toy-video", fam))
         assert not set(CONTRACT) - set(df.columns), set(CONTRACT) - set(df.columns)
         n_blocks = {"cross_frame": 1, "vql_to_ql": 4}[fam]
         # sample x block x layer, correct only; each block also as its matched random-edge control
@@ -162,7 +162,7 @@ def test_table2_failure_cases_and_open_ended_accuracy(finished_run):
 
 
 def test_figure_csv_is_exactly_what_the_tables_give(finished_run):
-    df = pd.read_parquet(family_table(finished_run, "synthetic", "toy-video", "vql_to_ql"))
+    df = pd.read_parquet(experiment_table(finished_run, "synthetic", "toy-video", "vql_to_ql"))
     csv = pd.read_csv(finished_run / "figures/fig3_vql_to_ql.csv")
     expected = curve_table(df, ["task", "block", "layer"])
     pd.testing.assert_frame_equal(

@@ -1,16 +1,19 @@
 """End-to-end on the paper's formats: a PLLaVA-format Video-FT checkpoint and a llava-hf LLaVA-NeXT
 base (tiny, random weights) on TVBench- and TOMATO-format fixture trees with real mp4 files, through
-every knockout family, both figures and the skipped-sample record."""
+every knockout experiment, both figures and the skipped-sample record."""
+
+from dataclasses import replace
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 import torch
 import yaml
 from conftest import write_tomato_fixture, write_tvbench_fixture
-from test_workflow import CONTRACT, family_table, snakemake
+from test_workflow import CONTRACT, experiment_table, snakemake
 
 pytestmark = pytest.mark.slow
-FAMILIES = ["cross_frame", "vql_to_ql", "question_and_options_to_last", "vq_to_true_opt"]
+EXPERIMENTS = ["cross_frame", "vql_to_ql", "question_and_options_to_last", "vq_to_true_opt"]
 
 
 def fixture_config(work, pllava, llava_next) -> dict:
@@ -35,9 +38,9 @@ def fixture_config(work, pllava, llava_next) -> dict:
             "image-base": dict(model, path=str(llava_next)),
         },
         "runs": [
-            dict(dataset="tvbench", models=["video-ft"], families=FAMILIES),
-            dict(dataset="tvbench", models=["image-base"], families=["cross_frame"]),
-            dict(dataset="tomato", models=["video-ft"], families=["vql_to_ql"]),
+            dict(dataset="tvbench", models=["video-ft"], experiments=EXPERIMENTS),
+            dict(dataset="tvbench", models=["image-base"], experiments=["cross_frame"]),
+            dict(dataset="tomato", models=["video-ft"], experiments=["vql_to_ql"]),
         ],
         # random weights answer at chance: analyse every sample, not only the correct ones
         "knockout": dict(
@@ -61,83 +64,67 @@ def fixture_run(tmp_path_factory, pllava_checkpoint, llava_next_checkpoint):
     return work
 
 
-def test_every_family_runs_on_the_pllava_checkpoint(fixture_run):
+def test_every_experiment_runs_on_the_pllava_checkpoint(fixture_run):
     base = pd.concat(
         pd.read_parquet(p) for p in (fixture_run / "results/tvbench/video-ft/baseline").glob("*.parquet")
     )
     assert len(base) == 6  # 3 + 3 good questions; the bad ones are in skipped.parquet
-    for fam in FAMILIES:
-        df = pd.read_parquet(family_table(fixture_run, "tvbench", "video-ft", fam))
+    for fam in EXPERIMENTS:
+        df = pd.read_parquet(experiment_table(fixture_run, "tvbench", "video-ft", fam))
         assert not set(CONTRACT) - set(df.columns)
         assert set(df.sample_id) == set(base.sample_id) and set(df.layer) == {1, 2, 3, 4}
         assert df.pooling.eq("8-2-2").all() and df.rel_change.notna().all()
 
 
-def _chunk_files(run, dataset, model, family, task):
-    """The per-part tables of one task, in part order (found wherever the layout nests them)."""
-    root = run / "results" / dataset / model / "knockout"
-    found = sorted(root.glob(f"{family}/**/{task}/*of*.parquet"), key=lambda p: int(p.stem.split("of")[0]))
-    assert found, f"no part tables of {family}/{task} under {root}"
-    return found
-
-
-@pytest.mark.parametrize("family", ["cross_frame", "vq_to_true_opt"])
-def test_two_parts_per_task_give_the_rows_of_one_job(fixture_run, tmp_path, family):
+@pytest.mark.parametrize("experiment", ["cross_frame", "vq_to_true_opt"])
+def test_two_parts_per_task_give_the_rows_of_one_job(fixture_run, tmp_path, experiment):
     """The workflow splits each task into two parts (`chunks: 2`); gathered in order, their rows are
-    exactly those of one job over the whole task, run here in-process with the workflow's inputs,
-    model and settings."""
-    from vlmflow.models.loading import load_from_config, model_provenance
-    from vlmflow.stages.knockout import run_family
+    exactly those of one job over the whole task, run here in-process with the workflow's inputs and
+    the job record the settings give (the same `KnockoutJob.of` as the rule's params)."""
+    from vlmflow.jobs import Job
+    from vlmflow.models.loading import load_from_config
+    from vlmflow.settings import read_config
+    from vlmflow.stages.knockout import KnockoutJob, Sweep, run_experiment
 
-    cfg = yaml.safe_load((fixture_run / "config.yaml").read_text())
-    model, ko = cfg["models"]["video-ft"], cfg["knockout"]
+    s = read_config(yaml.safe_load((fixture_run / "config.yaml").read_text()))
+    model = s.models["video-ft"]
+    assert model.resources.chunks == 2
     # the model's jobs hold no GPU (gpu: 0), so the workflow ran them on the CPU with one thread
-    adapter = load_from_config({**model, "device": "cpu"}, "video-ft")
-    table = pd.read_parquet(family_table(fixture_run, "tvbench", "video-ft", family))
+    adapter = load_from_config(replace(model.load, device="cpu"), "video-ft")
+    table = pd.read_parquet(experiment_table(fixture_run, "tvbench", "video-ft", experiment))
+    sweep = Sweep.name(s.knockout.window_style, model.window, s.knockout.sample_mode, s.knockout.sample_mode)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        for task in cfg["datasets"]["tvbench"]["tasks"]:
-            parts = _chunk_files(fixture_run, "tvbench", "video-ft", family, task)
-            assert [p.name for p in parts] == ["1of2.parquet", "2of2.parquet"]
-            r = fixture_run / "results/tvbench"
-            one_job = tmp_path / f"{family}-{task}.parquet"
-            run_family(
-                adapter,
-                dataset="tvbench",
-                model_name="video-ft",
-                family=family,
-                questions_path=r / f"questions/{task}.parquet",
-                features_path=r / f"video-ft/features/{task}.pt",
-                baseline_path=r / f"video-ft/baseline/{task}.parquet",
-                frames_path=r / f"frames/{task}.npz",
-                window=model["window"],
-                window_style=ko["window_style"],
-                engine=ko["engine"],
-                backend=ko["attention_backend"],
-                sample_mode=ko["sample_mode"],
-                batch_size=ko["batch_size"],
-                provenance=model_provenance(adapter, model, ko, cfg["n_frames"], cfg["seed"]),
-                out=one_job,
-                part=(0, 1),
-                random_control=ko.get("random_control", True),
-                seed=cfg["seed"],
+        for task in s.datasets["tvbench"].tasks:
+            logs = fixture_run / f"logs/knockout/tvbench/video-ft/{experiment}/{sweep}/{task}"
+            assert sorted(p.name for p in logs.glob("*.log")) == ["1of2.log", "2of2.log"]
+            assert all("sample 1/" in p.read_text() for p in logs.glob("*.log"))  # both parts held samples
+            wc = SimpleNamespace(
+                dataset="tvbench", model="video-ft", experiment=experiment, sweep=sweep, task=task
             )
+            settings = KnockoutJob.of(s, SimpleNamespace(**vars(wc), part="1of1"))
+            r = fixture_run / "results/tvbench"
+            inputs = dict(
+                questions=r / f"questions/{task}.parquet",
+                features=r / f"video-ft/features/{task}.pt",
+                baseline=r / f"video-ft/baseline/{task}.parquet",
+                frames=r / f"frames/{task}.npz",
+            )
+            one_job = tmp_path / f"{experiment}-{task}.parquet"
+            run_experiment(adapter, Job(settings, inputs, dict(table=one_job), "tvbench", "video-ft", task))
             expected = pd.read_parquet(one_job)
             assert expected.sample_id.nunique() == 3  # every good question of the task, split 1 + 2
             gathered = table[table.task == task].reset_index(drop=True)
             pd.testing.assert_frame_equal(gathered, expected)
-            chunks = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
-            pd.testing.assert_frame_equal(chunks, expected)
-            assert all(len(pd.read_parquet(p)) for p in parts)  # both parts hold samples
     finally:
         torch.set_num_threads(threads)
 
 
 def test_tomato_and_the_image_base_run(fixture_run):
-    tom = pd.read_parquet(family_table(fixture_run, "tomato", "video-ft", "vql_to_ql"))
+    tom = pd.read_parquet(experiment_table(fixture_run, "tomato", "video-ft", "vql_to_ql"))
     assert set(tom.task) == {"count", "shape&trend"} and tom.sample_id.nunique() == 6
-    img = pd.read_parquet(family_table(fixture_run, "tvbench", "image-base", "cross_frame"))
+    img = pd.read_parquet(experiment_table(fixture_run, "tvbench", "image-base", "cross_frame"))
     assert img.sample_id.nunique() == 6
     for ext in ["png", "pdf", "csv"]:
         assert (fixture_run / f"figures/fig2_cross_frame.{ext}").stat().st_size > 0

@@ -1,6 +1,6 @@
 """End-to-end on the other two model families: a Mini-InternVL Video-FT and its image base, and a
 VideoLLaMA3 (tiny random checkpoints in their released formats) on a TVBench-format fixture tree
-with real mp4 files, through every knockout family, Fig. 2 with two model pairs (InternVL's and
+with real mp4 files, through every knockout experiment, Fig. 2 with two model pairs (InternVL's and
 LLaVA's) and Fig. 3."""
 
 import json
@@ -10,17 +10,17 @@ import pytest
 import torch
 import yaml
 from conftest import write_tvbench_fixture
-from test_workflow import CONTRACT, family_table, snakemake
+from test_workflow import CONTRACT, experiment_table, snakemake
 
 pytestmark = pytest.mark.slow
-FAMILIES = ["cross_frame", "vql_to_ql", "question_and_options_to_last", "vq_to_true_opt"]
+EXPERIMENTS = ["cross_frame", "vql_to_ql", "question_and_options_to_last", "vq_to_true_opt"]
 
 
 @pytest.fixture(scope="module")
 def released_run(
     tmp_path_factory, internvl_checkpoint, videollama3_checkpoint, pllava_checkpoint, llava_next_checkpoint
 ):
-    from vlmflow.models.random_checkpoints import write_internvl
+    from vlmflow.testing.checkpoints import write_internvl
 
     work = tmp_path_factory.mktemp("released-formats")
     base = write_internvl(work / "tiny-internvl-base", seed=1, dtype=torch.float32)
@@ -43,11 +43,11 @@ def released_run(
             "videollama3": dict(common, family="videollama3", path=str(videollama3_checkpoint)),
         },
         "runs": [
-            dict(dataset="tvbench", models=["internvl-ft", "videollama3"], families=FAMILIES),
+            dict(dataset="tvbench", models=["internvl-ft", "videollama3"], experiments=EXPERIMENTS),
             dict(
                 dataset="tvbench",
                 models=["internvl-base", "llava-ft", "llava-base"],
-                families=["cross_frame"],
+                experiments=["cross_frame"],
             ),
         ],
         # random weights answer at chance: analyse every sample
@@ -70,11 +70,11 @@ def released_run(
 
 
 @pytest.mark.parametrize("model", ["internvl-ft", "videollama3"])
-def test_every_family_runs_on_the_released_format(released_run, model):
+def test_every_experiment_runs_on_the_released_format(released_run, model):
     base = pd.read_parquet(released_run / f"results/tvbench/{model}/baseline/moving_direction.parquet")
     assert len(base) == 3  # the three good questions of the fixture task
-    for fam in FAMILIES:
-        df = pd.read_parquet(family_table(released_run, "tvbench", model, fam))
+    for fam in EXPERIMENTS:
+        df = pd.read_parquet(experiment_table(released_run, "tvbench", model, fam))
         assert not set(CONTRACT) - set(df.columns)
         assert set(df.sample_id) == set(base.sample_id) and set(df.layer) == {1, 2, 3, 4}
         assert df.pooling.eq("8-2-2").all() and df.rel_change.notna().all()

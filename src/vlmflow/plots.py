@@ -226,7 +226,7 @@ def failure_cases(
         df = df[~df.block.str.endswith(RANDOM_SUFFIX)]
         return df.assign(
             route=df.block.replace(CHOSEN),
-            row=df.family.map(FAILURE_ROWS).fillna("Video / question -> chosen option"),
+            row=df.experiment.map(FAILURE_ROWS).fillna("Video / question -> chosen option"),
             samples=samples,
         )
 

@@ -3,19 +3,32 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """The settings of a run that every result row records (besides the model's own)."""
+
+    attention_backend: str
+    engine: str
+    n_frames: int
+    frame_sampling: str
+    seed: int
+
+    @classmethod
+    def of(cls, s, dataset: str) -> "Stamp":
+        k = s.knockout
+        return cls(k.attention_backend, k.engine, s.n_frames, s.datasets[dataset].frame_sampling, s.seed)
 
 
 def provenance(
     model_id: str,
     dtype: str,
-    backend: str,
-    engine: str,
-    n_frames: int,
-    seed: int,
+    stamp: Stamp,
     pooling: tuple[int, int, int],
     revision: str | None = None,
     settings: dict | None = None,
-    frame_sampling: str = "segments",
 ) -> dict:
     import torch
     import transformers
@@ -26,12 +39,12 @@ def provenance(
         model_id=str(model_id),
         model_revision=revision or "",
         dtype=dtype,
-        attention_backend=backend,
-        engine=engine,
-        n_frames=n_frames,
-        frame_sampling=frame_sampling,
+        attention_backend=stamp.attention_backend,
+        engine=stamp.engine,
+        n_frames=stamp.n_frames,
+        frame_sampling=stamp.frame_sampling,
         pooling="-".join(map(str, pooling)),
-        seed=seed,
+        seed=stamp.seed,
         adapter_settings=json.dumps(settings or {}, sort_keys=True),  # the family's switches
         torch_version=torch.__version__,
         transformers_version=transformers.__version__,

@@ -17,26 +17,27 @@
 # each VideoLLM (green, blue, ...) against its image-stage base (pink, orange, ...).
 
 # %%
-from pathlib import Path
-
 import pandas as pd
 
 from vlmflow.data.synthetic import TASK_TITLES
 from vlmflow.io import log_to
+from vlmflow.jobs import Job
 from vlmflow.plots import fig2_cross_frame
+from vlmflow.stages.figures import FigureJob
 
-sm = snakemake  # noqa: F821  (run by the workflow's `script:` directive)
+job = Job.from_snakemake(snakemake, FigureJob)  # noqa: F821  (run by the workflow's `script:` directive)
+fig = job.settings.figure
 pairs = [
     (pd.read_parquet(v), pd.read_parquet(i), tuple(names))
-    for v, i, names in zip(sm.input.video, sm.input.image, sm.params.pairs)
+    for v, i, names in zip(job.input.video, job.input.image, zip(fig.models, fig.image_models))
 ]
 
 # %%
-with log_to(sm.log[0]):
+with log_to(job.log):
     table = fig2_cross_frame(
         pairs,
-        Path(sm.output[0]).with_suffix(""),
-        list(sm.params.tasks),
+        job.output.png.with_suffix(""),
+        list(job.settings.tasks),
         TASK_TITLES,
     )
 table.groupby(["model_label", "task"])["mean"].min()

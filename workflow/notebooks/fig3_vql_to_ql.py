@@ -16,18 +16,18 @@
 # answer's probability over correctly answered samples, 95 % bootstrap bands.
 
 # %%
-from pathlib import Path
-
 import pandas as pd
 
 from vlmflow.data.synthetic import TASK_TITLES
 from vlmflow.io import log_to
+from vlmflow.jobs import Job
 from vlmflow.plots import fig3_vql_to_ql
+from vlmflow.stages.figures import FigureJob
 
-sm = snakemake  # noqa: F821  (run by the workflow's `script:` directive)
-df = pd.read_parquet(sm.input[0])
+job = Job.from_snakemake(snakemake, FigureJob)  # noqa: F821  (run by the workflow's `script:` directive)
+df = pd.read_parquet(job.input.files[0])
 
 # %%
-with log_to(sm.log[0]):
-    table = fig3_vql_to_ql(df, Path(sm.output[0]).with_suffix(""), list(sm.params.tasks), TASK_TITLES)
+with log_to(job.log):
+    table = fig3_vql_to_ql(df, job.output.png.with_suffix(""), list(job.settings.tasks), TASK_TITLES)
 table.groupby(["block", "task"])["mean"].min()

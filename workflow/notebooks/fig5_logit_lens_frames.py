@@ -14,23 +14,23 @@
 # The keywords video tokens read as, at their (t, h, w) cells on one video's sampled frames.
 
 # %%
-from pathlib import Path
-
 import pandas as pd
 
 from vlmflow.io import log_to
+from vlmflow.jobs import Job
 from vlmflow.plots import fig5_logit_lens_frames
+from vlmflow.stages.figures import FigureJob
 from vlmflow.stages.frames import load_frames
 
-sm = snakemake  # noqa: F821  (run by the workflow's `script:` directive)
-fig = sm.params.fig
-lens = pd.read_parquet(sm.input.lens)
-lens = lens[lens.projection == sm.params.projection]
+job = Job.from_snakemake(snakemake, FigureJob)  # noqa: F821  (run by the workflow's `script:` directive)
+fig = job.settings.options
+lens = pd.read_parquet(job.input.lens)
+lens = lens[lens.projection == fig["projection"]]
 samples = list(dict.fromkeys(lens.sample_id))
 
 # %%
-with log_to(sm.log[0]):
-    choice = fig.get("sample", 0)
+with log_to(job.log):
+    choice = fig["sample"]
     if choice == "most_hits":  # the video whose tokens read as keywords most often (top-1, any layer)
         top1 = lens[lens["rank"] == 0]
         hits = (top1.spatial_word.notna() | top1.temporal_word.notna()).groupby(top1.sample_id).sum()
@@ -39,10 +39,8 @@ with log_to(sm.log[0]):
         sid = samples[choice]
     else:
         raise ValueError(f"fig5: sample {choice} asked, {len(samples)} correctly answered in the task")
-    qs = pd.read_parquet(sm.input.questions)
-    frames = load_frames(sm.input.frames, list(qs.sample_id))[list(qs.sample_id).index(sid)]
+    qs = pd.read_parquet(job.input.questions)
+    frames = load_frames(job.input.frames, list(qs.sample_id))[list(qs.sample_id).index(sid)]
     bins = [tuple(b) for b in fig["bins"]]
-    table = fig5_logit_lens_frames(
-        lens[lens.sample_id == sid], frames, bins, Path(sm.output[0]).with_suffix("")
-    )
+    table = fig5_logit_lens_frames(lens[lens.sample_id == sid], frames, bins, job.output.png.with_suffix(""))
     print(sid, table.groupby(["bin", "kind"]).size())

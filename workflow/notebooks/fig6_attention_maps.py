@@ -14,27 +14,28 @@
 # Clean vs cross-frame attention blocked in every layer, averaged over the configured layers.
 
 # %%
-from pathlib import Path
-
 import pandas as pd
 
 from vlmflow.io import log_to
+from vlmflow.jobs import Job
 from vlmflow.plots import fig6_attention_maps
+from vlmflow.stages.figures import FigureJob
 from vlmflow.stages.frames import load_frames
 
-sm = snakemake  # noqa: F821  (run by the workflow's `script:` directive)
-fig = sm.params.fig
-att = pd.read_parquet(sm.input.attention)
+job = Job.from_snakemake(snakemake, FigureJob)  # noqa: F821  (run by the workflow's `script:` directive)
+fig = job.settings.options
+att = pd.read_parquet(job.input.attention)
 
 # %%
-with log_to(sm.log[0]):
+with log_to(job.log):
     if att.empty:
-        raise ValueError(f"fig6: none of the words {fig['words']} occurs in a correctly answered question")
+        raise ValueError(
+            f"fig6: none of the words {list(fig['words'])} occurs in a correctly answered question "
+            "(see skipped.parquet); choose words of the task's questions"
+        )
     sid = att.sample_id.iloc[0]
-    qs = pd.read_parquet(sm.input.questions)
-    frames = load_frames(sm.input.frames, list(qs.sample_id))[list(qs.sample_id).index(sid)]
-    stem = Path(sm.output[0]).with_suffix("")
-    table = fig6_attention_maps(
-        att[att.sample_id == sid], frames, tuple(fig["layers"]), fig.get("heads", "mean"), stem
-    )
+    qs = pd.read_parquet(job.input.questions)
+    frames = load_frames(job.input.frames, list(qs.sample_id))[list(qs.sample_id).index(sid)]
+    stem = job.output.png.with_suffix("")
+    table = fig6_attention_maps(att[att.sample_id == sid], frames, tuple(fig["layers"]), fig["heads"], stem)
     print(sid, table.groupby(["word", "condition"]).attention.agg(["min", "max"]))

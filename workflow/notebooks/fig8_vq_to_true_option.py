@@ -17,18 +17,18 @@
 # random-edge controls.
 
 # %%
-from pathlib import Path
-
 import pandas as pd
 
 from vlmflow.data.synthetic import TASK_TITLES
 from vlmflow.io import log_to
+from vlmflow.jobs import Job
 from vlmflow.plots import fig8_vq_to_true_option
+from vlmflow.stages.figures import FigureJob
 
-sm = snakemake  # noqa: F821  (run by the workflow's `script:` directive)
-df = pd.read_parquet(sm.input[0])
+job = Job.from_snakemake(snakemake, FigureJob)  # noqa: F821  (run by the workflow's `script:` directive)
+df = pd.read_parquet(job.input.files[0])
 
 # %%
-with log_to(sm.log[0]):
-    table = fig8_vq_to_true_option(df, Path(sm.output[0]).with_suffix(""), list(sm.params.tasks), TASK_TITLES)
+with log_to(job.log):
+    table = fig8_vq_to_true_option(df, job.output.png.with_suffix(""), list(job.settings.tasks), TASK_TITLES)
 table.groupby(["block", "task"])["mean"].min()

@@ -15,19 +15,21 @@
 # vs the mean of the other letters, correctly answered samples, 95 % bootstrap bands.
 
 # %%
-from pathlib import Path
-
 import pandas as pd
 
 from vlmflow.data.synthetic import TASK_TITLES
 from vlmflow.io import log_to
+from vlmflow.jobs import Job
 from vlmflow.plots import fig9_answer_probability
+from vlmflow.stages.figures import FigureJob
 
-sm = snakemake  # noqa: F821  (run by the workflow's `script:` directive)
-df = pd.concat([pd.read_parquet(p) for p in sm.input], ignore_index=True)
+job = Job.from_snakemake(snakemake, FigureJob)  # noqa: F821  (run by the workflow's `script:` directive)
+df = pd.concat([pd.read_parquet(p) for p in job.input.paths()], ignore_index=True)
 
 # %%
-with log_to(sm.log[0]):
-    stem = Path(sm.output[0]).with_suffix("")
-    table = fig9_answer_probability(df, stem, list(sm.params.tasks), TASK_TITLES, sm.params.depth)
+with log_to(job.log):
+    stem = job.output.png.with_suffix("")
+    table = fig9_answer_probability(
+        df, stem, list(job.settings.tasks), TASK_TITLES, job.settings.options["depth"]
+    )
     print(table.pivot_table(index="layer" if "layer" in table else "depth", columns="option", values="mean"))

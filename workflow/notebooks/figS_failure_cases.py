@@ -16,21 +16,21 @@
 # correctly answered samples (where the chosen option is the true one), dotted.
 
 # %%
-from pathlib import Path
-
 import pandas as pd
 
 from vlmflow.data.synthetic import TASK_TITLES
 from vlmflow.io import log_to
+from vlmflow.jobs import Job
 from vlmflow.plots import failure_cases
+from vlmflow.stages.figures import FigureJob
 
-sm = snakemake  # noqa: F821  (run by the workflow's `script:` directive)
-wrong = pd.concat([pd.read_parquet(p) for p in sm.input.wrong], ignore_index=True)
-correct = pd.concat([pd.read_parquet(p) for p in sm.input.correct], ignore_index=True)
+job = Job.from_snakemake(snakemake, FigureJob)  # noqa: F821  (run by the workflow's `script:` directive)
+wrong = pd.concat([pd.read_parquet(p) for p in job.input.wrong], ignore_index=True)
+correct = pd.concat([pd.read_parquet(p) for p in job.input.correct], ignore_index=True)
 
 # %%
-with log_to(sm.log[0]):
+with log_to(job.log):
     table = failure_cases(
-        wrong, correct, Path(sm.output[0]).with_suffix(""), list(sm.params.tasks), TASK_TITLES
+        wrong, correct, job.output.png.with_suffix(""), list(job.settings.tasks), TASK_TITLES
     )
 table.groupby(["row", "samples", "route", "task"])["mean"].min()

@@ -17,24 +17,24 @@
 # example rows.
 
 # %%
-from pathlib import Path
-
 import pandas as pd
 
 from vlmflow.data.synthetic import TASK_TITLES
 from vlmflow.io import atomic_path, log_to
+from vlmflow.jobs import Job
 from vlmflow.plots import table2_early_cross_frame
+from vlmflow.stages.figures import FigureJob
 from vlmflow.stats import early_cross_frame_examples, early_cross_frame_table
 
-sm = snakemake  # noqa: F821  (run by the workflow's `script:` directive)
-answers = pd.concat([pd.read_parquet(p) for p in sm.input], ignore_index=True)
+job = Job.from_snakemake(snakemake, FigureJob)  # noqa: F821  (run by the workflow's `script:` directive)
+answers = pd.concat([pd.read_parquet(p) for p in job.input.paths()], ignore_index=True)
 
 # %%
-with log_to(sm.log[0]):
+with log_to(job.log):
     table = early_cross_frame_table(answers)
-    examples = early_cross_frame_examples(answers, sm.params.examples)
-    table2_early_cross_frame(table, examples, Path(sm.output[0]).with_suffix(""), TASK_TITLES)
-    with atomic_path(sm.output[3]) as tmp:
+    examples = early_cross_frame_examples(answers, job.settings.options["examples_per_task"])
+    table2_early_cross_frame(table, examples, job.output.png.with_suffix(""), TASK_TITLES)
+    with atomic_path(job.output.examples) as tmp:
         examples.to_csv(tmp, index=False)
     print(table.to_string(index=False))
     print(examples.to_string(index=False))

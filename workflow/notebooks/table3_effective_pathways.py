@@ -16,20 +16,20 @@
 # trade-off between the two.
 
 # %%
-from pathlib import Path
-
 import pandas as pd
 
 from vlmflow.io import log_to
+from vlmflow.jobs import Job
 from vlmflow.plots import pathways_tradeoff, table3_effective_pathways
+from vlmflow.stages.tables import GatherJob
 from vlmflow.stats import pathway_table
 
-sm = snakemake  # noqa: F821  (run by the workflow's `script:` directive)
-df = pd.concat([pd.read_parquet(p) for p in sm.input], ignore_index=True)
+job = Job.from_snakemake(snakemake, GatherJob)  # noqa: F821  (run by the workflow's `script:` directive)
+df = pd.concat([pd.read_parquet(p) for p in job.input.paths()], ignore_index=True)
 
 # %%
-with log_to(sm.log[0]):
+with log_to(job.log):
     table = pathway_table(df)
-    table3_effective_pathways(table, Path(sm.output[0]).with_suffix(""))
-    pathways_tradeoff(table, Path(sm.output[3]).with_suffix(""))
+    table3_effective_pathways(table, job.output.png.with_suffix(""))
+    pathways_tradeoff(table, job.output.tradeoff_png.with_suffix(""))
     print(table.to_string(index=False))

@@ -1,5 +1,7 @@
 # Answers (Table 2): every sample's multiple-choice letter and generated open-ended answer, clean and
 # with cross-frame attention blocked in the first half of the layers; one job per (dataset, model, task).
+from vlmflow.stages.answers import AnswersJob
+from vlmflow.stages.tables import GatherJob
 
 
 rule answers:
@@ -9,7 +11,7 @@ rule answers:
         baseline="results/{dataset}/{model}/baseline/{task}.parquet",
         model=model_files,
     output:
-        "results/{dataset}/{model}/answers/{task}.parquet",
+        table="results/{dataset}/{model}/answers/{task}.parquet",
     log:
         "logs/answers/{dataset}/{model}/{task}.log",
     conda:
@@ -18,13 +20,7 @@ rule answers:
     resources:
         **model_resources,
     params:
-        model=lambda wc: model_cfg(wc.model),
-        answer_prompts=lambda wc: dataset_cfg(wc).get("answer_prompts", {}),
-        max_new_tokens=lambda wc: dataset_cfg(wc).get("max_new_tokens", 100),
-        knockout=config["knockout"],
-        n_frames=config["n_frames"],
-        frame_sampling=lambda wc: frame_sampling(wc),
-        seed=config["seed"],
+        settings=params_of(AnswersJob),
     script:
         "../scripts/answers.py"
 
@@ -44,5 +40,7 @@ if open_ended_runs():
             "logs/accuracy_open_ended.log",
         conda:
             "../../envs/data.yaml"
+        params:
+            settings=params_of(GatherJob, [f"{d}/{m}" for d, m in open_ended_runs()]),
         script:
             "../scripts/accuracy_open_ended.py"

@@ -1,23 +1,20 @@
 # Datasets and frame extraction.
+from vlmflow.stages.frames import FramesJob, SyntheticJob
 
-
-for _name, _ds in config["datasets"].items():
-    if "generate" in _ds:
+for _name, _ds in S.datasets.items():
+    if _ds.generate is not None:
 
         rule:
             name:
                 f"synthetic_benchmark_{_name}"
             output:
-                [annotation_path("tvbench", _ds["root"], t) for t in _ds["tasks"]],
+                [annotation_path("tvbench", _ds.root, t) for t in _ds.tasks],
             log:
                 f"logs/synthetic_benchmark_{_name}.log",
             conda:
                 "../../envs/data.yaml"
             params:
-                root=lambda wc, output: str(Path(output[0]).parents[1]),
-                tasks=_ds["tasks"],
-                n_per_task=_ds["generate"]["n_per_task"],
-                seed=_ds["generate"]["seed"],
+                settings=params_of(SyntheticJob, _name),
             script:
                 "../scripts/synthetic_benchmark.py"
 
@@ -34,10 +31,6 @@ rule extract_frames:
     conda:
         "../../envs/data.yaml"
     params:
-        format=lambda wc: dataset_cfg(wc)["format"],
-        root=lambda wc: dataset_cfg(wc)["root"],
-        limit=lambda wc: dataset_cfg(wc).get("limit"),
-        n_frames=config["n_frames"],
-        sampling=lambda wc: frame_sampling(wc),
+        settings=params_of(FramesJob),
     script:
         "../scripts/extract_frames.py"

@@ -1,7 +1,9 @@
-# Knockout experiments: one job per (dataset, model, family, sweep, task, part of the task's samples),
-# gathered per family and sweep. A sweep is a window style and size, e.g. "center-w9" (a window of 9
-# layers centred on each layer in turn) or "bottom_up-w1"; a model's `chunks` sets how many parts each
-# task is split into.
+# Knockout experiments: one job per (dataset, model, experiment, sweep, task, part of the task's
+# samples), gathered per experiment and sweep. A sweep is a window style and size, e.g. "center-w9"
+# (a window of 9 layers centred on each layer in turn) or "bottom_up-w1"; a model's `chunks` sets
+# how many parts each task is split into (the parts are temporary: a changed split reruns nothing).
+from vlmflow.stages.knockout import KnockoutJob
+from vlmflow.stages.tables import GatherJob
 
 
 rule knockout:
@@ -12,9 +14,11 @@ rule knockout:
         baseline="results/{dataset}/{model}/baseline/{task}.parquet",
         model=model_files,
     output:
-        "results/{dataset}/{model}/knockout/{family}/{sweep}/{task}/{part}.parquet",
+        table=temp(
+            "results/{dataset}/{model}/knockout/{experiment}/{sweep}/{task}/{part}.parquet"
+        ),
     log:
-        "logs/knockout/{dataset}/{model}/{family}/{sweep}/{task}/{part}.log",
+        "logs/knockout/{dataset}/{model}/{experiment}/{sweep}/{task}/{part}.log",
     wildcard_constraints:
         part=r"\d+of\d+",
         sweep=SWEEP_PATTERN,
@@ -24,13 +28,7 @@ rule knockout:
     resources:
         **model_resources,
     params:
-        model=lambda wc: model_cfg(wc.model),
-        part=lambda wc: parse_part(wc.part),
-        sweep=lambda wc: parse_sweep(wc.sweep),
-        knockout=config["knockout"],
-        n_frames=config["n_frames"],
-        frame_sampling=lambda wc: frame_sampling(wc),
-        seed=config["seed"],
+        settings=params_of(KnockoutJob),
     script:
         "../scripts/knockout.py"
 
@@ -38,21 +36,23 @@ rule knockout:
 rule gather_knockout:
     input:
         lambda wc: expand(
-            "results/{dataset}/{model}/knockout/{family}/{sweep}/{task}/{part}.parquet",
+            "results/{dataset}/{model}/knockout/{experiment}/{sweep}/{task}/{part}.parquet",
             dataset=wc.dataset,
             model=wc.model,
-            family=wc.family,
+            experiment=wc.experiment,
             sweep=wc.sweep,
             task=dataset_tasks(wc.dataset),
             part=parts(wc.model),
         ),
     output:
-        "results/{dataset}/{model}/knockout/{family}/{sweep}.parquet",
+        "results/{dataset}/{model}/knockout/{experiment}/{sweep}.parquet",
     log:
-        "logs/gather_knockout/{dataset}/{model}/{family}/{sweep}.log",
+        "logs/gather_knockout/{dataset}/{model}/{experiment}/{sweep}.log",
     wildcard_constraints:
         sweep=SWEEP_PATTERN,
     conda:
         "../../envs/data.yaml"
+    params:
+        settings=params_of(GatherJob, lambda wc: dataset_tasks(wc.dataset)),
     script:
         "../scripts/gather.py"

@@ -1,12 +1,14 @@
 # Model stages: the toy models' training recipe, and feature caching (video tokens + baseline).
+from vlmflow.stages.features import FeaturesJob
+from vlmflow.stages.tables import GatherJob
+from vlmflow.stages.toy_training import ToyTrainingJob
 
-
-if "toy_training" in config and "synthetic" in config["datasets"]:
+if S.toy_training is not None and "synthetic" in S.datasets:
 
     rule train_toy_models:
         output:
-            "results/toy_models/toy-image/model.safetensors",
-            "results/toy_models/toy-video/model.safetensors",
+            image="results/toy_models/toy-image/model.safetensors",
+            video="results/toy_models/toy-video/model.safetensors",
         log:
             "logs/train_toy_models.log",
         conda:
@@ -15,13 +17,7 @@ if "toy_training" in config and "synthetic" in config["datasets"]:
         resources:
             runtime=240,
         params:
-            recipe=config["toy_training"]["recipe"],
-            device=config["toy_training"].get("device", "auto"),
-            # the open-ended answer prompts and the lens objective's words are the benchmark's
-            answer_prompts=config["datasets"]["synthetic"]["answer_prompts"],
-            lens_words=sum(config["datasets"]["synthetic"]["lens_words"].values(), []),
-            image_dir=lambda wc, output: str(Path(output[0]).parent),
-            video_dir=lambda wc, output: str(Path(output[1]).parent),
+            settings=params_of(ToyTrainingJob),
         script:
             "../scripts/train_toy_models.py"
 
@@ -43,7 +39,7 @@ rule cache_features:
     resources:
         **model_resources,
     params:
-        model=lambda wc: model_cfg(wc.model),
+        settings=params_of(FeaturesJob),
     script:
         "../scripts/cache_features.py"
 
@@ -66,18 +62,19 @@ rule skipped_samples:
         "logs/skipped/{dataset}/{model}.log",
     conda:
         "../../envs/data.yaml"
+    params:
+        settings=params_of(
+            GatherJob,
+            lambda wc: dataset_tasks(wc.dataset)
+            + attention_skips(wc.dataset, wc.model),
+        ),
     script:
         "../scripts/gather.py"
 
 
 rule accuracy_table:
     input:
-        [
-            table
-            for run in config["runs"]
-            for m in run["models"]
-            for table in baseline_tables(run["dataset"], m)
-        ],
+        [table for d, m in runs_of_models() for table in baseline_tables(d, m)],
     output:
         report(
             "figures/accuracy.csv", caption="../report/accuracy.rst", category="Tables"
@@ -86,5 +83,7 @@ rule accuracy_table:
         "logs/accuracy_table.log",
     conda:
         "../../envs/data.yaml"
+    params:
+        settings=params_of(GatherJob, [f"{d}/{m}" for d, m in runs_of_models()]),
     script:
         "../scripts/accuracy.py"

@@ -1,18 +1,20 @@
 # Effective pathways vs random blocking (Table 3): one job per (dataset, model, task), gathered per
 # (dataset, model); the search of kept windows reads the knockout curves of the `search_on` dataset.
+from vlmflow.stages.pathways import PathwaysJob, SearchJob
+from vlmflow.stages.tables import GatherJob
 
 
 rule search_pathway:
     input:
         lambda wc: knockout_tables(wc.dataset, wc.model, ["cross_frame", "vql_to_ql"]),
     output:
-        "results/{dataset}/{model}/pathways/searched.yaml",
+        spec="results/{dataset}/{model}/pathways/searched.yaml",
     log:
         "logs/search_pathway/{dataset}/{model}.log",
     conda:
         "../../envs/data.yaml"
     params:
-        threshold=config["pathways"]["search_threshold"],
+        settings=params_of(SearchJob),
     script:
         "../scripts/search_pathway.py"
 
@@ -23,9 +25,10 @@ rule pathways:
         features="results/{dataset}/{model}/features/{task}.pt",
         baseline="results/{dataset}/{model}/baseline/{task}.parquet",
         searched=searched_pathway,
+        spec=pathway_spec_file,
         model=model_files,
     output:
-        "results/{dataset}/{model}/pathways/{task}.parquet",
+        table="results/{dataset}/{model}/pathways/{task}.parquet",
     log:
         "logs/pathways/{dataset}/{model}/{task}.log",
     conda:
@@ -34,12 +37,7 @@ rule pathways:
     resources:
         **model_resources,
     params:
-        model=lambda wc: model_cfg(wc.model),
-        seeds=config["pathways"]["seeds"],
-        knockout=config["knockout"],
-        n_frames=config["n_frames"],
-        frame_sampling=lambda wc: frame_sampling(wc),
-        seed=config["seed"],
+        settings=params_of(PathwaysJob),
     script:
         "../scripts/pathways.py"
 
@@ -58,5 +56,7 @@ rule gather_pathways:
         "logs/gather_pathways/{dataset}/{model}.log",
     conda:
         "../../envs/data.yaml"
+    params:
+        settings=params_of(GatherJob, lambda wc: dataset_tasks(wc.dataset)),
     script:
         "../scripts/gather.py"

@@ -1,5 +1,6 @@
 # Probes (Figs. 4, 5, 6, 9): one job per (dataset, model, task) for the answer probability and the
 # logit lens, and one for the attention maps of Fig. 6's task; figures read these tables only.
+from vlmflow.stages.probes import AttentionJob, ProbesJob
 
 
 rule probes:
@@ -19,13 +20,7 @@ rule probes:
     resources:
         **model_resources,
     params:
-        model=lambda wc: model_cfg(wc.model),
-        probes=config["probes"],
-        words=lambda wc: dataset_cfg(wc).get("lens_words", {}),
-        knockout=config["knockout"],
-        n_frames=config["n_frames"],
-        frame_sampling=lambda wc: frame_sampling(wc),
-        seed=config["seed"],
+        settings=params_of(ProbesJob),
     script:
         "../scripts/probes.py"
 
@@ -47,8 +42,6 @@ rule attention_maps:
     resources:
         **model_resources,
     params:
-        model=lambda wc: model_cfg(wc.model),
-        fig=lambda wc: config["figures"]["fig6_attention_maps"],
-        backend=config["knockout"]["attention_backend"],
+        settings=params_of(AttentionJob),
     script:
         "../scripts/attention_maps.py"

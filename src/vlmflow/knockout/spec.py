@@ -58,9 +58,9 @@ def _k(name: str, *pairs: tuple[str, ...]) -> Knockout:
     return Knockout(name, tuple(Edge(*p) for p in pairs))
 
 
-# The paper's experiment families (Figs. 2, 3, 7, 8 and the failure cases), by family name; block
-# names as in its plots.
-FAMILIES: dict[str, list[Knockout]] = {
+# The paper's knockout experiments (Figs. 2, 3, 7, 8 and the failure cases), by name; block names
+# as in its plots.
+EXPERIMENTS: dict[str, list[Knockout]] = {
     "cross_frame": [_k("No cross-frame interactions", ("cross_frame",))],
     "vql_to_ql": [
         _k("Video -> Question", ("video", "question")),

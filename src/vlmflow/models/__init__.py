@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 FAMILIES = {
-    "llava_video": "vlmflow.models.llava_video",
-    "internvl": "vlmflow.models.internvl",
-    "videollama3": "vlmflow.models.videollama3",
+    "llava_video": "vlmflow.models.llava_video:LlavaVideoAdapter",
+    "internvl": "vlmflow.models.internvl:InternVLAdapter",
+    "videollama3": "vlmflow.models.videollama3:VideoLlama3Adapter",
 }
 
 
-def load_adapter(family: str, path: str, **kw):
-    """Load a checkpoint (hub id or local directory) through its family's adapter."""
+def adapter_class(family: str):
+    """The adapter class of a model family (what the family supports is stated on it)."""
     import importlib
 
     if family not in FAMILIES:
         raise ValueError(f"unknown model family {family!r}; supported: {sorted(FAMILIES)}")
-    return importlib.import_module(FAMILIES[family]).load(path, **kw)
+    module, name = FAMILIES[family].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def load_adapter(family: str, path: str, **kw):
+    """Load a checkpoint (hub id or local directory) through its family's adapter."""
+    return adapter_class(family).from_pretrained(path, **kw)

@@ -61,6 +61,32 @@ class Adapter(ABC):
     tokenizer: object
     grid: tuple[int, int, int]
 
+    # --- what the family supports: stated here once, read by the config check and the loader ---
+    OPTIONS: dict[str, tuple] = {}  # the family's own settings: name -> allowed values, the first the default
+    DEVICE_MAP = False  # can split a model over several GPUs (transformers' `device_map`)
+    ATTENTION_BACKENDS = ("sdpa", "eager", "flex")  # the knockout attention backends it runs under
+
+    @classmethod
+    def settings_of(cls, given: dict, device_map=None, where: str = "") -> dict:
+        """The family's own settings from `given` (a model's config entry less the settings every
+        family takes), each checked against the allowed values and defaulted: the family's switches
+        recorded with every row. Raises ValueError naming `where`, the setting and the choices."""
+        where = f"{where}: " if where else ""
+        unknown = sorted(set(given) - set(cls.OPTIONS))
+        if unknown:
+            own = ", ".join(f"{k} ({' | '.join(map(str, v))})" for k, v in cls.OPTIONS.items()) or "none"
+            raise ValueError(
+                f"{where}{unknown} not a setting of the {cls.family} family; its own settings: {own}"
+            )
+        for k, v in given.items():
+            if v not in cls.OPTIONS[k]:
+                raise ValueError(f"{where}{k} must be one of {list(cls.OPTIONS[k])}, got {v!r}")
+        if device_map is not None and not cls.DEVICE_MAP:
+            raise ValueError(
+                f"{where}device_map is not supported by the {cls.family} family (it loads on one GPU)"
+            )
+        return {k: given.get(k, allowed[0]) for k, allowed in cls.OPTIONS.items()}
+
     # --- loading -----------------------------------------------------------------------------
     @classmethod
     @abstractmethod
@@ -183,7 +209,7 @@ class Adapter(ABC):
     @property
     def settings(self) -> dict:
         """The family's switches that change results (recorded in every result row)."""
-        return {}
+        return {name: getattr(self, name) for name in self.OPTIONS}
 
     def token_text(self, token_id: int) -> str:
         """The decoded text of one token (what the paper compares with the option letter)."""

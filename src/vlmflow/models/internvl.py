@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,7 +25,13 @@ from vlmflow.layout import TokenLayout
 from vlmflow.models.base import Adapter, DecoderParts, PreparedSample
 from vlmflow.models.encoding import encode, prepare_sample
 from vlmflow.models.llava_video import parse_pooling
-from vlmflow.models.weights import fill_strictly, read_safetensors, released_config, released_tokenizer
+from vlmflow.models.weights import (
+    Renames,
+    fill_strictly,
+    read_safetensors,
+    released_config,
+    released_tokenizer,
+)
 from vlmflow.open_ended import OpenAnswer
 from vlmflow.prompt import MVBENCH_SYSTEM, PHI3_CHAT, build_open_prompt, build_prompt
 from vlmflow.question import Question
@@ -37,27 +42,31 @@ IMG_CONTEXT = "<IMG_CONTEXT>"
 DEFAULT_FRAMES = 8
 VIDEO_TEXT = "<img>" + IMG_CONTEXT + "</img>"
 
-_EMB, _NATIVE_EMB = r"^vision_model\.embeddings\.", "model.vision_tower.embeddings."
-_VIT, _NATIVE_VIT = r"^vision_model\.encoder\.layers\.(\d+)\.", r"model.vision_tower.encoder.layer.\1."
-# released name (regex) -> transformers' InternVLForConditionalGeneration name
-RENAMES = [
-    (_EMB + r"class_embedding$", _NATIVE_EMB + "cls_token"),
-    (_EMB + r"position_embedding$", _NATIVE_EMB + "position_embeddings"),
-    (_EMB + r"patch_embedding\.", _NATIVE_EMB + "patch_embeddings.projection."),
-    (_VIT + r"attn\.proj\.", _NATIVE_VIT + "attention.projection_layer."),
-    (_VIT + r"attn\.(q_norm|k_norm)\.", _NATIVE_VIT + r"attention.\2."),
-    (_VIT + r"ls1$", _NATIVE_VIT + "lambda_1"),
-    (_VIT + r"ls2$", _NATIVE_VIT + "lambda_2"),
-    (_VIT + r"norm1\.", _NATIVE_VIT + "layernorm_before."),
-    (_VIT + r"norm2\.", _NATIVE_VIT + "layernorm_after."),
-    (_VIT + r"mlp\.", _NATIVE_VIT + "mlp."),
-    (r"^mlp1\.0\.", "model.multi_modal_projector.layer_norm."),
-    (r"^mlp1\.1\.", "model.multi_modal_projector.linear_1."),
-    (r"^mlp1\.3\.", "model.multi_modal_projector.linear_2."),
-    (r"^language_model\.model\.", "model.language_model."),
-    (r"^language_model\.lm_head\.", "lm_head."),
-]
+_EMB, _NEMB = "vision_model.embeddings.", "model.vision_tower.embeddings."
+_VIT, _NVIT = "vision_model.encoder.layers.{i}.", "model.vision_tower.encoder.layer.{i}."
+# released name -> transformers' InternVLForConditionalGeneration name (the fused qkv: QKV below)
+RENAMES = Renames(
+    [
+        (_EMB + "class_embedding", _NEMB + "cls_token"),
+        (_EMB + "position_embedding", _NEMB + "position_embeddings"),
+        (_EMB + "patch_embedding.", _NEMB + "patch_embeddings.projection."),
+        (_VIT + "attn.proj.", _NVIT + "attention.projection_layer."),
+        (_VIT + "attn.{w}_norm.", _NVIT + "attention.{w}_norm."),
+        (_VIT + "ls1", _NVIT + "lambda_1"),
+        (_VIT + "ls2", _NVIT + "lambda_2"),
+        (_VIT + "norm1.", _NVIT + "layernorm_before."),
+        (_VIT + "norm2.", _NVIT + "layernorm_after."),
+        (_VIT + "mlp.", _NVIT + "mlp."),
+        ("mlp1.0.", "model.multi_modal_projector.layer_norm."),
+        ("mlp1.1.", "model.multi_modal_projector.linear_1."),
+        ("mlp1.3.", "model.multi_modal_projector.linear_2."),
+        ("language_model.model.", "model.language_model."),
+        ("language_model.lm_head.", "lm_head."),
+    ]
+)
+# one released `attn.qkv` weight holds the rows [q | k | v] of three of transformers'
 QKV = re.compile(r"^vision_model\.encoder\.layers\.(\d+)\.attn\.qkv\.(weight|bias)$")
+NATIVE_QKV = "model.vision_tower.encoder.layer.{layer}.attention.{part}_proj.{kind}"
 
 
 def native_state_dict(released: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -67,16 +76,15 @@ def native_state_dict(released: dict[str, torch.Tensor]) -> dict[str, torch.Tens
         m = QKV.match(key)
         if m:
             layer, kind = m.groups()
-            for name, part in zip("qkv", value.chunk(3, dim=0)):
-                out[f"model.vision_tower.encoder.layer.{layer}.attention.{name}_proj.{kind}"] = part
+            for part, rows in zip("qkv", value.chunk(3, dim=0)):
+                out[NATIVE_QKV.format(layer=layer, part=part, kind=kind)] = rows
             continue
-        for pattern, repl in RENAMES:
-            new, n = re.subn(pattern, repl, key)
-            if n:
-                out[new] = value
-                break
-        else:
-            raise ValueError(f"released weight {key!r} has no place in transformers' InternVL model")
+        try:
+            out[RENAMES.native(key)] = value
+        except ValueError:
+            raise ValueError(
+                f"released weight {key!r} has no place in transformers' InternVL model"
+            ) from None
     return out
 
 
@@ -197,16 +205,9 @@ class InternVLAdapter(Adapter):
 
     @classmethod
     def from_pretrained(
-        cls,
-        path: str,
-        dtype: torch.dtype = torch.float32,
-        device: str = "cpu",
-        device_map: str | dict | None = None,
-        **kw,
+        cls, path: str, dtype: torch.dtype = torch.float32, device: str = "cpu", **kw
     ) -> "InternVLAdapter":
         """Load a released InternVL (`InternVLChatModel`) checkpoint: hub id or local directory."""
-        if device_map is not None:
-            raise ValueError("device_map is not supported by the internvl family (a 4B model fits one GPU)")
         from transformers import CLIPImageProcessorPil, InternVLForConditionalGeneration
         from transformers.image_utils import PILImageResampling
 
@@ -269,7 +270,3 @@ class InternVLAdapter(Adapter):
     ) -> PreparedSample:
         """Prompt + video tokens [n_video, d] -> decoder inputs, positions 0..N-1, the token layout."""
         return prepare_sample(self, q, video_tokens, answer, self.model.config.image_token_id)
-
-
-def load(path: str | Path, **kw) -> InternVLAdapter:
-    return InternVLAdapter.from_pretrained(str(path), **kw)

@@ -10,8 +10,6 @@ difference, see README).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 from torch import nn
@@ -19,15 +17,28 @@ from torch import nn
 from vlmflow.layout import TokenLayout
 from vlmflow.models.base import Adapter, DecoderParts, PreparedSample
 from vlmflow.models.encoding import embed_prompt, encode, prepare_sample
+from vlmflow.models.weights import Renames
 from vlmflow.open_ended import OpenAnswer
 from vlmflow.prompt import MVBENCH_SYSTEM, build_open_prompt, build_prompt
 from vlmflow.question import Question
 
 DEFAULT_POOLING = (8, 12, 12)
+# the released (PLLaVA, llava-hf) weight names -> transformers' names; transformers' own loading reads
+# them, this table states the format (the tests' fixtures are written with it)
+RELEASED_NAMES = Renames(
+    [
+        ("language_model.lm_head.", "lm_head."),
+        ("language_model.model.", "model.language_model."),
+        ("vision_tower.vision_model.", "model.vision_tower."),
+        ("multi_modal_projector.", "model.multi_modal_projector."),
+        ("image_newline", "model.image_newline"),
+    ]
+)
 
 
 class LlavaVideoAdapter(Adapter):
     family = "llava_video"
+    DEVICE_MAP = True
 
     def __init__(
         self,
@@ -199,7 +210,3 @@ def parse_pooling(value) -> tuple[int, int, int]:
     if len(parts) != 3:
         raise ValueError(f"pooling_shape must be T-H-W, got {value!r}")
     return tuple(int(p) for p in parts)
-
-
-def load(path: str | Path, **kw) -> LlavaVideoAdapter:
-    return LlavaVideoAdapter.from_pretrained(str(path), **kw)

@@ -1,4 +1,5 @@
-"""Load a model from its workflow config entry (family, hub id or local path, dtype, device)."""
+"""Load a model from its settings record (family, hub id or local path, dtype, device, the family's
+own settings), and the provenance columns of the rows it produces."""
 
 from __future__ import annotations
 
@@ -9,13 +10,10 @@ from pathlib import Path
 
 import torch
 
-from vlmflow.models import load_adapter
+from vlmflow.models import adapter_class, load_adapter
 from vlmflow.prompt import MVBENCH_SYSTEM
 from vlmflow.provenance import provenance
 
-# settings that only one model family takes
-FAMILY_ONLY = {"device_map": "llava_video", "vision_attention": "videollama3", "frame_ranges": "videollama3"}
-OWNERS = {"llava_video": "LLaVA", "videollama3": "VideoLLaMA3"}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -63,39 +61,36 @@ def check_model_path(name: str, path: str) -> None:
         )
 
 
-def check_family_settings(name: str, m: dict) -> None:
-    """Raise ValueError when a model's config entry sets another family's setting."""
-    for key, family in FAMILY_ONLY.items():
-        if key in m and m["family"] != family:
-            raise ValueError(
-                f"model {name!r}: {key} is not supported by the {m['family']} family "
-                f"(it is one of the {OWNERS[family]} settings)"
-            )
-
-
-def load_from_config(m: dict, name: str | None = None):
-    """Load a model from its config entry (`name`, its key in config.yaml, labels errors): a local
-    directory, else a hub id, from the Hugging Face cache only when HF_HUB_OFFLINE=1."""
+def load_from_config(load, name: str | None = None):
+    """Load a model from its `ModelLoad` record (`name`, its key in the config, labels errors): a
+    local directory, else a hub id, from the Hugging Face cache only when HF_HUB_OFFLINE=1."""
     import huggingface_hub as hf
     from huggingface_hub.errors import HFValidationError
 
-    device = resolve_device(m.get("device", "auto"))
-    dtype = resolve_dtype(m.get("dtype", "auto"), device)
-    check_family_settings(name or m["path"], m)
-    extra = {k: m[k] for k in ("pooling_shape", *FAMILY_ONLY) if m.get(k) is not None}
-    kw = dict(
-        dtype=dtype, device=device, system_prompt=system_prompt(m.get("system_prompt", "mvbench")), **extra
+    options = adapter_class(load.family).settings_of(
+        dict(load.options), load.device_map, f"model {name or load.path!r}"
     )
-    path, local = m["path"], Path(m["path"]).expanduser()
+    device = resolve_device(load.device)
+    kw = dict(
+        dtype=resolve_dtype(load.dtype, device),
+        device=device,
+        system_prompt=system_prompt(load.system_prompt),
+        **options,
+    )
+    if load.pooling_shape is not None:
+        kw["pooling_shape"] = tuple(load.pooling_shape)
+    if load.device_map is not None:
+        kw["device_map"] = load.device_map
+    path, local = load.path, Path(load.path).expanduser()
     name = name or path
     check_model_path(name, path)
     if local.is_dir():
-        return load_adapter(m["family"], str(local), **kw)
+        return load_adapter(load.family, str(local), **kw)
     offline = hf.is_offline_mode()
     try:
         if offline and not isinstance(hf.try_to_load_from_cache(path, "config.json"), str):
             raise FileNotFoundError("not in the cache")
-        return load_adapter(m["family"], path, **kw)
+        return load_adapter(load.family, path, **kw)
     except (OSError, HFValidationError) as err:
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
         fix = "set its `path` in config.yaml to an existing directory or a hub id" + (
@@ -107,14 +102,16 @@ def load_from_config(m: dict, name: str | None = None):
         ) from err
 
 
-def load_for_job(m: dict, gpus: int, name: str | None = None):
+def load_for_job(load, gpus: int, name: str | None = None):
     """Load a model inside a rule's job: with `device: auto` it runs on the GPUs the job holds
     (pinned, see vlmflow.gpus) or on the CPU when it holds none; an explicit device is used as given."""
+    from dataclasses import replace
+
     from vlmflow.gpus import claim
 
-    if m.get("device", "auto") == "auto":
-        m = {**m, "device": claim(gpus)}
-    return load_from_config(m, name)
+    if load.device == "auto":
+        load = replace(load, device=claim(gpus))
+    return load_from_config(load, name)
 
 
 BIG_FILE = 64 * 2**20
@@ -142,27 +139,14 @@ def content_hash(directory: Path) -> str:
     return "sha256:" + h.hexdigest()[:16]
 
 
-def model_provenance(
-    adapter, m: dict, knockout: dict, n_frames: int, seed: int, frame_sampling: str = "segments"
-) -> dict:
-    """Provenance columns: the path as configured and its revision (the hub commit, or the content
-    hash of a local directory)."""
+def model_provenance(adapter, path: str, stamp) -> dict:
+    """Provenance columns of a model's rows: the path as configured and its revision (the hub commit,
+    or the content hash of a local directory), and the run's `Stamp`."""
     dtype = str(adapter.dtype).removeprefix("torch.")
-    local = Path(m["path"]).expanduser()
+    local = Path(path).expanduser()
     revision = (
         content_hash(local.resolve())
         if local.is_dir()
         else getattr(adapter.model.config, "_commit_hash", None)
     )
-    return provenance(
-        m["path"],
-        dtype,
-        knockout["attention_backend"],
-        knockout["engine"],
-        n_frames,
-        seed,
-        adapter.grid,
-        revision,
-        adapter.settings,
-        frame_sampling,
-    )
+    return provenance(path, dtype, stamp, adapter.grid, revision, adapter.settings)

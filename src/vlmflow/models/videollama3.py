@@ -21,7 +21,6 @@ Where the public sources disagree, a switch (recorded in every result row's prov
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,7 +29,13 @@ from vlmflow.layout import TokenLayout
 from vlmflow.models.base import Adapter, DecoderParts, PreparedSample
 from vlmflow.models.encoding import encode, prepare_sample
 from vlmflow.models.llava_video import parse_pooling
-from vlmflow.models.weights import fill_strictly, read_safetensors, released_config, released_tokenizer
+from vlmflow.models.weights import (
+    Renames,
+    fill_strictly,
+    read_safetensors,
+    released_config,
+    released_tokenizer,
+)
 from vlmflow.open_ended import OpenAnswer
 from vlmflow.prompt import CHATML_CHAT, build_open_prompt, build_prompt
 from vlmflow.question import Question
@@ -38,31 +43,29 @@ from vlmflow.question import Question
 IMAGE_TOKEN = "<image>"
 PATCH, MERGE = 14, 2
 DEFAULT_GRID = (8, 12, 12)  # the paper's budget of 1152 visual tokens for 8 frames
-# released name prefix -> transformers' VideoLlama3ForConditionalGeneration prefix
-RENAMES = [
-    ("model.vision_encoder.", "model.vision_model."),
-    ("model.mm_projector.", "model.projector."),
-    ("model.embed_tokens.", "model.language_model.embed_tokens."),
-    ("model.layers.", "model.language_model.layers."),
-    ("model.norm.", "model.language_model.norm."),
-    ("lm_head.", "lm_head."),
-]
-SWITCHES = {
-    "vision_attention": ("released_eager", "per_frame"),
-    "frame_ranges": ("authors", "tokens"),
-}
+# released name -> transformers' VideoLlama3ForConditionalGeneration name
+RENAMES = Renames(
+    [
+        ("model.vision_encoder.", "model.vision_model."),
+        ("model.mm_projector.", "model.projector."),
+        ("model.embed_tokens.", "model.language_model.embed_tokens."),
+        ("model.layers.", "model.language_model.layers."),
+        ("model.norm.", "model.language_model.norm."),
+        ("lm_head.", "lm_head."),
+    ]
+)
 RELEASED_EAGER = "vlmflow_released_vision_eager"
 
 
 def native_state_dict(released: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     out = {}
     for key, value in released.items():
-        for old, new in RENAMES:
-            if key.startswith(old):
-                out[new + key[len(old) :]] = value
-                break
-        else:
-            raise ValueError(f"released weight {key!r} has no place in transformers' VideoLLaMA3 model")
+        try:
+            out[RENAMES.native(key)] = value
+        except ValueError:
+            raise ValueError(
+                f"released weight {key!r} has no place in transformers' VideoLLaMA3 model"
+            ) from None
     return out
 
 
@@ -125,6 +128,10 @@ def _register_released_eager() -> None:
 
 class VideoLlama3Adapter(Adapter):
     family = "videollama3"
+    OPTIONS = {
+        "vision_attention": ("released_eager", "per_frame"),
+        "frame_ranges": ("authors", "tokens"),
+    }
 
     def __init__(
         self,
@@ -137,12 +144,7 @@ class VideoLlama3Adapter(Adapter):
         frame_ranges: str = "authors",
         system_prompt: str | None = None,
     ):
-        for name, value in [
-            ("vision_attention", vision_attention),
-            ("frame_ranges", frame_ranges),
-        ]:
-            if value not in SWITCHES[name]:
-                raise ValueError(f"{name} must be one of {SWITCHES[name]}, got {value!r}")
+        self.settings_of(dict(vision_attention=vision_attention, frame_ranges=frame_ranges))
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.mean = torch.tensor(image_mean).view(1, 3, 1, 1)
@@ -159,18 +161,9 @@ class VideoLlama3Adapter(Adapter):
 
     @classmethod
     def from_pretrained(
-        cls,
-        path: str,
-        dtype: torch.dtype = torch.float32,
-        device: str = "cpu",
-        device_map: str | dict | None = None,
-        **kw,
+        cls, path: str, dtype: torch.dtype = torch.float32, device: str = "cpu", **kw
     ) -> "VideoLlama3Adapter":
         """Load the released VideoLLaMA3 (`videollama3_qwen2`) checkpoint: hub id or local directory."""
-        if device_map is not None:
-            raise ValueError(
-                "device_map is not supported by the videollama3 family (a 7B model fits one GPU)"
-            )
         from transformers import VideoLlama3ForConditionalGeneration
 
         local, released = released_config(path, "videollama3_qwen2", cls.family, "DAMO-NLP-SG/VideoLLaMA3-7B")
@@ -180,10 +173,6 @@ class VideoLlama3Adapter(Adapter):
         model = fill_strictly(VideoLlama3ForConditionalGeneration, config, state, path, dtype, device)
         proc = json.loads((local / "preprocessor_config.json").read_text())
         return cls(model, tokenizer, proc["image_mean"], proc["image_std"], **kw)
-
-    @property
-    def settings(self) -> dict:
-        return {name: getattr(self, name) for name in SWITCHES}
 
     @property
     def stop_tokens(self) -> set[int]:
@@ -268,7 +257,3 @@ class VideoLlama3Adapter(Adapter):
     ) -> PreparedSample:
         """Prompt + video tokens [n_video, d] -> decoder inputs, 1-D positions 0..N-1, the token layout."""
         return prepare_sample(self, q, video_tokens, answer, self.image_id)
-
-
-def load(path: str | Path, **kw) -> VideoLlama3Adapter:
-    return VideoLlama3Adapter.from_pretrained(str(path), **kw)

@@ -90,3 +90,39 @@ def _rebuild_buffers(model, device: str) -> None:
             with torch.device(device):
                 rebuilt = type(module)(config=module.config)
             setattr(model.get_submodule(parent) if parent else model, attr, rebuilt)
+
+
+class Renames:
+    """A released format's weight names and transformers' names, as (released, native) pattern pairs:
+    `{i}` stands for a number (a layer index), `{w}` for a word; a pattern ending in "." names a
+    prefix, any other a whole name. One table serves both ways: `native` when loading the released
+    format, `released` when writing it (the tests' fixtures)."""
+
+    def __init__(self, pairs: list[tuple[str, str]]):
+        self.pairs = list(pairs)
+        self._fwd = [(_pattern(a), b) for a, b in self.pairs]
+        self._back = [(_pattern(b), a) for a, b in self.pairs]
+
+    def native(self, key: str) -> str:
+        return _apply(self._fwd, key, "has no place in transformers' model")
+
+    def released(self, key: str) -> str:
+        return _apply(self._back, key, "has no released name")
+
+
+def _pattern(template: str):
+    import re
+
+    parts = re.split(r"(\{[iw]\})", template)
+    body = "".join(
+        {"{i}": r"(?P<i>\d+)", "{w}": r"(?P<w>\w+?)"}.get(p, re.escape(p)) if p else "" for p in parts
+    )
+    return re.compile("^" + body + ("" if template.endswith(".") else "$"))
+
+
+def _apply(table, key: str, what: str) -> str:
+    for pattern, target in table:
+        m = pattern.match(key)
+        if m:
+            return target.format(**m.groupdict()) + key[m.end() :]
+    raise ValueError(f"weight {key!r} {what}")

@@ -5,19 +5,23 @@ The open-ended baseline is also the open-ended accuracy table."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 
 import pandas as pd
 
 from vlmflow.io import write_parquet
+from vlmflow.jobs import Job
 from vlmflow.knockout.engine import KnockoutEngine, canary
-from vlmflow.knockout.spec import FAMILIES, Condition, explicit_window
+from vlmflow.knockout.spec import EXPERIMENTS, Condition, explicit_window
 from vlmflow.models.base import Adapter
+from vlmflow.models.loading import model_provenance
 from vlmflow.open_ended import exact_match, open_answer
 from vlmflow.prompt import is_letter
+from vlmflow.provenance import Stamp
+from vlmflow.settings import ModelLoad
 from vlmflow.stages.features import cached_samples, select
 
-CROSS_FRAME = FAMILIES["cross_frame"][0]
+CROSS_FRAME = EXPERIMENTS["cross_frame"][0]
 
 
 def first_half(n_layers: int) -> tuple[int, ...]:
@@ -25,36 +29,43 @@ def first_half(n_layers: int) -> tuple[int, ...]:
     return tuple(range(n_layers // 2))
 
 
-def answer_task(
-    adapter: Adapter,
-    *,
-    dataset: str,
-    model_name: str,
-    questions_path: Path,
-    features_path: Path,
-    baseline_path: Path,
-    answer_prompts: dict[str, str],
-    max_new_tokens: int,
-    backend: str,
-    provenance: dict,
-    out: Path,
-) -> None:
+@dataclass(frozen=True)
+class AnswersJob:
+    """What Table 2's answers of a task read: the dataset's answer prompts and answer length."""
+
+    model: ModelLoad
+    answer_prompt: str | None  # the task's open-ended answer prompt (None: multiple choice only)
+    max_new_tokens: int
+    stamp: Stamp
+
+    @classmethod
+    def of(cls, s, wc) -> "AnswersJob":
+        d = s.datasets[wc.dataset]
+        prompt = d.answer_prompts.get(wc.task)
+        return cls(s.models[wc.model].load, prompt, d.max_new_tokens, Stamp.of(s, wc.dataset))
+
+
+def answer_task(adapter: Adapter, job: Job) -> None:
     """One row per sample of the task (all samples, as the paper's accuracy): multiple-choice letter
     and, with answer prompts, generated answer, clean and with early cross-frame attention blocked."""
-    engine = KnockoutEngine(adapter, backend=backend)
+    cfg = job.settings
+    answer_prompts = {} if cfg.answer_prompt is None else {job.task: cfg.answer_prompt}
+    max_new_tokens = cfg.max_new_tokens
+    provenance = model_provenance(adapter, cfg.model.path, cfg.stamp)
+    engine = KnockoutEngine(adapter, backend=cfg.stamp.attention_backend)
     layers = first_half(adapter.n_layers)
     cond = Condition(CROSS_FRAME, explicit_window(list(layers), adapter.n_layers))
     stop = adapter.stop_tokens
-    base = select(pd.read_parquet(baseline_path), "all")
+    base = select(pd.read_parquet(job.input.baseline), "all")
     rows = []
-    for k, (b, q, sample) in enumerate(cached_samples(adapter, dataset, questions_path, features_path, base)):
+    for k, (b, q, sample) in enumerate(cached_samples(adapter, job, base)):
         if k == 0:
             canary(engine, sample)
         pred_after = adapter.token_text(int(engine.run(sample, [cond])[0].argmax()))
         row = dict(
-            dataset=dataset,
+            dataset=job.dataset,
             task=b.task,
-            model=model_name,
+            model=job.model,
             sample_id=b.sample_id,
             question=q.question,
             blocked_layers=f"{layers[0] + 1}-{layers[-1] + 1}",
@@ -77,5 +88,5 @@ def answer_task(
                 row[f"exact_{when}"] = exact_match(text, oa.reference)
             row.update(answer_prompt=oa.prompt, reference=oa.reference)
         rows.append({**row, **provenance})
-        print(f"[answers] {model_name} {b.task}: sample {k + 1}/{len(base)}", flush=True)
-    write_parquet(pd.DataFrame(rows), out)
+        print(f"[answers] {job.model} {b.task}: sample {k + 1}/{len(base)}", flush=True)
+    write_parquet(pd.DataFrame(rows), job.output.table)

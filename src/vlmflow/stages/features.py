@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import pandas as pd
 import torch
 
 from vlmflow.io import atomic_path, write_parquet
+from vlmflow.jobs import Job
 from vlmflow.models.base import Adapter, PreparedSample
 from vlmflow.prompt import LETTERS, is_letter
 from vlmflow.question import Question
+from vlmflow.settings import ModelLoad
 from vlmflow.stages.frames import load_frames
 
 
@@ -34,19 +35,24 @@ def baseline(adapter: Adapter, sample: PreparedSample, question: Question) -> Ba
     return Baseline(pred, text, float(probs[pred]), float(probs[sample.gt_token]), correct)
 
 
+@dataclass(frozen=True)
+class FeaturesJob:
+    """What caching a task's video tokens and baseline reads: how the model is loaded."""
+
+    model: ModelLoad
+
+    @classmethod
+    def of(cls, s, wc) -> "FeaturesJob":
+        return cls(s.models[wc.model].load)
+
+
 @torch.no_grad()
-def cache_task(
-    adapter: Adapter,
-    dataset: str,
-    questions_path: Path,
-    frames_path: Path,
-    features_out: Path,
-    baseline_out: Path,
-    skipped_out: Path,
-    model_name: str,
-) -> None:
+def cache_task(adapter: Adapter, job: Job) -> None:
     """Write video tokens {sample_id: [n_video, d]} (.pt), the baseline table and the samples this
     model cannot take (e.g. a prompt longer than its context), with the reason."""
+    dataset, model_name = job.dataset, job.model
+    questions_path, frames_path = job.input.questions, job.input.frames
+    features_out, baseline_out, skipped_out = job.output.features, job.output.baseline, job.output.skipped
     qs = pd.read_parquet(questions_path)
     frames = load_frames(frames_path, list(qs.sample_id))
     feats, rows, skipped = {}, [], []
@@ -103,15 +109,13 @@ def select(baseline: pd.DataFrame, mode: str) -> pd.DataFrame:
     return baseline[baseline.correct_base == (mode == "correct")]
 
 
-def cached_samples(
-    adapter: Adapter, dataset: str, questions_path: Path, features_path: Path, baseline: pd.DataFrame
-):
-    """(baseline row, Question, PreparedSample) of every sample of `baseline`, from the cached video
-    tokens (no vision rerun); the layout knows the option the baseline chose (`predicted_option`)."""
-    qs = pd.read_parquet(questions_path).set_index("sample_id", drop=False)
-    feats = torch.load(features_path)
+def cached_samples(adapter: Adapter, job: Job, baseline: pd.DataFrame):
+    """(baseline row, Question, PreparedSample) of every sample of `baseline`, from the job's cached
+    video tokens (no vision rerun); the layout knows the option the baseline chose (`predicted_option`)."""
+    qs = pd.read_parquet(job.input.questions).set_index("sample_id", drop=False)
+    feats = torch.load(job.input.features)
     for b in baseline.itertuples():
-        q = Question.from_row(dataset, qs.loc[b.sample_id])
+        q = Question.from_row(job.dataset, qs.loc[b.sample_id])
         sample = adapter.prepare(q, feats[b.sample_id].to(adapter.device))
         if b.pred_base_id in sample.option_tokens:
             chosen = sample.option_tokens.index(b.pred_base_id)

@@ -1,37 +1,69 @@
-"""Frame extraction stage: decode the sampled frames of every question of a task, once."""
+"""Data stage: the synthetic benchmark (when the config generates one), and frame extraction: the
+sampled frames of every question of a task, decoded once."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from vlmflow.data import synthetic
 from vlmflow.data.formats import format_module, task_id
 from vlmflow.data.frames import read_frames
 from vlmflow.io import atomic_path, write_parquet
+from vlmflow.jobs import Job
 
 
-def extract_task(
-    fmt: str,
-    root: str,
-    task: str,
-    n_frames: int,
-    frames_out: Path,
-    questions_out: Path,
-    skipped_out: Path,
-    limit: int | None = None,
-    sampling: str = "segments",
-) -> None:
-    """Write frames [n, T, H, W, 3] uint8 (npz), the question table and the skipped table."""
-    questions, skipped = format_module(fmt).load_task(root, task)
-    tid = task_id(fmt, root, task)
-    questions = questions[:limit] if limit else questions
+@dataclass(frozen=True)
+class SyntheticJob:
+    """What writing a dataset's synthetic benchmark reads."""
+
+    tasks: tuple[str, ...]
+    n_per_task: int
+    seed: int
+
+    @classmethod
+    def of(cls, s, wc, dataset: str) -> "SyntheticJob":
+        d = s.datasets[dataset]
+        return cls(d.tasks, d.generate.n_per_task, d.generate.seed)
+
+
+def write_synthetic(job: Job) -> None:
+    """The synthetic benchmark in TVBench format under the root of the job's annotation files."""
+    root = job.output.files[0].parents[1]  # <root>/json/<task>.json
+    synthetic.write_benchmark(root, job.settings.n_per_task, job.settings.seed, list(job.settings.tasks))
+
+
+@dataclass(frozen=True)
+class FramesJob:
+    """What extracting a task's frames reads."""
+
+    format: str
+    root: str
+    n_frames: int
+    frame_sampling: str
+    limit: int | None = None
+
+    @classmethod
+    def of(cls, s, wc) -> "FramesJob":
+        d = s.datasets[wc.dataset]
+        return cls(d.format, d.root, s.n_frames, d.frame_sampling, d.limit)
+
+
+def extract_task(job: Job) -> None:
+    """Write frames [n, T, H, W, 3] uint8 (npz), the question table and the skipped table of
+    `job.task`."""
+    c, task = job.settings, job.task
+    questions, skipped = format_module(c.format).load_task(c.root, task)
+    tid = task_id(c.format, c.root, task)
+    questions = questions[: c.limit] if c.limit else questions
     frames, rows = [], []
     for k, q in enumerate(questions):
         try:
-            clip, times = read_frames(q.video, n_frames, q.bounds, True, sampling)
+            clip, times = read_frames(q.video, c.n_frames, q.bounds, True, c.frame_sampling)
         except (FileNotFoundError, ValueError) as err:
             skipped.append(dict(sample_id=q.sample_id, task=task, reason=str(err)))
             continue
@@ -60,7 +92,7 @@ def extract_task(
             print(f"[frames] {task}: {k + 1}/{len(questions)}", flush=True)
     if not rows:
         raise ValueError(
-            f"{task}: no usable sample in {root} ({len(skipped)} skipped: "
+            f"{task}: no usable sample in {c.root} ({len(skipped)} skipped: "
             f"{skipped[0]['reason'] if skipped else 'empty task'})"
         )
     shapes = {f.shape for f in frames}
@@ -68,11 +100,11 @@ def extract_task(
         arrays = {r["sample_id"]: f for r, f in zip(rows, frames)}
     else:
         arrays = {"frames": np.stack(frames)}
-    with atomic_path(frames_out) as tmp:
+    with atomic_path(job.output.frames) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
-    write_parquet(pd.DataFrame(rows), questions_out)
-    write_parquet(pd.DataFrame(skipped, columns=["sample_id", "task", "reason"]), skipped_out)
+    write_parquet(pd.DataFrame(rows), job.output.questions)
+    write_parquet(pd.DataFrame(skipped, columns=["sample_id", "task", "reason"]), job.output.skipped)
     print(f"[frames] {task}: {len(rows)} samples, {len(skipped)} skipped", flush=True)
 
 

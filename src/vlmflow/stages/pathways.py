@@ -5,12 +5,15 @@ plus the search that derives kept windows from the knockout curves, and the expo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import yaml
 
 from vlmflow.io import atomic_path, write_parquet
+from vlmflow.jobs import Job
 from vlmflow.knockout.engine import KnockoutEngine, canary
 from vlmflow.knockout.masks import Blocked, compile_knockout
 from vlmflow.knockout.pathways import (
@@ -22,10 +25,13 @@ from vlmflow.knockout.pathways import (
     random_blocked,
 )
 from vlmflow.models.base import Adapter
+from vlmflow.models.loading import model_provenance
 from vlmflow.prompt import is_letter
+from vlmflow.provenance import Stamp
+from vlmflow.settings import ModelLoad
 from vlmflow.stages.features import cached_samples
 
-# the knockout curve that tells where each route matters (families cross_frame and vql_to_ql)
+# the knockout curve that tells where each route matters (experiments cross_frame and vql_to_ql)
 ROUTE_CURVES = {
     "cross_frame": "No cross-frame interactions",
     "video_question": "Video -> Question",
@@ -44,14 +50,14 @@ def save_pathway(p: Pathway, path: str | Path, **why) -> None:
         tmp.write_text(yaml.safe_dump({**p.to_dict(), **why}, sort_keys=False))
 
 
-def pathways_for(model: dict, n_layers: int, searched: list[str]) -> dict[str, Pathway]:
+def pathways_for(configured, n_layers: int, searched: list) -> dict[str, Pathway]:
     """The pathways a model is evaluated with, by name: its configured `pathway` (a preset name, a
     spec file or an inline spec) and the searched ones (spec files)."""
-    if "pathway" not in model:
+    if configured is None:
         raise ValueError(
             "this model has no `pathway` in config.yaml (a preset, a spec file or an inline spec)"
         )
-    value = model["pathway"]
+    value = configured
     if isinstance(value, str) and value.endswith((".yaml", ".yml")):
         value = load_pathway(value).to_dict()
     out = [pathway_from_config(value, n_layers)] + [
@@ -60,10 +66,30 @@ def pathways_for(model: dict, n_layers: int, searched: list[str]) -> dict[str, P
     return {p.name: p for p in out}
 
 
+@dataclass(frozen=True)
+class SearchJob:
+    """What the search of kept windows reads (besides the knockout curves)."""
+
+    threshold: float
+
+    @classmethod
+    def of(cls, s, wc) -> "SearchJob":
+        return cls(s.pathways.search_threshold)
+
+
+def search_task(job: Job) -> None:
+    """The kept windows searched on the job's knockout curves, written as a pathway spec."""
+    curves = pd.concat([pd.read_parquet(p) for p in job.input.files], ignore_index=True)
+    n_layers = int(curves.layer.max())  # window centres run over every layer
+    pathway, why = search_windows(curves, n_layers, f"searched on {job.dataset}", job.settings.threshold)
+    save_pathway(pathway, job.output.spec, **why)
+    print(pathway)
+
+
 def search_windows(curves: pd.DataFrame, n_layers: int, name: str, threshold: float) -> tuple[Pathway, dict]:
     """Kept windows from knockout curves: a route is kept in every layer of every window whose knockout
     lowers the mean probability of the predicted answer by more than `threshold` % in some task; its
-    range runs from the first such layer to the last. `curves`: knockout rows of the families
+    range runs from the first such layer to the last. `curves`: knockout rows of the experiments
     cross_frame and vql_to_ql (columns block, task, layer = window centre, window, window_style,
     rel_change)."""
     ranges, used = {}, {}
@@ -86,26 +112,33 @@ def search_windows(curves: pd.DataFrame, n_layers: int, name: str, threshold: fl
     }
 
 
-def evaluate_task(
-    adapter: Adapter,
-    *,
-    dataset: str,
-    model_name: str,
-    questions_path: Path,
-    features_path: Path,
-    baseline_path: Path,
-    pathways: dict[str, Pathway],
-    seeds: list[int],
-    backend: str,
-    provenance: dict,
-    out: Path,
-) -> None:
+@dataclass(frozen=True)
+class PathwaysJob:
+    """What evaluating a task's pathways reads: the model's configured pathway (a preset, a spec
+    file, an inline spec), the random-blocking seeds."""
+
+    model: ModelLoad
+    pathway: Any
+    seeds: tuple[int, ...]
+    stamp: Stamp
+
+    @classmethod
+    def of(cls, s, wc) -> "PathwaysJob":
+        m = s.models[wc.model]
+        return cls(m.load, m.pathway, s.pathways.seeds, Stamp.of(s, wc.dataset))
+
+
+def evaluate_task(adapter: Adapter, job: Job) -> None:
     """Rows per sample x setting: full model, each pathway, and each pathway's random control per seed,
     with the answer, whether it is correct and the attention edges kept (summed over layers)."""
-    base = pd.read_parquet(baseline_path)  # every sample, not only the correct ones
-    engine = KnockoutEngine(adapter, backend=backend)
+    cfg = job.settings
+    pathways = pathways_for(cfg.pathway, adapter.n_layers, job.input.searched)
+    seeds, dataset, model_name = list(cfg.seeds), job.dataset, job.model
+    provenance = model_provenance(adapter, cfg.model.path, cfg.stamp)
+    base = pd.read_parquet(job.input.baseline)  # every sample, not only the correct ones
+    engine = KnockoutEngine(adapter, backend=cfg.stamp.attention_backend)
     rows = []
-    for k, (b, _, sample) in enumerate(cached_samples(adapter, dataset, questions_path, features_path, base)):
+    for k, (b, _, sample) in enumerate(cached_samples(adapter, job, base)):
         clean = engine.clean(sample)
         if k == 0:
             canary(engine, sample)
@@ -156,4 +189,4 @@ def evaluate_task(
                 rows.append(row("random", name, seed, engine.run_layerwise(sample, random_mask, clean), kept))
         if (k + 1) % 10 == 0 or k + 1 == len(base):
             print(f"[pathways] {model_name} {b.task}: sample {k + 1}/{len(base)}", flush=True)
-    write_parquet(pd.DataFrame(rows), out)
+    write_parquet(pd.DataFrame(rows), job.output.table)

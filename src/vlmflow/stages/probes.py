@@ -5,52 +5,62 @@ and attention maps from question words to the video (Fig. 6), from one clean for
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
 
 from vlmflow.io import write_parquet
+from vlmflow.jobs import Job
 from vlmflow.knockout.engine import KnockoutEngine
-from vlmflow.knockout.spec import FAMILIES
+from vlmflow.knockout.spec import EXPERIMENTS
 from vlmflow.models.base import Adapter
+from vlmflow.models.loading import model_provenance
 from vlmflow.probes import first_subtoken, probe
+from vlmflow.provenance import Stamp
 from vlmflow.question import Question
+from vlmflow.settings import FrozenMap, ModelLoad
 from vlmflow.stages.features import cached_samples, select
 
 
-def _samples(adapter, dataset, questions_path, features_path, baseline_path, sample_mode):
-    base = select(pd.read_parquet(baseline_path), sample_mode)
-    for k, (b, q, sample) in enumerate(cached_samples(adapter, dataset, questions_path, features_path, base)):
+@dataclass(frozen=True)
+class ProbesJob:
+    """What the answer-probability and logit-lens probes of a task read."""
+
+    model: ModelLoad
+    final_norm: bool
+    projections: tuple[str, ...]
+    top_k: int
+    words: FrozenMap  # spatial | temporal -> keywords (the dataset's lens_words)
+    stamp: Stamp
+
+    @classmethod
+    def of(cls, s, wc) -> "ProbesJob":
+        p = s.probes
+        words = s.datasets[wc.dataset].lens_words
+        return cls(
+            s.models[wc.model].load, p.final_norm, p.projections, p.top_k, words, Stamp.of(s, wc.dataset)
+        )
+
+
+def _samples(adapter, job: Job):
+    base = select(pd.read_parquet(job.input.baseline), "correct")
+    for k, (b, q, sample) in enumerate(cached_samples(adapter, job, base)):
         yield k, len(base), b, q, sample
 
 
-def probe_task(
-    adapter: Adapter,
-    *,
-    dataset: str,
-    model_name: str,
-    questions_path: Path,
-    features_path: Path,
-    baseline_path: Path,
-    sample_mode: str,
-    final_norm: bool,
-    projections: list[str],
-    top_k: int,
-    words: dict[str, list[str]],
-    provenance: dict,
-    answer_out: Path,
-    lens_out: Path,
-) -> None:
-    """Per sample one clean pass, then (a) per layer the correct letter's and the other letters'
-    probability, (b) per projection, layer and video position the lens's top-k tokens, each marked
-    with the spatial or temporal keyword it is the first sub-token of (`words`, from config)."""
-    engine = KnockoutEngine(adapter)
+def probe_task(adapter: Adapter, job: Job) -> None:
+    """Per correctly answered sample one clean pass, then (a) per layer the correct letter's and the
+    other letters' probability, (b) per projection, layer and video position the lens's top-k
+    tokens, each marked with the spatial or temporal keyword it is the first sub-token of."""
+    cfg = job.settings
+    final_norm, projections, top_k, words = cfg.final_norm, list(cfg.projections), cfg.top_k, cfg.words
+    dataset, model_name = job.dataset, job.model
+    provenance = model_provenance(adapter, cfg.model.path, cfg.stamp)
+    engine = KnockoutEngine(adapter, backend=cfg.stamp.attention_backend)
     _, H, W = adapter.grid
     answer, lens = [], []
-    for k, n, b, q, sample in _samples(
-        adapter, dataset, questions_path, features_path, baseline_path, sample_mode
-    ):
+    for k, n, b, q, sample in _samples(adapter, job):
         common = dict(dataset=dataset, task=b.task, model=model_name, sample_id=b.sample_id)
         rows, tops = probe(engine, sample, final_norm, projections, top_k)
         answer += [
@@ -74,7 +84,7 @@ def probe_task(
             )
         if (k + 1) % 20 == 0 or k + 1 == n:
             print(f"[probes] {model_name} {b.task}: sample {k + 1}/{n}", flush=True)
-    write_parquet(pd.DataFrame(answer), answer_out)
+    write_parquet(pd.DataFrame(answer), job.output.answer)
     df = (
         pd.concat(lens, ignore_index=True)
         if lens
@@ -93,7 +103,7 @@ def probe_task(
     df.insert(0, "task", answer[0]["task"] if answer else "")
     df.insert(0, "model", model_name)
     df.insert(0, "dataset", dataset)
-    write_parquet(df, lens_out)
+    write_parquet(df, job.output.lens)
 
 
 def query_positions(q: Question, layout, words: list[str]) -> dict[str, int]:
@@ -111,33 +121,37 @@ def query_positions(q: Question, layout, words: list[str]) -> dict[str, int]:
 ATTENTION_SKIP_COLUMNS = ["sample_id", "task", "reason"]
 
 
-def attention_task(
-    adapter: Adapter,
-    *,
-    dataset: str,
-    model_name: str,
-    questions_path: Path,
-    features_path: Path,
-    baseline_path: Path,
-    words: list[str],
-    layers: list[int],
-    n_samples: int,
-    backend: str,
-    out: Path,
-    skipped_out: Path,
-) -> None:
+@dataclass(frozen=True)
+class AttentionJob:
+    """What Fig. 6's attention maps read (its plot-only options, e.g. `heads`, are the figure's)."""
+
+    model: ModelLoad
+    words: tuple[str, ...]
+    layers: tuple[int, int]  # 1-indexed, inclusive
+    n_samples: int
+    backend: str
+
+    @classmethod
+    def of(cls, s, wc) -> "AttentionJob":
+        o = s.figures["fig6_attention_maps"].options
+        layers = tuple(o["layers"])
+        return cls(s.models[wc.model].load, o["words"], layers, o["n_samples"], s.knockout.attention_backend)
+
+
+def attention_task(adapter: Adapter, job: Job) -> None:
     """Attention probabilities from the query words to every video token, mean and max over heads,
-    in each of `layers` (1-indexed), clean and with cross-frame attention blocked in every layer, on
-    the first `n_samples` correctly answered samples whose question holds a query word (the others
-    are recorded in `skipped_out` with the reason)."""
-    engine = KnockoutEngine(adapter, backend=backend)
-    cross_frame = FAMILIES["cross_frame"][0]
+    in each of the job's layers, clean and with cross-frame attention blocked in every layer, on the
+    first `n_samples` correctly answered samples whose question holds a query word (the others are
+    recorded in the job's `skipped` table with the reason)."""
+    cfg = job.settings
+    words, n_samples, dataset, model_name = list(cfg.words), cfg.n_samples, job.dataset, job.model
+    layers = list(range(cfg.layers[0], cfg.layers[1] + 1))
+    engine = KnockoutEngine(adapter, backend=cfg.backend)
+    cross_frame = EXPERIMENTS["cross_frame"][0]
     every = list(range(adapter.n_layers))
     _, H, W = adapter.grid
     rows, skipped, drawn = [], [], 0
-    for k, n, b, q, sample in _samples(
-        adapter, dataset, questions_path, features_path, baseline_path, "correct"
-    ):
+    for k, n, b, q, sample in _samples(adapter, job):
         if drawn == n_samples:
             break
         where = query_positions(q, sample.layout, words)
@@ -172,5 +186,5 @@ def attention_task(
                                 )
                             )
         print(f"[attention] {model_name} {b.task}: sample {drawn}/{n_samples} ({b.sample_id})", flush=True)
-    write_parquet(pd.DataFrame(rows), out)
-    write_parquet(pd.DataFrame(skipped, columns=ATTENTION_SKIP_COLUMNS), skipped_out)
+    write_parquet(pd.DataFrame(rows), job.output.attention)
+    write_parquet(pd.DataFrame(skipped, columns=ATTENTION_SKIP_COLUMNS), job.output.skipped)

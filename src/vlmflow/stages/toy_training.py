@@ -29,6 +29,8 @@ import argparse
 import csv
 import math
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +38,12 @@ import torch
 import torch.nn.functional as F
 
 from vlmflow.data import synthetic
+from vlmflow.jobs import Job
 from vlmflow.models import toy
 from vlmflow.models.base import Adapter
 from vlmflow.open_ended import open_answer
 from vlmflow.question import Question
+from vlmflow.settings import FrozenMap
 
 STAGE_TASKS = {
     "image": {t: 1.0 for t in synthetic.STATIC_TASKS},
@@ -212,51 +216,68 @@ def pointer_weight(step: int, steps: int) -> float:
     return 1.0 if f < 0.5 else max(0.0, 1 - (f - 0.5) / 0.1)
 
 
+@dataclass(frozen=True)
+class Segment:
+    """One training segment of the recipe (`config.yaml: toy_training.recipe`); `stop_after` ends it
+    early, keeping the schedule of `steps`; `task_weights` overrides the stage's sampling weight of
+    some tasks; `open_ended` is the share of questions asked open-ended; `lens_weight` weighs the lens
+    objective (video tokens at state LENS_STATE read through the input embeddings as their clip's
+    answer words)."""
+
+    steps: int
+    seed: int
+    lr: float = 1e-3
+    batch_size: int = 32
+    warmup: int = 100
+    eval_every: int = 200
+    positions: str = "frame_shared"
+    frame_diff_weight: float = 1.0
+    stop_after: int | None = None
+    task_weights: Mapping[str, float] | None = None
+    open_ended: float = 0.0
+    lens_weight: float = 0.0
+
+
+@dataclass(frozen=True)
+class Words:
+    """The benchmark's words a toy learns besides its questions: the open-ended answer prompts (task
+    -> prompt) and the lens objective's keywords."""
+
+    answer_prompts: Mapping[str, str] = field(default_factory=dict)
+    lens_words: tuple[str, ...] = ()
+
+
 def train(
-    stage: str,
-    out: Path,
-    steps: int,
-    seed: int,
-    init: Path | None = None,
-    lr: float = 1e-3,
-    batch_size: int = 32,
-    warmup: int = 100,
-    eval_every: int = 200,
-    device: str = "cpu",
-    positions: str = "frame_shared",
-    frame_diff_weight: float = 1.0,
-    stop_after: int | None = None,
-    task_weights: dict[str, float] | None = None,
-    open_ended: float = 0.0,
-    answer_prompts: dict[str, str] | None = None,
-    lens_weight: float = 0.0,
-    lens_words: list[str] = (),
+    stage: str, seg: Segment, out: Path, init: Path | None = None, device: str = "cpu", words: Words = Words()
 ) -> None:
-    """One training segment; `stop_after` ends it early, keeping the schedule of `steps`;
-    `task_weights` overrides the stage's sampling weight of some tasks; `open_ended` is the share
-    of questions asked open-ended; `lens_weight` weighs the lens objective (video tokens at state
-    LENS_STATE read through the input embeddings as their clip's answer words among `lens_words`)."""
+    """One training segment of `stage` (image | video), from `init` (None: a fresh toy), into `out`."""
+    steps, seed, lr, warmup, stop_after = seg.steps, seg.seed, seg.lr, seg.warmup, seg.stop_after
+    answer_prompts, lens_words, lens_weight = (
+        dict(words.answer_prompts),
+        list(words.lens_words),
+        seg.lens_weight,
+    )
     torch.manual_seed(seed)
-    words = synthetic.vocabulary(list((answer_prompts or {}).values()))
+    vocabulary = synthetic.vocabulary(list(answer_prompts.values()))
     if init is None:
-        adapter = toy.fresh(words, synthetic.SIZE, seed)
+        adapter = toy.fresh(vocabulary, synthetic.SIZE, seed)
     else:
-        adapter = toy.extend_vocabulary(toy.load(init), words, seed)
-    toy.set_video_positions(adapter, positions)
+        adapter = toy.extend_vocabulary(toy.load(init), vocabulary, seed)
+    toy.set_video_positions(adapter, seg.positions)
     adapter.model.to(device).train()
     trainer = ToyTrainer(adapter, device)
-    tasks = {**STAGE_TASKS[stage], **(task_weights or {})}
-    batcher = Batcher(adapter, tasks, seed, open_ended, answer_prompts, lens_words if lens_weight else ())
+    tasks = {**STAGE_TASKS[stage], **(seg.task_weights or {})}
+    batcher = Batcher(adapter, tasks, seed, seg.open_ended, answer_prompts, lens_words if lens_weight else ())
     opt = torch.optim.AdamW(trainer.params(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     log_rows, eval_rows, t0 = [], [], time.time()
     eval_tasks = list(STAGE_TASKS[stage])
-    diff_w = frame_diff_weight if stage == "video" else 0.0
+    diff_w = seg.frame_diff_weight if stage == "video" else 0.0
     for step in range(stop_after or steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, lr, warmup)
-        b = batcher.batch(batcher.questions(batch_size))
+        b = batcher.batch(batcher.questions(seg.batch_size))
         f = trainer.forward(b)
         l_answer = F.cross_entropy(f["logits"], f["targets"])
         zero = f["logits"].new_zeros(())
@@ -281,7 +302,7 @@ def train(
             seconds=round(time.time() - t0, 1),
         )
         log_rows.append(row)
-        if (step + 1) % eval_every == 0 or step + 1 == (stop_after or steps):
+        if (step + 1) % seg.eval_every == 0 or step + 1 == (stop_after or steps):
             acc = trainer.accuracy(batcher, eval_tasks, 64, seed + 10_000)
             eval_rows += [dict(step=step + 1, **a) for a in acc]
             accs = " ".join(
@@ -306,35 +327,44 @@ def _lens_loss(logits: torch.Tensor, words: list[list[int]]) -> torch.Tensor:
     return torch.stack(terms).mean()
 
 
-def train_recipe(
-    recipe: dict,
-    image_dir: str,
-    video_dir: str,
-    device: str = "auto",
-    answer_prompts: dict[str, str] | None = None,
-    lens_words: list[str] = (),
-) -> None:
+@dataclass(frozen=True)
+class ToyTrainingJob:
+    """What the toy models' recipe reads: its segments, the device, and the benchmark's words."""
+
+    recipe: FrozenMap  # image | video -> segments
+    device: str
+    words: Words
+
+    @classmethod
+    def of(cls, s, wc) -> "ToyTrainingJob":
+        d = s.datasets["synthetic"]  # the open-ended answer prompts and lens words are the benchmark's
+        lens = tuple(w for kind in sorted(d.lens_words) for w in d.lens_words[kind])
+        return cls(s.toy_training.recipe, s.toy_training.device, Words(d.answer_prompts, lens))
+
+
+def train_recipe(job: Job) -> None:
     """Run the whole seeded chain of `config.yaml: toy_training.recipe`: the image segments, each from
     the previous checkpoint, then the video segments starting from the *first* image segment (the
     image model the video fine-tune starts from; later image segments only teach the image model the
-    open-ended format). The last segment of each chain writes the model directory, earlier ones
-    `<dir>.segment<k>`."""
+    open-ended format). The last segment of each chain writes the model directory (the job's `image`
+    and `video` outputs are their weights), earlier ones `<dir>.segment<k>`."""
     from vlmflow.models.loading import resolve_device
 
-    device = resolve_device(device)
-    extra = dict(answer_prompts=answer_prompts, lens_words=list(lens_words))
-    first_image = _chain("image", recipe["image"], Path(image_dir), None, device, extra)
-    _chain("video", recipe["video"], Path(video_dir), first_image, device, extra)
+    cfg = job.settings
+    device = resolve_device(cfg.device)
+    segments = {k: [Segment(**dict(seg)) for seg in cfg.recipe[k]] for k in ("image", "video")}
+    first_image = _chain("image", segments["image"], job.output.image.parent, None, device, cfg.words)
+    _chain("video", segments["video"], job.output.video.parent, first_image, device, cfg.words)
 
 
 def _chain(
-    stage: str, segments: list[dict], final: Path, init: Path | None, device: str, extra: dict
+    stage: str, segments: list[Segment], final: Path, init: Path | None, device: str, words: Words
 ) -> Path:
     """Train `segments` one after another; -> the first segment's output."""
     outs = []
     for k, seg in enumerate(segments):
         out = final if k == len(segments) - 1 else final.with_name(f"{final.name}.segment{k + 1}")
-        train(stage, out, init=init, device=device, **extra, **seg)
+        train(stage, seg, out, init, device, words)
         outs.append(out)
         init = out
     return outs[0]
@@ -354,14 +384,15 @@ def main(argv=None) -> None:
     ap.add_argument("--init", type=Path, help="checkpoint to start from (video stage: the image model)")
     ap.add_argument("--steps", type=int, required=True)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--warmup", type=int, default=100)
-    ap.add_argument("--positions", choices=["frame_shared", "sequential"], default="frame_shared")
-    ap.add_argument("--frame-diff-weight", type=float, default=1.0)
+    # the segment's other settings: Segment's defaults unless given
+    ap.add_argument("--lr", type=float)
+    ap.add_argument("--warmup", type=int)
+    ap.add_argument("--positions", choices=["frame_shared", "sequential"])
+    ap.add_argument("--frame-diff-weight", type=float)
     ap.add_argument("--stop-after", type=int, help="end after this many steps of the --steps schedule")
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--open-ended", type=float, default=0.0, help="share of questions asked open-ended")
-    ap.add_argument("--lens-weight", type=float, default=0.0)
+    ap.add_argument("--batch-size", type=int)
+    ap.add_argument("--open-ended", type=float, help="share of questions asked open-ended")
+    ap.add_argument("--lens-weight", type=float)
     ap.add_argument(
         "--config",
         type=Path,
@@ -369,28 +400,15 @@ def main(argv=None) -> None:
         help="answer prompts and lens words: its synthetic dataset",
     )
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = ap.parse_args(argv)
+    args = vars(ap.parse_args(argv))
     import yaml
 
-    ds = yaml.safe_load(args.config.read_text())["datasets"]["synthetic"]
-    train(
-        args.stage,
-        args.out,
-        args.steps,
-        args.seed,
-        args.init,
-        args.lr,
-        args.batch_size,
-        args.warmup,
-        device=args.device,
-        positions=args.positions,
-        frame_diff_weight=args.frame_diff_weight,
-        stop_after=args.stop_after,
-        open_ended=args.open_ended,
-        answer_prompts=ds.get("answer_prompts"),
-        lens_weight=args.lens_weight,
-        lens_words=sum(ds.get("lens_words", {}).values(), []),
-    )
+    from vlmflow.settings import read_config
+
+    words = ToyTrainingJob.of(read_config(yaml.safe_load(args.pop("config").read_text())), None).words
+    stage, out, init, device = (args.pop(k) for k in ("stage", "out", "init", "device"))
+    seg = Segment(**{k: v for k, v in args.items() if v is not None})
+    train(stage, seg, out, init, device, words)
 
 
 if __name__ == "__main__":

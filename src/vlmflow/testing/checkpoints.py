@@ -1,4 +1,5 @@
-"""Random-weight checkpoints written in the real on-disk formats, for tests and benchmarks.
+"""Random-weight checkpoints written in the real on-disk formats, for tests and benchmarks (the
+released names come from each adapter's own rename table, read backwards).
 
 - `write_pllava`: the authors' PLLaVA format of `byminji/LLaVA-NeXT-{7,13}B-Video-FT`: config
   `model_type "llava"`, architectures `PllavaForConditionalGeneration`, `pooling_shape`,
@@ -21,12 +22,21 @@ Sizes are arguments, so the same writers give a tiny fixture or a real-sized mod
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from vlmflow.models.internvl import RENAMES as INTERNVL_RENAMES
+from vlmflow.models.llava_video import RELEASED_NAMES
+from vlmflow.models.videollama3 import RENAMES as VIDEOLLAMA3_RENAMES
 from vlmflow.prompt import MVBENCH_SYSTEM
+
+# transformers' name of one of the q, k, v weights that InternVL releases fused as `attn.qkv`
+NATIVE_QKV = re.compile(
+    r"^model\.vision_tower\.encoder\.layer\.(\d+)\.attention\.([qkv])_proj\.(weight|bias)$"
+)
 
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
@@ -136,32 +146,12 @@ def _configs(shape: Shape, vocab: int, image_token: int, pad_token: int):
     return text, vision
 
 
-def _renamed(key: str, prefixes: list[tuple[str, str]]) -> str:
-    """A transformers name -> the released name, by the first matching (native, released) prefix."""
-    for new, old in prefixes:
-        if key.startswith(new):
-            return old + key[len(new) :]
-    raise KeyError(f"no released name for parameter {key}")
-
-
-def _hub_key(key: str) -> str:
-    """transformers 5 module names -> the key names of the LLaVA checkpoints on the hub."""
-    return _renamed(
-        key,
-        [
-            ("lm_head.", "language_model.lm_head."),
-            ("model.language_model.", "language_model.model."),
-            ("model.vision_tower.", "vision_tower.vision_model."),
-            ("model.multi_modal_projector.", "multi_modal_projector."),
-            ("model.image_newline", "image_newline"),
-        ],
-    )
-
-
 def _save_weights(model, out: Path, dtype: torch.dtype) -> None:
     from safetensors.torch import save_file
 
-    state = {_hub_key(k): v.to(dtype).cpu().contiguous() for k, v in model.state_dict().items()}
+    state = {
+        RELEASED_NAMES.released(k): v.to(dtype).cpu().contiguous() for k, v in model.state_dict().items()
+    }
     save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
 
 
@@ -376,35 +366,6 @@ def phi3_tokenizer(out: str | Path | None = None, vocab_size: int = 500):
         return AutoTokenizer.from_pretrained(str(where), config=PreTrainedConfig())
 
 
-def _released_internvl_key(key: str) -> str:
-    """transformers' InternVL names -> the released InternVL names (q/k/v map to one fused qkv)."""
-    emb, vit = r"^model\.vision_tower\.embeddings\.", r"^model\.vision_tower\.encoder\.layer\.(\d+)\."
-    layer = r"vision_model.encoder.layers.\1."
-    table = [
-        (emb + r"cls_token$", "vision_model.embeddings.class_embedding"),
-        (emb + r"position_embeddings$", "vision_model.embeddings.position_embedding"),
-        (emb + r"patch_embeddings\.projection\.", "vision_model.embeddings.patch_embedding."),
-        (vit + r"attention\.[qkv]_proj\.", layer + "attn.qkv."),
-        (vit + r"attention\.projection_layer\.", layer + "attn.proj."),
-        (vit + r"lambda_1$", layer + "ls1"),
-        (vit + r"lambda_2$", layer + "ls2"),
-        (vit + r"layernorm_before\.", layer + "norm1."),
-        (vit + r"layernorm_after\.", layer + "norm2."),
-        (vit + r"mlp\.", layer + "mlp."),
-        (r"^model\.multi_modal_projector\.layer_norm\.", "mlp1.0."),
-        (r"^model\.multi_modal_projector\.linear_1\.", "mlp1.1."),
-        (r"^model\.multi_modal_projector\.linear_2\.", "mlp1.3."),
-        (r"^model\.language_model\.", "language_model.model."),
-        (r"^lm_head\.", "language_model.lm_head."),
-    ]
-    import re
-
-    for pattern, repl in table:
-        if re.match(pattern, key):
-            return re.sub(pattern, repl, key)
-    raise KeyError(f"no released InternVL name for {key}")
-
-
 def build_internvl(shape: Shape, tok, seed: int, lm_head_scale: float = 30.0, device: str = "cpu"):
     """The random model in transformers' classes (the writer's source, and a test's expectation)."""
     from transformers import (
@@ -494,13 +455,14 @@ def write_internvl(
     model = build_internvl(shape, tok, seed, lm_head_scale, device)
     state, fused = {}, {}
     for k, v in model.state_dict().items():
-        name = _released_internvl_key(k)
-        if ".attn.qkv." in name:
-            fused.setdefault(name, {})[k.split(".attention.")[1][0]] = v
+        m = NATIVE_QKV.match(k)
+        if m:  # transformers' q, k, v -> one released attn.qkv, rows [q | k | v]
+            layer, part, kind = m.groups()
+            fused.setdefault(f"vision_model.encoder.layers.{layer}.attn.qkv.{kind}", {})[part] = v
         else:
-            state[name] = v
+            state[INTERNVL_RENAMES.released(k)] = v
     for name, parts in fused.items():
-        state[name] = torch.cat([parts["q"], parts["k"], parts["v"]])  # rows [q | k | v]
+        state[name] = torch.cat([parts["q"], parts["k"], parts["v"]])
     save_file(
         {k: v.to(dtype).cpu().contiguous() for k, v in state.items()},
         str(out / "model.safetensors"),
@@ -642,19 +604,6 @@ def _vision_fields(shape: Shape) -> dict:
     )
 
 
-def _released_videollama3_key(key: str) -> str:
-    """transformers' VideoLLaMA3 names -> the released names."""
-    return _renamed(
-        key,
-        [
-            ("model.vision_model.", "model.vision_encoder."),
-            ("model.projector.", "model.mm_projector."),
-            ("model.language_model.", "model."),
-            ("lm_head.", "lm_head."),
-        ],
-    )
-
-
 def write_videollama3(
     out: str | Path,
     shape: Shape = VIDEOLLAMA3_TINY,
@@ -673,7 +622,7 @@ def write_videollama3(
     tok = qwen2_tokenizer()
     model = build_videollama3(shape, tok, seed, lm_head_scale, device)
     state = {
-        _released_videollama3_key(k): v.to(dtype).cpu().contiguous() for k, v in model.state_dict().items()
+        VIDEOLLAMA3_RENAMES.released(k): v.to(dtype).cpu().contiguous() for k, v in model.state_dict().items()
     }
     save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
     del model
