@@ -187,3 +187,35 @@ def test_generation_equals_the_oracle_token_for_token(model_variant):
             assert KnockoutEngine(a, backend=backend).generate(sample, 6, stop, knockout, layers) == ref
         changed += ref != clean
     assert changed  # some knockout changes what is generated
+
+
+@pytest.mark.parametrize("backend", ["sdpa", "eager"])
+def test_random_edge_controls_equal_the_dense_per_layer_reference(model_variant, backend):
+    """Each knockout's matched random control, run as the knockout is (its rows only, from its
+    window's first layer), equals the paper's way: a full forward with the same random edges as
+    dense masks in the window's layers."""
+    import zlib
+
+    from vlmflow.knockout.masks import compile_knockout, random_like
+    from vlmflow.knockout.reference import reference_probs_layerwise
+    from vlmflow.stages.knockout import random_control_probs
+
+    a = model_variant
+    q, frames, sample = prepared(a)
+    engine = KnockoutEngine(a, backend=backend, batch_size=5)  # several chunks, mixed start layers
+    knockouts = [*EXPERIMENTS["cross_frame"], *EXPERIMENTS["vql_to_ql"], EXPERIMENTS["vq_to_true_opt"][1]]
+    conds = [Condition(k, w) for k in knockouts for w in sweep(a.n_layers, 3)]
+    clean = engine.clean(sample)
+    fast = random_control_probs(engine, sample, conds, "s/0", clean)
+    N, pred = sample.layout.n_tokens, int(clean.probs.argmax())
+    for c, p in zip(conds, fast):
+        b = compile_knockout(sample.layout, c.knockout)
+        dense = {}
+        for l in c.window.layers:  # the same seeded draw, as a dense [N, N] mask of the layer
+            key = f"s/0/{c.knockout.name}/{c.window.style}/{c.window.centre}/{l}"
+            r = random_like(b, zlib.crc32(key.encode()))
+            dense[l] = torch.zeros(N, N, dtype=torch.bool)
+            dense[l][r.q0 :] = r.rows
+        ref = reference_probs_layerwise(a, q, frames, lambda l: dense.get(l))
+        diff = (rel_change(p, clean.probs, pred) - rel_change(ref, clean.probs, pred)).abs()
+        assert diff < REL_TOL, (c.knockout.name, c.window.layers, float(diff))

@@ -22,6 +22,12 @@ def shards(work):
     return sorted((work / "results/synthetic").glob("*/knockout/*/*/*/*.parquet"))
 
 
+def log_of(work, shard):
+    """The job log of a knockout shard: logs/knockout/<dataset>/<model>/<experiment>/.../<part>.log."""
+    dataset, model, _, *rest = shard.relative_to(work / "results").parts
+    return work.joinpath("logs/knockout", dataset, model, *rest).with_suffix(".log")
+
+
 def incomplete(work) -> set:
     """Outputs Snakemake had not yet recorded as finished (its markers: base64 of the path)."""
     root = work / ".snakemake/incomplete"
@@ -57,19 +63,18 @@ def test_a_killed_run_resumes_without_losing_or_redoing_work(tmp_path, finished_
         proc.wait()
     assert proc.returncode == -signal.SIGKILL, (tmp_path / "first.log").read_text()[-3000:]
     interrupted = incomplete(tmp_path)
-    done = {p: p.stat().st_mtime_ns for p in shards(tmp_path) if p not in interrupted}
-    redo = {
-        p: p.stat().st_mtime_ns for p in shards(tmp_path) if p in interrupted
-    }  # written, not yet recorded
+    # a shard's job log is rewritten when the shard is computed (the shards themselves are temporary)
+    done = {p: log_of(tmp_path, p).stat().st_mtime_ns for p in shards(tmp_path) if p not in interrupted}
+    redo = {p: log_of(tmp_path, p).stat().st_mtime_ns for p in shards(tmp_path) if p in interrupted}
     assert 3 <= len(done) < 10
 
     assert snakemake(tmp_path, "--unlock").returncode == 0  # the killed run's lock
     res = snakemake(tmp_path)
     assert res.returncode == 0, res.stderr[-4000:]
-    assert {p: p.stat().st_mtime_ns for p in done} == done  # finished shards were not recomputed
-    assert all(p.stat().st_mtime_ns != m for p, m in redo.items())  # unconfirmed ones were redone
-    assert len(shards(tmp_path)) == 10
+    assert {p: log_of(tmp_path, p).stat().st_mtime_ns for p in done} == done  # finished: not recomputed
+    assert all(log_of(tmp_path, p).stat().st_mtime_ns != m for p, m in redo.items())  # unconfirmed: redone
     assert (res.stdout + res.stderr).count("rule knockout:") == 10 - len(done)
+    assert shards(tmp_path) == []  # gathered, the temporary shards are gone
 
     for fam in ["cross_frame", "vql_to_ql"]:  # equal to the uninterrupted run in one part per task
         got = pd.read_parquet(experiment_table(tmp_path, "synthetic", "toy-video", fam))

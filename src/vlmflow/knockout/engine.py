@@ -208,30 +208,38 @@ class KnockoutEngine:
         sample: PreparedSample,
         layer_masks: list[Callable[[int], Blocked | None]],
         clean: CleanRun | None = None,
+        q0: int | None = None,
+        starts: list[int] | None = None,
     ) -> torch.Tensor:
         """`run_layerwise` for several mask schedules at once, one batch element each (up to
-        `batch_size` per forward) -> [len(layer_masks), V] fp32."""
+        `batch_size` per forward) -> [len(layer_masks), V] fp32. Rows before `q0` (default: the video
+        start) are never recomputed, so no schedule may block them; schedule i blocks nothing below
+        layer `starts[i]` (default 0) and joins the batch there, from the clean states."""
         a = self.adapter
         clean = clean or self.clean(sample)
-        q0 = sample.layout.video_range[0]
+        q0 = sample.layout.video_range[0] if q0 is None else q0
+        starts = [0] * len(layer_masks) if starts is None else list(starts)
         rope = a.rope_rows(a.rotary(sample, sample.inputs_embeds), q0)
         pos = a.position_rows(sample.position_ids, q0)
-        out = []
-        for s in range(0, len(layer_masks), self.batch_size):
-            chunk = layer_masks[s : s + self.batch_size]
+        order = sorted(range(len(layer_masks)), key=lambda i: starts[i])
+        out: list[torch.Tensor | None] = [None] * len(layer_masks)
+        for s in range(0, len(order), self.batch_size):
+            chunk = order[s : s + self.batch_size]
             plan = _Plan(self.backend, "pre_softmax", q0)
             plan.clean_kv = clean.kv
-            h = clean.hidden_in[0][q0:].unsqueeze(0).expand(len(chunk), -1, -1)
+            h, members = None, []
             with a.attention_implementation(attention.NAME):
-                for l in range(a.n_layers):
+                for l in range(starts[chunk[0]], a.n_layers):
+                    joining = [i for i in chunk if starts[i] == l]
+                    if joining:  # [b, N - q0, d]: the clean states entering layer l
+                        new = clean.hidden_in[l][q0:].unsqueeze(0).expand(len(joining), -1, -1)
+                        h = new if h is None else torch.cat([h, new])
+                        members += joining
                     distinct, which = [None], []
-                    for layer_mask in chunk:
-                        b = layer_mask(l)
+                    for i in members:
+                        b = layer_masks[i](l)
                         if b is not None and b.q0 < q0:
-                            raise ValueError(
-                                f"layer {l}: a layerwise mask may not block rows before the video "
-                                f"({b.q0} < {q0})"
-                            )
+                            raise ValueError(f"layer {l}: a layerwise mask blocks row {b.q0}, before {q0}")
                         if b is None:
                             which.append(0)
                             continue
@@ -242,8 +250,9 @@ class KnockoutEngine:
                     plan.masks = {l: attention.BlockedRows(distinct, idx)} if len(distinct) > 1 else {}
                     h = a.layer_forward(l, h, rope, pos, knockout=plan)
             self.peak_mask_bytes = max(self.peak_mask_bytes, plan.peak_mask_bytes)
-            out.append(self._head(h[:, -1]))
-        return torch.cat(out)
+            for i, p in zip(members, self._head(h[:, -1])):
+                out[i] = p
+        return torch.stack(out)
 
     @torch.no_grad()
     def attention_probs(

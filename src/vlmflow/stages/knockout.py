@@ -10,10 +10,10 @@ import torch
 
 from vlmflow.io import write_parquet
 from vlmflow.jobs import Job
-from vlmflow.knockout.engine import KnockoutEngine, canary
-from vlmflow.knockout.masks import compile_knockout, random_like
+from vlmflow.knockout.engine import CleanRun, KnockoutEngine, canary
+from vlmflow.knockout.masks import Blocked, compile_knockout, random_like
 from vlmflow.knockout.reference import reference_probs
-from vlmflow.knockout.spec import EXPERIMENTS, Condition, sweep
+from vlmflow.knockout.spec import EXPERIMENTS, Condition, Knockout, sweep
 from vlmflow.models.base import Adapter
 from vlmflow.models.loading import model_provenance
 from vlmflow.prompt import is_letter
@@ -26,29 +26,33 @@ RANDOM_SUFFIX = " (random edges)"
 
 
 def random_control_probs(
-    engine: KnockoutEngine, sample, conditions: list[Condition], seed: str
+    engine: KnockoutEngine, sample, conditions: list[Condition], seed: str, clean: CleanRun
 ) -> torch.Tensor:
     """Each condition's matched random-edge control -> [len(conditions), V] probabilities at the last
-    position; layer-by-layer forwards (batched), each layer's random mask drawn when it runs."""
-    clean = engine.clean(sample)
-    out = torch.empty(len(conditions), clean.probs.shape[0])
-    schedules, where = [], []
+    position: in each layer of the window, as many random causal edges of the knockout's rows, drawn
+    when the layer runs (seeded per sample, knockout, window and layer). Like the knockout itself, a
+    control recomputes only the knockout's rows, from its window's first layer on (batched)."""
+    out = torch.empty(len(conditions), clean.probs.shape[0], device=clean.probs.device)
+    compiled: dict[Knockout, Blocked] = {}
+    groups: dict[int, list] = {}  # first blocked row -> [(condition index, schedule, first layer)]
     for i, c in enumerate(conditions):
-        b = compile_knockout(sample.layout, c.knockout, sample.inputs_embeds.device)
+        if c.knockout not in compiled:
+            compiled[c.knockout] = compile_knockout(sample.layout, c.knockout, sample.inputs_embeds.device)
+        b = compiled[c.knockout]
         if b.empty or not c.window.layers:
             out[i] = clean.probs
             continue
         key = f"{seed}/{c.knockout.name}/{c.window.style}/{c.window.centre}"
         layers = set(c.window.layers)
-        schedules.append(
-            lambda l, b=b, key=key, layers=layers: (
-                random_like(b, zlib.crc32(f"{key}/{l}".encode())) if l in layers else None
-            )
-        )
-        where.append(i)
-    if schedules:
-        out[where] = engine.run_layerwise_many(sample, schedules, clean).cpu()
-    return out.to(clean.probs.device)
+
+        def schedule(l, b=b, key=key, layers=layers):
+            return random_like(b, zlib.crc32(f"{key}/{l}".encode())) if l in layers else None
+
+        groups.setdefault(b.q0, []).append((i, schedule, min(layers)))
+    for q0, items in groups.items():
+        where, schedules, starts = zip(*items)
+        out[list(where)] = engine.run_layerwise_many(sample, list(schedules), clean, q0, list(starts))
+    return out
 
 
 @dataclass(frozen=True)
@@ -139,8 +143,9 @@ def run_experiment(adapter: Adapter, job: Job) -> None:
         if not checked:
             canary(fast, sample)
             checked = True
+        clean = fast.clean(sample)
         if engine == "fast":
-            probs = fast.run(sample, conditions)
+            probs = fast.run(sample, conditions, clean)
         else:
             chosen = sample.layout.predicted_option
             probs = torch.stack(
@@ -149,7 +154,7 @@ def run_experiment(adapter: Adapter, job: Job) -> None:
         blocks = [c.knockout.name for c in conditions]
         if cfg.random_control:
             probs = torch.cat(
-                [probs, random_control_probs(fast, sample, conditions, f"{seed}/{b.sample_id}")]
+                [probs, random_control_probs(fast, sample, conditions, f"{seed}/{b.sample_id}", clean)]
             )
             blocks += [f"{c.knockout.name}{RANDOM_SUFFIX}" for c in conditions]
         p_new, p_new_gt = probs[:, b.pred_base_id].tolist(), probs[:, sample.gt_token].tolist()
