@@ -34,7 +34,7 @@ import knockout_speed  # noqa: E402
 
 from vlmflow.data.synthetic import write_benchmark  # noqa: E402
 from vlmflow.jobs import Job  # noqa: E402
-from vlmflow.knockout.spec import EXPERIMENTS  # noqa: E402
+from vlmflow.knockout.spec import PAPER_EXPERIMENTS  # noqa: E402
 from vlmflow.models.internvl import InternVLAdapter  # noqa: E402
 from vlmflow.models.llava_video import LlavaVideoAdapter  # noqa: E402
 from vlmflow.provenance import Stamp  # noqa: E402
@@ -110,13 +110,13 @@ def pipeline_shard(work: Path, tiny: bool, n_questions: int = 4, family: str = "
         cache_task(adapter, Job(None, files, outputs, "bench", "bench", TASK))
     load = model_settings("bench", dict(family=family, path=str(ckpt), window=window)).load  # provenance
     times, peaks, diffs = {"fast": 0.0, "reference": 0.0}, {"fast": 0.0, "reference": 0.0}, []
-    for experiment in EXPERIMENTS:
+    for experiment, definition in PAPER_EXPERIMENTS.items():
         tables = {}
         for engine in ("fast", "reference"):
             out = d / f"{experiment}_{engine}.parquet"
             stamp = Stamp("sdpa", engine, 8, "segments", 0)
             sweep = Sweep("center", window, "all")
-            settings = KnockoutJob(load, experiment, sweep, (0, 1), 8, False, stamp)
+            settings = KnockoutJob(load, definition, sweep, (0, 1), 8, False, stamp)
             job = Job(settings, dict(files, **cached), dict(table=out), "bench", "bench", TASK)
             with Clock(f"{experiment} ({engine})", cuda) as c:
                 run_experiment(adapter, job)

@@ -35,20 +35,25 @@ def tiny_config() -> dict:
     return cfg
 
 
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [
+def snakemake_cmd(workdir: Path, *args: str, cores: int = 2) -> list[str]:
+    """The command line of the repository's workflow run in `workdir`."""
+    snakefile = str(REPO / "Snakefile")
+    return [
         sys.executable,
         "-m",
         "snakemake",
         "--snakefile",
-        str(REPO / "Snakefile"),
+        snakefile,
         "--directory",
         str(workdir),
         "--cores",
-        "2",
+        str(cores),
         *args,
     ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(snakemake_cmd(workdir, *args), capture_output=True, text=True, timeout=1200)
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,9 @@ def calls(monkeypatch, tmp_path):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     made = []
-    monkeypatch.setattr(loading, "load_adapter", lambda family, path, **kw: made.append(path) or "adapter")
+    monkeypatch.setattr(
+        loading, "load_adapter", lambda family, path, **kw: made.append(path) or SimpleNamespace()
+    )
     return made
 
 
@@ -72,7 +74,7 @@ def test_offline_hub_id_must_be_in_the_cache(monkeypatch, tmp_path, calls):
     (snapshot / "config.json").write_text("{}")
     (tmp_path / "hf-cache" / "models--owner--name" / "refs").mkdir()
     (tmp_path / "hf-cache" / "models--owner--name" / "refs" / "main").write_text("a" * 40)
-    assert load_from_config(HUB_MODEL, name="big-model") == "adapter"
+    assert load_from_config(HUB_MODEL, name="big-model").model_id == "owner/name"  # its provenance
     assert calls == ["owner/name"]
 
 

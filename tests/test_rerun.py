@@ -13,17 +13,21 @@ from conftest import snakemake
 # the reduced default run (conftest.tiny_config): 2 tasks; toy-video runs 4 experiments, the
 # pathways, the probes and Fig. 6; toy-image runs cross-frame and the failure cases' sweeps
 TASKS = 2
-VIDEO_KNOCKOUTS = {  # experiment tables of toy-video: the configured sweep
+VIDEO_KNOCKOUTS = {  # experiment tables of toy-video: the paper's four and config.yaml's own two
     "cross_frame",
     "vql_to_ql",
     "question_and_options_to_last",
     "vq_to_true_opt",
+    "frame_to_last",
+    "cross_frame_heads",
 }
 CURVE_FIGURES = {
     "fig2_cross_frame",
     "fig3_vql_to_ql",
     "fig7_question_options_to_last",
     "fig8_vq_to_true_option",
+    "curves_frame_to_last",
+    "curves_cross_frame_heads",
 }
 
 
@@ -130,6 +134,14 @@ CASES = {
         _set("datasets.synthetic.answer_prompts.action_sequence", "The order of the squares is then"),
         Counter({("answers", "toy-video"): 1, ("answers", "toy-image"): 1})
         + figures("accuracy_open_ended", "table2_early_cross_frame"),
+    ),
+    # one experiment of the config edited: its knockouts and its figure, nothing else
+    "an experiment's blocks": (
+        _set(
+            "experiments.frame_to_last.blocks",
+            [{"name": "First frame -> Last", "edges": [["frame[0]", "last"]]}],
+        ),
+        knockouts("toy-video", 1) + figures("curves_frame_to_last"),
     ),
     "a figure's option": (_set("figures.fig4_logit_lens_freq.bin_size", 3), figures("fig4_logit_lens_freq")),
     "a figure's plot-only option": (

@@ -3,15 +3,15 @@ shards are kept as they are, the interrupted one is redone, and the results equa
 
 import base64
 import os
+import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, snakemake, tiny_config
+from conftest import snakemake, snakemake_cmd, tiny_config
 from test_workflow import experiment_table
 
 pytestmark = pytest.mark.slow
@@ -40,20 +40,10 @@ def test_a_killed_run_resumes_without_losing_or_redoing_work(tmp_path, finished_
     cfg["models"]["toy-video"]["chunks"] = 2
     # the first two experiments and their figures only: 10 knockout shards in all
     cfg["runs"][0]["experiments"] = ["cross_frame", "vql_to_ql"]
-    for fig in ["fig7_question_options_to_last", "fig8_vq_to_true_option", "figS_failure_cases"]:
+    for fig in ["fig7_question_options_to_last", "fig8_vq_to_true_option", "figS_failure_cases", "curves"]:
         del cfg["figures"][fig]
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(tmp_path),
-        "--cores",
-        "1",
-    ]
+    cmd = snakemake_cmd(tmp_path, cores=1)
     with open(tmp_path / "first.log", "w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.time() + 900
@@ -82,3 +72,61 @@ def test_a_killed_run_resumes_without_losing_or_redoing_work(tmp_path, finished_
         pd.testing.assert_frame_equal(got, want)
     for name in ["fig2_cross_frame.csv", "fig3_vql_to_ql.csv", "accuracy.csv"]:
         assert (tmp_path / "figures" / name).read_bytes() == (finished_run / "figures" / name).read_bytes()
+
+
+def kill_when(cmd: list[str], log_path, ready) -> None:
+    """Run `cmd` in its own process group and SIGKILL the group once `ready()` holds."""
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + 600
+        while not ready() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, log_path.read_text()[-3000:]
+
+
+@pytest.mark.parametrize("stage", ["cache_features", "pathways"])
+def test_a_job_killed_midway_is_redone_alone_and_the_tables_are_unchanged(tmp_path, finished_run, stage):
+    """From a finished run, one stage's outputs of toy-video removed and recomputed, the run killed
+    once the first task's job is done: the rerun redoes the other task only, keeps the finished one's
+    files, and the tables equal the uninterrupted run's."""
+    work = tmp_path / "run"
+    shutil.copytree(finished_run, work, symlinks=True)
+    base = work / "results/synthetic/toy-video"
+    tasks = tiny_config()["datasets"]["synthetic"]["tasks"]
+    if stage == "cache_features":
+        targets = [base / "baseline" / f"{t}.parquet" for t in tasks]
+        for t in tasks:
+            for kind, ext in (("features", "pt"), ("baseline", "parquet"), ("skipped", "parquet")):
+                (base / kind / f"{t}.{ext}").unlink()
+    else:
+        targets = [base / "pathways.parquet"]
+        for table in [targets[0], *(base / "pathways").glob("*.parquet")]:
+            table.unlink()
+
+    def outputs(task):
+        if stage == "cache_features":
+            return [
+                base / "features" / f"{task}.pt",
+                *(base / k / f"{task}.parquet" for k in ("baseline", "skipped")),
+            ]
+        return [base / "pathways" / f"{task}.parquet"]
+
+    def finished() -> list[str]:  # tasks whose job Snakemake has recorded as done
+        marked = incomplete(work)
+        return [t for t in tasks if all(p.is_file() and p not in marked for p in outputs(t))]
+
+    args = [str(t.relative_to(work)) for t in targets]
+    kill_when(snakemake_cmd(work, *args, cores=1), tmp_path / "first.log", lambda: len(finished()) >= 1)
+    done = finished()
+    assert 1 <= len(done) < len(tasks), done
+    kept = {p: p.stat().st_mtime_ns for t in done for p in outputs(t)}
+    assert snakemake(work, "--unlock").returncode == 0
+    res = snakemake(work, *args)
+    assert res.returncode == 0, res.stderr[-4000:]
+    assert (res.stdout + res.stderr).count(f"rule {stage}:") == len(tasks) - len(done)
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept  # the finished task: not recomputed
+    for t in targets:
+        want = finished_run / t.relative_to(work)
+        pd.testing.assert_frame_equal(pd.read_parquet(t), pd.read_parquet(want))

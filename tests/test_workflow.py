@@ -23,6 +23,7 @@ CONTRACT = [
     "sample_id",
     "experiment",
     "block",
+    "heads",
     "window",
     "window_style",
     "layer",

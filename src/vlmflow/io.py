@@ -25,7 +25,8 @@ def _umask() -> int:
 @contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside `path`; on success rename it onto `path`, with the mode of a
-    newly created file (0o666 & ~umask, not mkstemp's 0o600)."""
+    newly created file (0o666 & ~umask, not mkstemp's 0o600). A failed write (a full disk) leaves
+    neither file, and its error names `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
@@ -35,6 +36,10 @@ def atomic_path(path: str | os.PathLike):
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as err:
+        if err.errno is None or str(path) in str(err):
+            raise
+        raise type(err)(err.errno, f"writing {path}: {err.strerror}") from err
     finally:
         tmp.unlink(missing_ok=True)
 

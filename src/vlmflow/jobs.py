@@ -12,6 +12,7 @@ The same records run a stage from Python (tests, benchmarks), with `Job(settings
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,17 @@ class Job:
             gpus=int(getattr(sm.resources, "gpu", 0) or 0),
             log=Path(sm.log[0]) if sm.log else None,
         )
+
+
+@contextmanager
+def naming(job: Job, task: str, sample_id: str):
+    """Stop the job on NaN or Inf probabilities (`NonFinite`), naming the model and the sample."""
+    from vlmflow.models.base import NonFinite
+
+    try:
+        yield
+    except NonFinite as err:
+        raise NonFinite(f"{job.model} on {job.dataset}/{task}, sample {sample_id}: {err}") from None
 
 
 def _files(named_list) -> Files:

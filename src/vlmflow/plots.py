@@ -118,23 +118,74 @@ def curve_panels(
     return table
 
 
+def experiment_curves(df: pd.DataFrame, stem: Path, tasks: list[str], titles: dict[str, str], title: str):
+    """Any experiment's curves: one panel per task, one curve per block, 95 % bootstrap bands, each
+    block's matched random-edge control dashed."""
+    return curve_panels(df, "block", stem, tasks, titles, None, title)
+
+
+def head_map(
+    df: pd.DataFrame, stem: Path, tasks: list[str], titles: dict[str, str], title: str
+) -> pd.DataFrame:
+    """An experiment run once per head group: the mean % change of the predicted answer's probability
+    by layer (window centre) and head group, one heatmap per block (rows) and task (columns); the
+    random-edge controls' means are in the CSV, not drawn."""
+    import numpy as np
+
+    df = df.assign(base=[b.split(" [")[0] for b in df.block])
+    table = curve_table(df, ["task", "base", "heads", "control", "layer"])
+    real = table[~table.control.astype(bool)]
+    blocks = list(dict.fromkeys(real.base))
+    heads = sorted(dict.fromkeys(real.heads), key=lambda h: int(h.split()[-1].split("-")[0]))
+    layers = sorted(real.layer.unique())
+    sns.set_theme(style="white", font_scale=0.8)
+    fig, axes = plt.subplots(
+        len(blocks),
+        len(tasks),
+        figsize=(2.6 * len(tasks) + 1, 0.35 * len(heads) * len(blocks) + 1.2),
+        squeeze=False,
+        layout="constrained",
+    )
+    lim = float(np.nanmax(np.abs(real["mean"]))) if len(real) else 1.0
+    for i, block in enumerate(blocks):
+        for j, task in enumerate(tasks):
+            ax = axes[i][j]
+            t = real[(real.base == block) & (real.task == task)]
+            grid = t.pivot_table(index="heads", columns="layer", values="mean").reindex(
+                index=heads, columns=layers
+            )
+            im = ax.imshow(grid.values, cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
+            ax.set_xticks(range(len(layers)), layers, fontsize=6)
+            ax.set_yticks(range(len(heads)), heads if j == 0 else [""] * len(heads), fontsize=6)
+            ax.set_title(f"{titles.get(task, task)}" + (f"\n{block}" if j == 0 else ""), fontsize=7)
+            if i == len(blocks) - 1:
+                ax.set_xlabel("Layer (window centre)")
+        bar = fig.colorbar(im, ax=list(axes[i]), fraction=0.02, pad=0.01)
+        bar.set_label("% change", fontsize=6)
+    fig.suptitle(title)
+    _save(fig, table, stem)
+    return table
+
+
 PAIR_COLOURS = [("tab:green", "tab:pink"), ("tab:blue", "tab:orange"), ("tab:olive", "tab:purple")]
 
 
 def fig2_cross_frame(
-    pairs: list[tuple[pd.DataFrame, pd.DataFrame, tuple[str, str]]],
+    pairs: list[tuple[pd.DataFrame, pd.DataFrame | None, tuple[str, str | None]]],
     stem: Path,
     tasks: list[str],
     titles: dict[str, str],
 ) -> pd.DataFrame:
     """Fig. 2: cross-frame knockout, each VideoLLM (green, blue, ...) vs its ImageLLM base (pink,
-    orange, ...); `pairs` = (VideoLLM rows, image base rows, their labels)."""
+    orange, ...); `pairs` = (VideoLLM rows, image base rows or None, their labels)."""
     if len(pairs) > len(PAIR_COLOURS):
         raise ValueError(f"Fig. 2 draws at most {len(PAIR_COLOURS)} model pairs, got {len(pairs)}")
     parts, palette = [], {}
     for (video, image, labels), colours in zip(pairs, PAIR_COLOURS):
-        parts += [video.assign(model_label=labels[0]), image.assign(model_label=labels[1])]
-        palette.update(zip(labels, colours))
+        parts.append(video.assign(model_label=labels[0]))
+        if image is not None:
+            parts.append(image.assign(model_label=labels[1]))
+        palette.update((label, c) for label, c in zip(labels, colours) if label is not None)
     df = pd.concat(parts)
     if "control" in df:
         df["model_label"] = df.model_label.where(~df.control.astype(bool), df.model_label + RANDOM_SUFFIX)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from vlmflow.knockout.engine import KnockoutEngine
-from vlmflow.models.base import Adapter, PreparedSample
+from vlmflow.models.base import Adapter, PreparedSample, finite
 
 PROJECTIONS = ("embedding", "lm_head")
 
@@ -43,7 +43,7 @@ def answer_probability(
     mean probability of the other letters, the last position projected by the lm_head (after the final
     norm if `final_norm`; pass False for state L, which is normed already)."""
     false = [t for t in sample.option_tokens if t != sample.gt_token]
-    p = torch.softmax(project(adapter, state[-1:], "lm_head", final_norm)[0], dim=-1)
+    p = finite(torch.softmax(project(adapter, state[-1:], "lm_head", final_norm)[0], dim=-1))
     return dict(p_true=float(p[sample.gt_token]), p_false=float(p[false].mean()) if false else float("nan"))
 
 

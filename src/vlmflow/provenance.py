@@ -15,11 +15,12 @@ class Stamp:
     n_frames: int
     frame_sampling: str
     seed: int
+    short_clips: str = "skip"  # skip | repeat: whether a clip's frames may repeat
 
     @classmethod
     def of(cls, s, dataset: str) -> "Stamp":
-        k = s.knockout
-        return cls(k.attention_backend, k.engine, s.n_frames, s.datasets[dataset].frame_sampling, s.seed)
+        k, d = s.knockout, s.datasets[dataset]
+        return cls(k.attention_backend, k.engine, s.n_frames, d.frame_sampling, s.seed, d.short_clips)
 
 
 def provenance(
@@ -43,6 +44,7 @@ def provenance(
         engine=stamp.engine,
         n_frames=stamp.n_frames,
         frame_sampling=stamp.frame_sampling,
+        short_clips=stamp.short_clips,
         pooling="-".join(map(str, pooling)),
         seed=stamp.seed,
         adapter_settings=json.dumps(settings or {}, sort_keys=True),  # the family's switches

@@ -27,7 +27,7 @@ from typing import Any
 FrozenMap = Mapping  # a read-only mapping (types.MappingProxyType), sorted by key
 
 
-def frozen_map(d: Mapping | None) -> Mapping:
+def frozen_map(d: Mapping | None = None) -> Mapping:
     """A read-only copy of `d`, keys sorted, nested mappings and lists frozen too."""
     return types.MappingProxyType({k: _freeze(v) for k, v in sorted((d or {}).items())})
 
@@ -57,6 +57,7 @@ class Dataset:
     tasks: tuple[str, ...]
     frame_sampling: str  # segments | linspace | fps1
     max_new_tokens: int
+    short_clips: str = "skip"  # skip | repeat: a clip with fewer frames than n_frames
     limit: int | None = None
     answer_prompts: FrozenMap = field(default_factory=frozen_map)  # task -> open-ended answer prompt
     lens_words: FrozenMap = field(default_factory=frozen_map)  # spatial | temporal -> keywords
@@ -164,6 +165,7 @@ class Settings:
     probes: Probes
     pathways: Pathways
     figures: FrozenMap  # name -> Figure
+    experiments: FrozenMap = field(default_factory=frozen_map)  # name -> knockout.spec.Experiment
     toy_training: ToyTraining | None = None
 
     @classmethod
@@ -187,7 +189,8 @@ class Settings:
             pathways=Pathways(
                 tuple(config["pathways"]["seeds"]), float(config["pathways"]["search_threshold"])
             ),
-            figures=frozen_map({n: _figure(n, f) for n, f in config["figures"].items()}),
+            figures=frozen_map(_figures(config["figures"])),
+            experiments=frozen_map(_experiments(config.get("experiments") or {})),
             toy_training=toy_rec,
         )
         check(s)
@@ -207,6 +210,7 @@ def _dataset(name: str, d: Mapping) -> Dataset:
         root=d["root"],
         tasks=tuple(d["tasks"]),
         frame_sampling=d["frame_sampling"],
+        short_clips=d["short_clips"],
         max_new_tokens=d["max_new_tokens"],
         limit=d.get("limit"),
         answer_prompts=frozen_map(d.get("answer_prompts")),
@@ -263,6 +267,35 @@ def _run(r: Mapping) -> Run:
         pathways=p is not None,
         search_on=None if p is None else p.get("search_on"),
     )
+
+
+def _experiments(own: Mapping) -> dict:
+    """The paper's knockout experiments and the config's own, by name."""
+    from vlmflow.knockout.spec import PAPER_EXPERIMENTS, Experiment
+
+    clash = sorted(set(own) & set(PAPER_EXPERIMENTS))
+    if clash:
+        raise ValueError(
+            f"config experiments: {clash} are the paper's experiments (vlmflow/knockout/experiments.yaml); "
+            "give yours another name"
+        )
+    out = dict(PAPER_EXPERIMENTS)
+    for name, d in own.items():
+        try:
+            out[name] = Experiment.from_dict(name, plain(d))
+        except ValueError as err:
+            raise ValueError(f"config experiments.{name}: {err}") from None
+    return out
+
+
+def _figures(figures: Mapping) -> dict:
+    """The figures by name: the paper's, and each of `curves` (any experiment's curves)."""
+    out = {n: _figure(n, f) for n, f in figures.items() if n != "curves"}
+    for name, f in (figures.get("curves") or {}).items():
+        if name in out:
+            raise ValueError(f"config figures.curves.{name}: the name of one of the paper's figures")
+        out[name] = _figure(name, {**f, "kind": "curves"})
+    return out
 
 
 def _names(value) -> tuple[str, ...]:
@@ -358,9 +391,16 @@ def refuse_old_keys(config: Mapping) -> None:
 
 
 def check(s: Settings) -> None:
-    """Cross-references between sections: every name a run or a figure uses is defined."""
+    """Cross-references between sections: every name a run or a figure uses is defined; what the
+    models' config files say (depth, heads, video grid) bounds the windows and the experiments."""
     for i, run in enumerate(s.runs):
         where = f"config runs[{i}]"
+        for e in run.experiments:
+            if e not in s.experiments:
+                raise ValueError(f"{where}: unknown experiment {e!r}; defined: {sorted(s.experiments)}")
+        for m in run.models if run.dataset in s.datasets else ():
+            if m in s.models:
+                _check_model_facts(s, m, [s.experiments[e] for e in run.experiments], where)
         if run.dataset not in s.datasets:
             raise ValueError(f"{where}: unknown dataset {run.dataset!r}; defined: {sorted(s.datasets)}")
         for m in run.models:
@@ -418,6 +458,28 @@ def check(s: Settings) -> None:
             raise ValueError(
                 f"{where}: {len(fig.models)} models but {len(fig.image_models)} image_models; "
                 "give one image base per VideoLLM"
+            )
+
+
+def _check_model_facts(s: Settings, name: str, experiments: list, where: str) -> None:
+    """Windows within the model's depth, the experiments' groups and heads within its grid and heads,
+    where its config files can be read before loading (else the job checks them when it starts)."""
+    from vlmflow.knockout.spec import check_experiment
+    from vlmflow.models import adapter_class
+
+    m = s.models[name]
+    facts = adapter_class(m.load.family).read_facts(m.load.path, m.load.pooling_shape)
+    heads, grid = (None, None) if facts is None else (facts.n_heads, facts.grid)
+    for e in experiments:
+        try:
+            check_experiment(e, heads, grid)
+        except ValueError as err:
+            raise ValueError(f"{where}, model {name!r}: {err}") from None
+        key = f"experiments.{e.name}.window" if e.window else f"models.{name}.window"
+        if facts is not None and (e.window or m.window) > facts.n_layers:
+            raise ValueError(
+                f"config {key}: a knockout window of {e.window or m.window} layers is longer than model "
+                f"{name!r} ({facts.n_layers} layers); the paper uses 9 of 28-40 layers, about a third"
             )
 
 

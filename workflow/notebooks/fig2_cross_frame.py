@@ -14,22 +14,23 @@
 # Attention from each frame's tokens to all earlier frames' tokens is blocked in a window of layers
 # centred on each layer. Curves: mean relative change (%) of the probability of the answer the
 # unmodified model predicted, over correctly answered samples, with 95 % bootstrap bands;
-# each VideoLLM (green, blue, ...) against its image-stage base (pink, orange, ...).
+# each VideoLLM (green, blue, ...) against its image-stage base (pink, orange, ...) where the
+# figure names one.
 
 # %%
 import pandas as pd
 
 from vlmflow.data.synthetic import TASK_TITLES
 from vlmflow.io import log_to
-from vlmflow.jobs import Job
 from vlmflow.plots import fig2_cross_frame
-from vlmflow.stages.figures import FigureJob
+from vlmflow.stages.figures import figure_job
 
-job = Job.from_snakemake(snakemake, FigureJob)  # noqa: F821  (run by the workflow's `script:` directive)
+job = figure_job(snakemake, "fig2_cross_frame")  # noqa: F821  (run by the workflow's `script:` directive)
 fig = job.settings.figure
+images = job.input.image or [None] * len(fig.models)  # no image_model: the VideoLLMs alone
 pairs = [
-    (pd.read_parquet(v), pd.read_parquet(i), tuple(names))
-    for v, i, names in zip(job.input.video, job.input.image, zip(fig.models, fig.image_models))
+    (pd.read_parquet(v), None if i is None else pd.read_parquet(i), (m, b))
+    for v, i, m, b in zip(job.input.video, images, fig.models, fig.image_models or [None] * len(fig.models))
 ]
 
 # %%

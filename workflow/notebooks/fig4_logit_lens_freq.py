@@ -17,12 +17,11 @@
 import pandas as pd
 
 from vlmflow.io import log_to
-from vlmflow.jobs import Job
 from vlmflow.plots import fig4_logit_lens_freq, lens_frequency
 from vlmflow.probes import layer_bins
-from vlmflow.stages.figures import FigureJob
+from vlmflow.stages.figures import figure_job
 
-job = Job.from_snakemake(snakemake, FigureJob)  # noqa: F821  (run by the workflow's `script:` directive)
+job = figure_job(snakemake, "fig4_logit_lens_freq")  # noqa: F821  (run by the workflow's `script:` directive)
 lens = pd.read_parquet(job.input.files[0])
 fig = job.settings.options
 

@@ -17,12 +17,11 @@
 import pandas as pd
 
 from vlmflow.io import log_to
-from vlmflow.jobs import Job
 from vlmflow.plots import fig5_logit_lens_frames
-from vlmflow.stages.figures import FigureJob
+from vlmflow.stages.figures import figure_job
 from vlmflow.stages.frames import load_frames
 
-job = Job.from_snakemake(snakemake, FigureJob)  # noqa: F821  (run by the workflow's `script:` directive)
+job = figure_job(snakemake, "fig5_logit_lens_frames")  # noqa: F821  (run by the workflow's `script:` directive)
 fig = job.settings.options
 lens = pd.read_parquet(job.input.lens)
 lens = lens[lens.projection == fig["projection"]]

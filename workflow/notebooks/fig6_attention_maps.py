@@ -17,12 +17,11 @@
 import pandas as pd
 
 from vlmflow.io import log_to
-from vlmflow.jobs import Job
 from vlmflow.plots import fig6_attention_maps
-from vlmflow.stages.figures import FigureJob
+from vlmflow.stages.figures import figure_job
 from vlmflow.stages.frames import load_frames
 
-job = Job.from_snakemake(snakemake, FigureJob)  # noqa: F821  (run by the workflow's `script:` directive)
+job = figure_job(snakemake, "fig6_attention_maps")  # noqa: F821  (run by the workflow's `script:` directive)
 fig = job.settings.options
 att = pd.read_parquet(job.input.attention)
 

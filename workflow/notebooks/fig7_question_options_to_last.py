@@ -21,11 +21,10 @@ import pandas as pd
 
 from vlmflow.data.synthetic import TASK_TITLES
 from vlmflow.io import log_to
-from vlmflow.jobs import Job
 from vlmflow.plots import fig7_question_options_to_last
-from vlmflow.stages.figures import FigureJob
+from vlmflow.stages.figures import figure_job
 
-job = Job.from_snakemake(snakemake, FigureJob)  # noqa: F821  (run by the workflow's `script:` directive)
+job = figure_job(snakemake, "fig7_question_options_to_last")  # noqa: F821  (run by the workflow's `script:` directive)
 df = pd.read_parquet(job.input.files[0])
 
 # %%

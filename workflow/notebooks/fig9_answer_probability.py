@@ -19,11 +19,10 @@ import pandas as pd
 
 from vlmflow.data.synthetic import TASK_TITLES
 from vlmflow.io import log_to
-from vlmflow.jobs import Job
 from vlmflow.plots import fig9_answer_probability
-from vlmflow.stages.figures import FigureJob
+from vlmflow.stages.figures import figure_job
 
-job = Job.from_snakemake(snakemake, FigureJob)  # noqa: F821  (run by the workflow's `script:` directive)
+job = figure_job(snakemake, "fig9_answer_probability")  # noqa: F821  (run by the workflow's `script:` directive)
 df = pd.concat([pd.read_parquet(p) for p in job.input.paths()], ignore_index=True)
 
 # %%

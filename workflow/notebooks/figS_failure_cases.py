@@ -20,11 +20,10 @@ import pandas as pd
 
 from vlmflow.data.synthetic import TASK_TITLES
 from vlmflow.io import log_to
-from vlmflow.jobs import Job
 from vlmflow.plots import failure_cases
-from vlmflow.stages.figures import FigureJob
+from vlmflow.stages.figures import figure_job
 
-job = Job.from_snakemake(snakemake, FigureJob)  # noqa: F821  (run by the workflow's `script:` directive)
+job = figure_job(snakemake, "figS_failure_cases")  # noqa: F821  (run by the workflow's `script:` directive)
 wrong = pd.concat([pd.read_parquet(p) for p in job.input.wrong], ignore_index=True)
 correct = pd.concat([pd.read_parquet(p) for p in job.input.correct], ignore_index=True)
 

@@ -21,12 +21,11 @@ import pandas as pd
 
 from vlmflow.data.synthetic import TASK_TITLES
 from vlmflow.io import atomic_path, log_to
-from vlmflow.jobs import Job
 from vlmflow.plots import table2_early_cross_frame
-from vlmflow.stages.figures import FigureJob
+from vlmflow.stages.figures import figure_job
 from vlmflow.stats import early_cross_frame_examples, early_cross_frame_table
 
-job = Job.from_snakemake(snakemake, FigureJob)  # noqa: F821  (run by the workflow's `script:` directive)
+job = figure_job(snakemake, "table2_early_cross_frame")  # noqa: F821  (run by the workflow's `script:` directive)
 answers = pd.concat([pd.read_parquet(p) for p in job.input.paths()], ignore_index=True)
 
 # %%

@@ -1,4 +1,4 @@
-# What every rule shares: the jobs' params (their stage's settings record, from S, the settings read
+# Shared by all the rules: the jobs' params (their stage's settings record, from S, the settings read
 # once in the Snakefile), their resources, and the paths of the tables and figures. Nothing here reads
 # the raw config.
 from pathlib import Path
@@ -51,13 +51,13 @@ _check_model_paths()
 SWEEP_PATTERN = r"(center|inverse|top_down|bottom_up)-w\d+(-(correct|wrong|all))?"
 
 
-def sweep_name(model, samples=None):
-    """The default sweep of a model's knockouts: the configured window style and the model's window,
-    on the configured samples, or on `samples` (correct | wrong | all) as a suffix."""
-    k = S.knockout
-    return Sweep.name(
-        k.window_style, S.models[model].window, samples or k.sample_mode, k.sample_mode
-    )
+def sweep_name(model, experiment, samples=None):
+    """The sweep of a model's experiment: its window style and size (the experiment's, else the
+    configured style and the model's window), on the configured samples, or on `samples` (correct |
+    wrong | all) as a suffix."""
+    k, e = S.knockout, S.experiments[experiment]
+    style, window = e.window_style or k.window_style, e.window or S.models[model].window
+    return Sweep.name(style, window, samples or k.sample_mode, k.sample_mode)
 
 
 def model_files(wc):
@@ -82,14 +82,13 @@ def dataset_tasks(dataset):
     return list(S.datasets[dataset].tasks)
 
 
-def knockout_tables(dataset, model, experiment, samples=None):
-    return expand(
-        "results/{dataset}/{model}/knockout/{experiment}/{sweep}.parquet",
-        dataset=dataset,
-        model=model,
-        experiment=experiment,
-        sweep=sweep_name(model, samples),
-    )
+def knockout_tables(dataset, model, experiments, samples=None):
+    """The gathered tables of a model's experiment(s), each on its own sweep."""
+    names = [experiments] if isinstance(experiments, str) else list(experiments)
+    return [
+        f"results/{dataset}/{model}/knockout/{e}/{sweep_name(model, e, samples)}.parquet"
+        for e in names
+    ]
 
 
 def baseline_tables(dataset, model):
@@ -111,8 +110,8 @@ def answer_tables(dataset, models):
 
 
 def runs_of_models():
-    """(dataset, model) of every run, in order."""
-    return [(run.dataset, m) for run in S.runs for m in run.models]
+    """(dataset, model) of every run, in order, each once."""
+    return list(dict.fromkeys((run.dataset, m) for run in S.runs for m in run.models))
 
 
 def open_ended_runs():

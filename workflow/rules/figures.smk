@@ -24,29 +24,67 @@ if "fig2_cross_frame" in S.figures:
             "../notebooks/fig2_cross_frame.py"
 
 
-for _name, _experiment, _caption in [
-    ("fig3_vql_to_ql", "vql_to_ql", "fig3.rst"),
-    ("fig7_question_options_to_last", "question_and_options_to_last", "fig7.rst"),
-    ("fig8_vq_to_true_option", "vq_to_true_opt", "fig8.rst"),
-]:
-    if _name in S.figures:
-        _f = S.figures[_name]
+if "fig3_vql_to_ql" in S.figures:
 
-        rule:
-            name:
-                _name
-            input:
-                knockout_tables(_f.dataset, _f.model, _experiment),
-            output:
-                **figure_outputs(_name, _caption),
-            log:
-                f"logs/figures/{_name}.log",
-            conda:
-                "../../envs/plots.yaml"
-            params:
-                settings=params_of(FigureJob, _name),
-            script:
-                f"../notebooks/{_name}.py"
+    rule fig3_vql_to_ql:
+        input:
+            knockout_tables(
+                S.figures["fig3_vql_to_ql"].dataset,
+                S.figures["fig3_vql_to_ql"].model,
+                "vql_to_ql",
+            ),
+        output:
+            **figure_outputs("fig3_vql_to_ql", "fig3.rst"),
+        log:
+            "logs/figures/fig3_vql_to_ql.log",
+        conda:
+            "../../envs/plots.yaml"
+        params:
+            settings=params_of(FigureJob, "fig3_vql_to_ql"),
+        script:
+            "../notebooks/fig3_vql_to_ql.py"
+
+
+if "fig7_question_options_to_last" in S.figures:
+
+    rule fig7_question_options_to_last:
+        input:
+            knockout_tables(
+                S.figures["fig7_question_options_to_last"].dataset,
+                S.figures["fig7_question_options_to_last"].model,
+                "question_and_options_to_last",
+            ),
+        output:
+            **figure_outputs("fig7_question_options_to_last", "fig7.rst"),
+        log:
+            "logs/figures/fig7_question_options_to_last.log",
+        conda:
+            "../../envs/plots.yaml"
+        params:
+            settings=params_of(FigureJob, "fig7_question_options_to_last"),
+        script:
+            "../notebooks/fig7_question_options_to_last.py"
+
+
+if "fig8_vq_to_true_option" in S.figures:
+
+    rule fig8_vq_to_true_option:
+        input:
+            knockout_tables(
+                S.figures["fig8_vq_to_true_option"].dataset,
+                S.figures["fig8_vq_to_true_option"].model,
+                "vq_to_true_opt",
+            ),
+        output:
+            **figure_outputs("fig8_vq_to_true_option", "fig8.rst"),
+        log:
+            "logs/figures/fig8_vq_to_true_option.log",
+        conda:
+            "../../envs/plots.yaml"
+        params:
+            settings=params_of(FigureJob, "fig8_vq_to_true_option"),
+        script:
+            "../notebooks/fig8_vq_to_true_option.py"
 
 
 if "figS_failure_cases" in S.figures:
@@ -196,3 +234,30 @@ if "fig6_attention_maps" in S.figures:
             settings=params_of(FigureJob, "fig6_attention_maps"),
         script:
             "../notebooks/fig6_attention_maps.py"
+
+
+# any experiment's curves (figures.curves of the config); the script is one for all (a directive
+# that names a loop variable is read when the job runs, with the loop's last value)
+for _curves, _f in S.figures.items():
+    if _f.options.get("kind") == "curves":
+
+        rule:
+            name:
+                "curves_" + "".join(c if c.isalnum() else "_" for c in _curves)
+            input:
+                knockout_tables(
+                    _f.dataset,
+                    _f.model,
+                    _f.options["experiment"],
+                    _f.options.get("samples"),
+                ),
+            output:
+                **figure_outputs(_curves, "curves.rst"),
+            log:
+                f"logs/figures/{_curves}.log",
+            conda:
+                "../../envs/plots.yaml"
+            params:
+                settings=params_of(FigureJob, _curves),
+            script:
+                "../notebooks/experiment_curves.py"

@@ -74,6 +74,10 @@ def _ticks(n_frames: int, fps: float, bounds: tuple[float, float] | None) -> lis
     return [start + int(round(k * fps)) for k in range(int((end - start) / fps) + 1)]
 
 
+class ShortClip(ValueError):
+    """A clip with fewer frames than the model takes."""
+
+
 SAMPLINGS = {"segments": segment_midpoints, "linspace": linspace_indices, "fps1": one_per_second_indices}
 
 
@@ -144,9 +148,11 @@ def read_frames(
     bounds: tuple[float, float] | None = None,
     with_times: bool = False,
     sampling: str = "segments",
+    repeats: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, list[float]]:
     """Decode the `n` frames a sampling rule picks -> uint8 RGB [n, H, W, 3], and with `with_times`
-    their times in seconds as VideoLLaMA3's released loader states them (`frame_times`)."""
+    their times in seconds as VideoLLaMA3's released loader states them (`frame_times`). A clip with
+    fewer than `n` frames is an error (`ShortClip`) unless `repeats` allows its frames to repeat."""
     if sampling not in SAMPLINGS:
         raise ValueError(f"frame sampling {sampling!r}: expected one of {sorted(SAMPLINGS)}")
     import av
@@ -168,6 +174,11 @@ def read_frames(
                 container.duration / av.time_base if container.duration else None,
             )
             idx = SAMPLINGS[sampling](n_frames, fps, n, bounds)
+            if len(set(idx)) < n and not repeats:
+                raise ShortClip(
+                    f"clip of {path} has {len(set(idx))} distinct frames, fewer than the {n} asked "
+                    "(its frames would repeat); set the dataset's `short_clips: repeat` to use it so"
+                )
             container.seek(0)
             wanted, kept = set(idx), {}
             for i, frame in enumerate(container.decode(stream)):  # stop once the last index is read

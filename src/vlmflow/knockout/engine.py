@@ -23,7 +23,7 @@ import torch
 from vlmflow.knockout import attention
 from vlmflow.knockout.masks import Blocked, compile_knockout
 from vlmflow.knockout.spec import Condition, Edge, Knockout, Window
-from vlmflow.models.base import Adapter, PreparedSample
+from vlmflow.models.base import Adapter, PreparedSample, finite
 
 
 @dataclass
@@ -82,7 +82,7 @@ class KnockoutEngine:
     def _head(self, h_last: torch.Tensor) -> torch.Tensor:
         """[b, d] last-position hidden -> [b, V] fp32 probabilities."""
         parts = self.adapter.decoder()
-        return torch.softmax(parts.lm_head(parts.norm(h_last)).float(), dim=-1)
+        return finite(torch.softmax(parts.lm_head(parts.norm(h_last)).float(), dim=-1))
 
     def _forward(
         self, sample: PreparedSample, plan: _Plan, n_layers: int | None = None
@@ -210,12 +210,19 @@ class KnockoutEngine:
         clean: CleanRun | None = None,
         q0: int | None = None,
         starts: list[int] | None = None,
+        heads: tuple[int, ...] | None = None,
+        mode: str = "pre_softmax",
     ) -> torch.Tensor:
         """`run_layerwise` for several mask schedules at once, one batch element each (up to
         `batch_size` per forward) -> [len(layer_masks), V] fp32. Rows before `q0` (default: the video
         start) are never recomputed, so no schedule may block them; schedule i blocks nothing below
-        layer `starts[i]` (default 0) and joins the batch there, from the clean states."""
+        layer `starts[i]` (default 0) and joins the batch there, from the clean states; the masks cut
+        `heads` only (default: all), in `mode` (the paper's pre-softmax block, or post-softmax zeroing)."""
         a = self.adapter
+        sel = None
+        if heads is not None:
+            sel = torch.zeros(a.n_heads, dtype=torch.bool, device=sample.inputs_embeds.device)
+            sel[list(heads)] = True
         clean = clean or self.clean(sample)
         q0 = sample.layout.video_range[0] if q0 is None else q0
         starts = [0] * len(layer_masks) if starts is None else list(starts)
@@ -225,7 +232,7 @@ class KnockoutEngine:
         out: list[torch.Tensor | None] = [None] * len(layer_masks)
         for s in range(0, len(order), self.batch_size):
             chunk = order[s : s + self.batch_size]
-            plan = _Plan(self.backend, "pre_softmax", q0)
+            plan = _Plan(self.backend, mode, q0)
             plan.clean_kv = clean.kv
             h, members = None, []
             with a.attention_implementation(attention.NAME):
@@ -247,7 +254,7 @@ class KnockoutEngine:
                         which.append(len(distinct) - 1)
                     plan.held = sum(m.numel() for m in distinct[1:])
                     idx = torch.tensor(which, device=h.device)
-                    plan.masks = {l: attention.BlockedRows(distinct, idx)} if len(distinct) > 1 else {}
+                    plan.masks = {l: attention.BlockedRows(distinct, idx, sel)} if len(distinct) > 1 else {}
                     h = a.layer_forward(l, h, rope, pos, knockout=plan)
             self.peak_mask_bytes = max(self.peak_mask_bytes, plan.peak_mask_bytes)
             for i, p in zip(members, self._head(h[:, -1])):

@@ -51,7 +51,8 @@ def dense_mask(layout: TokenLayout, cond: Condition, n_heads: int, dtype: torch.
 
 
 def additive(keep: torch.Tensor, n_heads: int, dtype: torch.dtype) -> torch.Tensor:
-    """[N, N] 0/1 keep matrix -> the paper's [1, n_heads, N, N] additive mask (finfo.min where 0)."""
+    """[N, N] (all heads) or [H, N, N] (per head) 0/1 keep matrix -> the paper's [1, n_heads, N, N]
+    additive mask (finfo.min where 0)."""
     return (1 - keep.tril()).to(dtype).expand(1, n_heads, -1, -1) * torch.finfo(dtype).min
 
 
@@ -109,7 +110,8 @@ def reference_generate(
 @torch.no_grad()
 def reference_probs_layerwise(adapter: Adapter, question: Question, frames, blocked) -> torch.Tensor:
     """The paper's effective-pathway forward: layer l gets the dense mask of `blocked(l)` ([N, N]
-    bool, True = blocked; None = causal only), all layers' masks built up front as the authors do."""
+    bool for all heads, or [H, N, N] per head; True = blocked; None = causal only), all layers' masks
+    built up front as the authors do."""
     sample = adapter.prepare(question, adapter.video_features(adapter.pixel_values(frames)))
     dtype = sample.inputs_embeds.dtype
     masks = {}

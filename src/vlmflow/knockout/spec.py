@@ -10,7 +10,9 @@ so the workflow config can name them in YAML.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import re
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 RELATIONS = {"cross_frame", "video_video", "question_question"}
 MODES = ("pre_softmax", "post_softmax")
@@ -54,37 +56,123 @@ class Knockout:
         return cls(d["name"], edges, heads, d.get("mode", "pre_softmax"))
 
 
-def _k(name: str, *pairs: tuple[str, ...]) -> Knockout:
-    return Knockout(name, tuple(Edge(*p) for p in pairs))
+@dataclass(frozen=True)
+class Experiment:
+    """A named knockout experiment: its blocks, each swept over the layers in a window of `window`
+    layers (None: the model's window) of style `window_style` (None: the configured one). With
+    `head_groups`, each block runs once per group of heads (the heads split evenly into that many
+    groups; the model's number of heads for one group per head): a layer x head map of its effect."""
+
+    name: str
+    blocks: tuple[Knockout, ...]
+    window: int | None = None
+    window_style: str | None = None
+    head_groups: int | None = None
+
+    @classmethod
+    def from_dict(cls, name: str, d: dict) -> "Experiment":
+        """An experiment as the config writes it: blocks of {name, edges}, the experiment's optional
+        `heads` and `mode` applying to every block."""
+        unknown = set(d) - {"blocks", "heads", "mode", "window", "window_style", "head_groups"}
+        if unknown:
+            raise ValueError(f"experiment {name!r}: unknown keys {sorted(unknown)}")
+        if not d.get("blocks"):
+            raise ValueError(f"experiment {name!r} has no blocks")
+        extra = {k: d[k] for k in ("heads", "mode") if d.get(k) is not None}
+        blocks = tuple(Knockout.from_dict({**b, **extra}) for b in d["blocks"])
+        if len({b.name for b in blocks}) < len(blocks):
+            raise ValueError(f"experiment {name!r}: two blocks share a name")
+        style = d.get("window_style")
+        if style is not None and style not in WINDOW_STYLES:
+            raise ValueError(
+                f"experiment {name!r}: window_style must be one of {WINDOW_STYLES}, got {style!r}"
+            )
+        return cls(name, blocks, d.get("window"), style, d.get("head_groups"))
+
+    def head_blocks(self, n_heads: int) -> tuple[Knockout, ...]:
+        """The blocks as they run on a model of `n_heads` heads: one per head group with
+        `head_groups` (named "<block> [heads a-b]"), else as defined."""
+        if self.head_groups is None:
+            return self.blocks
+        if not 1 <= self.head_groups <= n_heads or n_heads % self.head_groups:
+            raise ValueError(
+                f"experiment {self.name!r}: head_groups {self.head_groups} does not divide the model's "
+                f"{n_heads} heads"
+            )
+        size = n_heads // self.head_groups
+        groups = [tuple(range(g * size, (g + 1) * size)) for g in range(self.head_groups)]
+        return tuple(
+            replace(b, name=f"{b.name} [{head_label(g)}]", heads=g) for b in self.blocks for g in groups
+        )
 
 
-# The paper's knockout experiments (Figs. 2, 3, 7, 8 and the failure cases), by name; block names
-# as in its plots.
-EXPERIMENTS: dict[str, list[Knockout]] = {
-    "cross_frame": [_k("No cross-frame interactions", ("cross_frame",))],
-    "vql_to_ql": [
-        _k("Video -> Question", ("video", "question")),
-        _k("Video -> Last", ("video", "last")),
-        _k("Question -> Last", ("question", "last")),
-        _k("Last -> Last", ("last", "last")),
-    ],
-    "question_and_options_to_last": [
-        _k("Non-option question -> Last", ("non_option_question", "last")),
-        _k("True option -> Last", ("true_option", "last")),
-        _k("False options -> Last", ("false_options", "last")),
-    ],
-    "vq_to_true_opt": [
-        _k("Video -> Non-option question", ("video", "non_option_question")),
-        _k("Non-option question -> True option", ("non_option_question", "true_option")),
-        _k("Video -> True option", ("video", "true_option")),
-    ],
-    # failure cases: the option a wrongly answering model chose in place of the true one
-    "vq_to_false_opt": [
-        _k("Video -> Non-option question", ("video", "non_option_question")),
-        _k("Non-option question -> False option", ("non_option_question", "predicted_option")),
-        _k("Video -> False option", ("video", "predicted_option")),
-    ],
-}
+def head_label(heads: tuple[int, ...] | None) -> str:
+    """ "heads 0-3", "head 5", or "all heads"."""
+    if heads is None:
+        return "all heads"
+    return f"head {heads[0]}" if len(heads) == 1 else f"heads {heads[0]}-{heads[-1]}"
+
+
+def _paper_experiments() -> dict[str, Experiment]:
+    import yaml
+
+    with open(Path(__file__).with_name("experiments.yaml")) as fh:
+        return {name: Experiment.from_dict(name, d) for name, d in yaml.safe_load(fh).items()}
+
+
+# The paper's knockout experiments (Figs. 2, 3, 7, 8 and the failure cases), by name, from
+# experiments.yaml beside this file; block names as in its plots.
+PAPER_EXPERIMENTS: dict[str, Experiment] = _paper_experiments()
+EXPERIMENTS: dict[str, list[Knockout]] = {name: list(e.blocks) for name, e in PAPER_EXPERIMENTS.items()}
+
+# --- group names, checked before a job runs -----------------------------------------------------
+GROUPS = ("all", "prefix", "video", "question", "non_option_question", "true_option", "false_options")
+GROUPS += ("predicted_option", "post", "last")
+INDEXED = {"frame": 1, "cell": 3, "option": 1}  # name[index, ...]: how many indices
+
+
+def check_group(group: str, grid: tuple[int, int, int] | None = None) -> None:
+    """Raise ValueError unless `group` names a token group of the layouts (its frame and cell indices
+    within `grid` (T, H, W) when known), with the valid choices."""
+    m = re.fullmatch(r"(\w+)(?:\[([\d,\s]+)\])?", group)
+    name, args = (m.group(1), m.group(2)) if m else (group, None)
+    if m is None or (name not in GROUPS and name not in INDEXED):
+        raise ValueError(
+            f"unknown token group {group!r}; groups: {', '.join(GROUPS)}, frame[t], cell[t,h,w], option[k], "
+            f"and the relations {', '.join(sorted(RELATIONS))}"
+        )
+    want = INDEXED.get(name, 0)
+    idx = [int(x) for x in args.split(",")] if args else []
+    if len(idx) != want:
+        raise ValueError(
+            f"token group {group!r}: {name} takes {want} index(es)"
+            if want
+            else f"token group {group!r}: {name} takes no index"
+        )
+    if grid is not None and name in ("frame", "cell"):
+        bounds = grid[: len(idx)]
+        if any(not 0 <= i < n for i, n in zip(idx, bounds)):
+            raise ValueError(
+                f"token group {group!r} is outside the model's video grid {tuple(grid)} (T, H, W)"
+            )
+
+
+def check_experiment(e: Experiment, n_heads: int | None = None, grid=None) -> None:
+    """Every group of every block exists (within the grid when known), heads within the model's."""
+    for b in e.blocks:
+        for edge in b.edges:
+            for g in () if edge.source in RELATIONS else (edge.source, edge.target):
+                try:
+                    check_group(g, grid)
+                except ValueError as err:
+                    raise ValueError(f"experiment {e.name!r}, block {b.name!r}: {err}") from None
+        if n_heads is not None and b.heads is not None and any(not 0 <= h < n_heads for h in b.heads):
+            raise ValueError(
+                f"experiment {e.name!r}, block {b.name!r}: heads {list(b.heads)} beyond the model's "
+                f"{n_heads} heads (0..{n_heads - 1})"
+            )
+    if n_heads is not None:
+        e.head_blocks(n_heads)
 
 
 @dataclass(frozen=True)

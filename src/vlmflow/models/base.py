@@ -34,6 +34,30 @@ class PreparedSample:
     option_tokens: list[int]  # token id of each option letter, in display order
 
 
+class NonFinite(ValueError):
+    """NaN or Inf in a model's probabilities: a broken checkpoint, or an overflow in low precision."""
+
+
+def finite(probs: torch.Tensor) -> torch.Tensor:
+    """`probs` itself, or NonFinite when any is NaN or Inf (no such number reaches a table)."""
+    if not bool(torch.isfinite(probs).all()):
+        raise NonFinite(
+            "the model's next-token probabilities hold NaN or Inf: a broken checkpoint, or an "
+            "overflow in its dtype (try the model's `dtype: float32`)"
+        )
+    return probs
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a checkpoint's config files say of a model before it is loaded: the checks of the config
+    read them (a window longer than the model, a head or frame that does not exist)."""
+
+    n_layers: int
+    n_heads: int
+    grid: tuple[int, int, int]  # (T, H, W) of the video tokens
+
+
 @dataclass
 class DecoderParts:
     """The pieces of the language model that the engine and the probes run by hand."""
@@ -60,11 +84,18 @@ class Adapter(ABC):
     model: nn.Module
     tokenizer: object
     grid: tuple[int, int, int]
+    model_id: str = ""  # the path or hub id it was loaded from (set by the loader; provenance)
 
     # --- what the family supports: stated here once, read by the config check and the loader ---
     OPTIONS: dict[str, tuple] = {}  # the family's own settings: name -> allowed values, the first the default
     DEVICE_MAP = False  # can split a model over several GPUs (transformers' `device_map`)
     ATTENTION_BACKENDS = ("sdpa", "eager", "flex")  # the knockout attention backends it runs under
+
+    @classmethod
+    def read_facts(cls, path: str, pooling_shape=None) -> Facts | None:
+        """The model's depth, heads and video grid from its config files (a local directory, or the
+        Hugging Face cache), without loading it; None where they cannot be read before loading."""
+        return None
 
     @classmethod
     def settings_of(cls, given: dict, device_map=None, where: str = "") -> dict:
@@ -181,7 +212,7 @@ class Adapter(ABC):
             h = parts.text_model(
                 inputs_embeds=sample.inputs_embeds, position_ids=sample.position_ids
             ).last_hidden_state
-        return torch.softmax(parts.lm_head(h[:, -1]).float(), dim=-1)[0]
+        return finite(torch.softmax(parts.lm_head(h[:, -1]).float(), dim=-1)[0])
 
     # --- facts -------------------------------------------------------------------------------
     @property
@@ -210,6 +241,10 @@ class Adapter(ABC):
     def settings(self) -> dict:
         """The family's switches that change results (recorded in every result row)."""
         return {name: getattr(self, name) for name in self.OPTIONS}
+
+    @property
+    def facts(self) -> Facts:
+        return Facts(self.n_layers, self.n_heads, tuple(self.grid))
 
     def token_text(self, token_id: int) -> str:
         """The decoded text of one token (what the paper compares with the option letter)."""

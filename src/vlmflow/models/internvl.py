@@ -22,11 +22,12 @@ import numpy as np
 import torch
 
 from vlmflow.layout import TokenLayout
-from vlmflow.models.base import Adapter, DecoderParts, PreparedSample
+from vlmflow.models.base import Adapter, DecoderParts, Facts, PreparedSample
 from vlmflow.models.encoding import encode, prepare_sample
 from vlmflow.models.llava_video import parse_pooling
 from vlmflow.models.weights import (
     Renames,
+    cached_config,
     fill_strictly,
     read_safetensors,
     released_config,
@@ -202,6 +203,17 @@ class InternVLAdapter(Adapter):
                     f"pooling_shape {pooling_shape}: this model gives {side} x {side} tokens per frame"
                 )
         self.grid = (T, side, side)
+
+    @classmethod
+    def read_facts(cls, path: str, pooling_shape=None) -> Facts | None:
+        released = cached_config(path)
+        if released is None or released.get("model_type") != "internvl_chat":
+            return None
+        cfg = native_config(released, 0)
+        v = cfg.vision_config
+        side = int(v.image_size[0] // v.patch_size[0] * cfg.downsample_ratio)
+        T = parse_pooling(pooling_shape)[0] if pooling_shape is not None else DEFAULT_FRAMES
+        return Facts(cfg.text_config.num_hidden_layers, cfg.text_config.num_attention_heads, (T, side, side))
 
     @classmethod
     def from_pretrained(

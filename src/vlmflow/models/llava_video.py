@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from vlmflow.layout import TokenLayout
-from vlmflow.models.base import Adapter, DecoderParts, PreparedSample
+from vlmflow.models.base import Adapter, DecoderParts, Facts, PreparedSample
 from vlmflow.models.encoding import embed_prompt, encode, prepare_sample
-from vlmflow.models.weights import Renames
+from vlmflow.models.weights import Renames, cached_config
 from vlmflow.open_ended import OpenAnswer
 from vlmflow.prompt import MVBENCH_SYSTEM, build_open_prompt, build_prompt
 from vlmflow.question import Question
@@ -59,6 +59,17 @@ class LlavaVideoAdapter(Adapter):
         self.image_token = tokenizer.convert_ids_to_tokens(cfg.image_token_id)
 
     @classmethod
+    def read_facts(cls, path: str, pooling_shape=None) -> Facts | None:
+        released = cached_config(path)
+        if released is None or released.get("model_type") not in ("llava", "llava_next"):
+            return None
+        from transformers import AutoConfig
+
+        text = AutoConfig.for_model(**released).text_config  # transformers' defaults filled in
+        grid = parse_pooling(pooling_shape or released.get("pooling_shape") or DEFAULT_POOLING)
+        return Facts(text.num_hidden_layers, text.num_attention_heads, grid)
+
+    @classmethod
     def from_pretrained(
         cls,
         path: str,
@@ -96,7 +107,10 @@ class LlavaVideoAdapter(Adapter):
         if device_map is None:
             model = model.to(device)
         tokenizer = AutoTokenizer.from_pretrained(path)
-        return cls(model, tokenizer, video_image_processor(path), **kw)
+        check_image_token(tokenizer, model.config.image_token_id, path)
+        processor = video_image_processor(path)
+        check_crop_size(processor, model.config.vision_config.image_size, path)
+        return cls(model, tokenizer, processor, **kw)
 
     def decoder(self) -> DecoderParts:
         return DecoderParts.of(self.model.model.language_model, self.model.lm_head)
@@ -184,6 +198,29 @@ def _model_class(config, path: str):
             f"takes {sorted(classes)} (PLLaVA-format Video-FT or llava-hf LLaVA-NeXT)"
         )
     return classes[config.model_type]
+
+
+def check_image_token(tokenizer, image_token_id: int, path: str) -> None:
+    """The tokenizer reads the image placeholder as the one token config.json's image_token_id names."""
+    token = tokenizer.convert_ids_to_tokens(image_token_id) if image_token_id < len(tokenizer) else None
+    if token is None or tokenizer(token, add_special_tokens=False)["input_ids"] != [image_token_id]:
+        raise ValueError(
+            f"checkpoint {path}: its tokenizer (tokenizer.json, tokenizer_config.json) has no image "
+            f"placeholder token with the id {image_token_id} that config.json's image_token_id names; "
+            "use the tokenizer files saved with this checkpoint"
+        )
+
+
+def check_crop_size(processor, image_size: int, path: str) -> None:
+    """The frames the image processor gives are the size the vision tower's patches tile."""
+    crop = getattr(processor, "crop_size", None)  # a dict or transformers' SizeDict
+    side = crop.get("height") if hasattr(crop, "get") else getattr(crop, "height", crop)
+    if side is not None and side != image_size:
+        raise ValueError(
+            f"checkpoint {path}: preprocessor_config.json crops frames to {side} px but the vision "
+            f"tower takes {image_size} px (config.json vision_config.image_size); use the "
+            "preprocessor_config.json saved with this checkpoint"
+        )
 
 
 def video_image_processor(path: str):

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from vlmflow.models import adapter_class, load_adapter
+from vlmflow.models.weights import check_weight_files
 from vlmflow.prompt import MVBENCH_SYSTEM
 from vlmflow.provenance import provenance
 
@@ -85,12 +86,16 @@ def load_from_config(load, name: str | None = None):
     name = name or path
     check_model_path(name, path)
     if local.is_dir():
-        return load_adapter(load.family, str(local), **kw)
+        check_weight_files(local, path)
+        return _named(load_adapter(load.family, str(local), **kw), path)
     offline = hf.is_offline_mode()
     try:
-        if offline and not isinstance(hf.try_to_load_from_cache(path, "config.json"), str):
+        cached = hf.try_to_load_from_cache(path, "config.json")
+        if offline and not isinstance(cached, str):
             raise FileNotFoundError("not in the cache")
-        return load_adapter(load.family, path, **kw)
+        if isinstance(cached, str):  # the snapshot's weights whole, before transformers reads them
+            check_weight_files(Path(cached).parent, path)
+        return _named(load_adapter(load.family, path, **kw), path)
     except (OSError, HFValidationError) as err:
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
         fix = "set its `path` in config.yaml to an existing directory or a hub id" + (
@@ -100,6 +105,11 @@ def load_from_config(load, name: str | None = None):
             f"model {name!r}: cannot load {path!r}: not a local directory; looked up in the "
             f"Hugging Face cache (offline: {'yes' if offline else 'no'}): {reason}; {fix}"
         ) from err
+
+
+def _named(adapter, path: str):
+    adapter.model_id = path
+    return adapter
 
 
 def load_for_job(load, gpus: int, name: str | None = None):

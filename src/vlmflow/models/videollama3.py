@@ -26,11 +26,12 @@ import numpy as np
 import torch
 
 from vlmflow.layout import TokenLayout
-from vlmflow.models.base import Adapter, DecoderParts, PreparedSample
+from vlmflow.models.base import Adapter, DecoderParts, Facts, PreparedSample
 from vlmflow.models.encoding import encode, prepare_sample
 from vlmflow.models.llava_video import parse_pooling
 from vlmflow.models.weights import (
     Renames,
+    cached_config,
     fill_strictly,
     read_safetensors,
     released_config,
@@ -160,6 +161,16 @@ class VideoLlama3Adapter(Adapter):
         # system_prompt is not used: the paper's VideoLLaMA3 prompt has no system turn
 
     @classmethod
+    def read_facts(cls, path: str, pooling_shape=None) -> Facts | None:
+        released = cached_config(path)
+        if released is None or released.get("model_type") != "videollama3_qwen2":
+            return None
+        text = native_config(released, 0).text_config
+        return Facts(
+            text.num_hidden_layers, text.num_attention_heads, parse_pooling(pooling_shape or DEFAULT_GRID)
+        )
+
+    @classmethod
     def from_pretrained(
         cls, path: str, dtype: torch.dtype = torch.float32, device: str = "cpu", **kw
     ) -> "VideoLlama3Adapter":
@@ -171,7 +182,15 @@ class VideoLlama3Adapter(Adapter):
         config = native_config(released, image_id)
         state = native_state_dict(read_safetensors(local))
         model = fill_strictly(VideoLlama3ForConditionalGeneration, config, state, path, dtype, device)
-        proc = json.loads((local / "preprocessor_config.json").read_text())
+        proc_file = local / "preprocessor_config.json"
+        proc = json.loads(proc_file.read_text())
+        for key, want in (("patch_size", PATCH), ("merge_size", MERGE)):
+            if proc.get(key, want) != want:
+                raise ValueError(
+                    f"checkpoint {path}: {proc_file} has {key} {proc[key]}, "
+                    f"but VideoLLaMA3's vision encoder takes {want}; "
+                    "use the preprocessor_config.json saved with this checkpoint"
+                )
         return cls(model, tokenizer, proc["image_mean"], proc["image_std"], **kw)
 
     @property

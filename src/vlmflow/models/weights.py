@@ -35,6 +35,32 @@ def released_tokenizer(local: Path, path: str, required: str):
     return tokenizer, token
 
 
+def check_weight_files(directory: Path, path: str) -> None:
+    """Every .safetensors file of a checkpoint whole, before anything loads: its header readable and
+    every tensor's bytes present (a partial download fails here, naming the file)."""
+    import json
+
+    for f in sorted(Path(directory).glob("*.safetensors")):
+        size = f.stat().st_size
+        try:
+            with open(f, "rb") as fh:
+                n = int.from_bytes(fh.read(8), "little")
+                if not 0 < n <= size - 8:
+                    raise ValueError("header length out of the file")
+                header = json.loads(fh.read(n))
+            end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+            raise ValueError(
+                f"checkpoint {path}: weight file {f} is corrupt (its safetensors header cannot be "
+                "read); download or copy it again"
+            ) from None
+        if 8 + n + end > size:
+            raise ValueError(
+                f"checkpoint {path}: weight file {f} is truncated ({size} of {8 + n + end} bytes); "
+                "download or copy it again"
+            )
+
+
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
@@ -53,7 +79,27 @@ def local_snapshot(path: str) -> Path:
         return Path(path).expanduser()
     from huggingface_hub import snapshot_download
 
-    return Path(snapshot_download(path, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"]))
+    local = Path(snapshot_download(path, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"]))
+    check_weight_files(local, path)
+    return local
+
+
+def cached_config(path: str) -> dict | None:
+    """A checkpoint's config.json without downloading: from a local directory, or from the Hugging
+    Face cache when it is there; None otherwise."""
+    import json
+
+    local = Path(path).expanduser()
+    if local.is_dir():
+        f = local / "config.json"
+        return json.loads(f.read_text()) if f.is_file() else None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(path, "config.json")
+    except Exception:  # not a hub id either: nothing to read before loading
+        return None
+    return json.loads(Path(found).read_text()) if isinstance(found, str) else None
 
 
 def fill_strictly(cls, config, state: dict[str, torch.Tensor], path, dtype: torch.dtype, device: str):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from vlmflow.io import write_parquet
-from vlmflow.jobs import Job
+from vlmflow.jobs import Job, naming
 from vlmflow.knockout.engine import KnockoutEngine, canary
 from vlmflow.knockout.spec import EXPERIMENTS, Condition, explicit_window
 from vlmflow.models.base import Adapter
@@ -59,34 +59,35 @@ def answer_task(adapter: Adapter, job: Job) -> None:
     base = select(pd.read_parquet(job.input.baseline), "all")
     rows = []
     for k, (b, q, sample) in enumerate(cached_samples(adapter, job, base)):
-        if k == 0:
-            canary(engine, sample)
-        pred_after = adapter.token_text(int(engine.run(sample, [cond])[0].argmax()))
-        row = dict(
-            dataset=job.dataset,
-            task=b.task,
-            model=job.model,
-            sample_id=b.sample_id,
-            question=q.question,
-            blocked_layers=f"{layers[0] + 1}-{layers[-1] + 1}",
-            gt=b.gt,
-            pred_before=b.pred_base,
-            pred_after=pred_after,
-            correct_before=bool(b.correct_base),
-            correct_after=is_letter(pred_after, b.gt),
-        )
-        if q.task in answer_prompts:
-            oa = open_answer(q, answer_prompts)
-            video = sample.inputs_embeds[0, sample.layout.indices("video")]  # [n_video, d], as cached
-            open_sample = adapter.prepare(q, video, oa)
-            before = engine.generate(open_sample, max_new_tokens, stop)
-            after = engine.generate(open_sample, max_new_tokens, stop, CROSS_FRAME, layers)
-            for when, ids in (("before", before), ("after", after)):
-                text = adapter.tokenizer.decode(ids, skip_special_tokens=True).strip()
-                row[f"answer_{when}"] = text
-                row[f"first_token_{when}"] = bool(ids) and ids[0] == open_sample.gt_token
-                row[f"exact_{when}"] = exact_match(text, oa.reference)
-            row.update(answer_prompt=oa.prompt, reference=oa.reference)
-        rows.append({**row, **provenance})
-        print(f"[answers] {job.model} {b.task}: sample {k + 1}/{len(base)}", flush=True)
+        with naming(job, b.task, b.sample_id):
+            if k == 0:
+                canary(engine, sample)
+            pred_after = adapter.token_text(int(engine.run(sample, [cond])[0].argmax()))
+            row = dict(
+                dataset=job.dataset,
+                task=b.task,
+                model=job.model,
+                sample_id=b.sample_id,
+                question=q.question,
+                blocked_layers=f"{layers[0] + 1}-{layers[-1] + 1}",
+                gt=b.gt,
+                pred_before=b.pred_base,
+                pred_after=pred_after,
+                correct_before=bool(b.correct_base),
+                correct_after=is_letter(pred_after, b.gt),
+            )
+            if q.task in answer_prompts:
+                oa = open_answer(q, answer_prompts)
+                video = sample.inputs_embeds[0, sample.layout.indices("video")]  # [n_video, d], as cached
+                open_sample = adapter.prepare(q, video, oa)
+                before = engine.generate(open_sample, max_new_tokens, stop)
+                after = engine.generate(open_sample, max_new_tokens, stop, CROSS_FRAME, layers)
+                for when, ids in (("before", before), ("after", after)):
+                    text = adapter.tokenizer.decode(ids, skip_special_tokens=True).strip()
+                    row[f"answer_{when}"] = text
+                    row[f"first_token_{when}"] = bool(ids) and ids[0] == open_sample.gt_token
+                    row[f"exact_{when}"] = exact_match(text, oa.reference)
+                row.update(answer_prompt=oa.prompt, reference=oa.reference)
+            rows.append({**row, **provenance})
+            print(f"[answers] {job.model} {b.task}: sample {k + 1}/{len(base)}", flush=True)
     write_parquet(pd.DataFrame(rows), job.output.table)

@@ -35,6 +35,12 @@ def baseline(adapter: Adapter, sample: PreparedSample, question: Question) -> Ba
     return Baseline(pred, text, float(probs[pred]), float(probs[sample.gt_token]), correct)
 
 
+BASELINE_COLUMNS = [
+    *["dataset", "task", "model", "sample_id", "n_tokens", "gt", "pred_base", "pred_base_id"],
+    *["p_base", "p_base_gt", "correct_base", "n_options"],
+]
+
+
 @dataclass(frozen=True)
 class FeaturesJob:
     """What caching a task's video tokens and baseline reads: how the model is loaded."""
@@ -49,7 +55,8 @@ class FeaturesJob:
 @torch.no_grad()
 def cache_task(adapter: Adapter, job: Job) -> None:
     """Write video tokens {sample_id: [n_video, d]} (.pt), the baseline table and the samples this
-    model cannot take (e.g. a prompt longer than its context), with the reason."""
+    model cannot take (e.g. a prompt longer than its context, or NaN/Inf in its answer's
+    probabilities), with the reason."""
     dataset, model_name = job.dataset, job.model
     questions_path, frames_path = job.input.questions, job.input.frames
     features_out, baseline_out, skipped_out = job.output.features, job.output.baseline, job.output.skipped
@@ -59,12 +66,13 @@ def cache_task(adapter: Adapter, job: Job) -> None:
     for k, (row, fr) in enumerate(zip(qs.itertuples(), frames)):
         q = Question.from_row(dataset, row)
         video = adapter.video_features(adapter.pixel_values(fr))
-        try:
+        try:  # a prompt the model cannot take, or NaN/Inf in its answer (NonFinite)
             sample = adapter.prepare(q, video)
+            b = baseline(adapter, sample, q)
         except ValueError as err:
+            print(f"[features] {model_name} {q.sample_id}: skipped: {err}", flush=True)
             skipped.append(dict(sample_id=q.sample_id, task=q.task, reason=f"{model_name}: {err}"))
             continue
-        b = baseline(adapter, sample, q)
         feats[q.sample_id] = video.cpu()
         rows.append(
             dict(
@@ -86,12 +94,12 @@ def cache_task(adapter: Adapter, job: Job) -> None:
             print(f"[features] {model_name} {q.task}: {k + 1}/{len(qs)}", flush=True)
     with atomic_path(features_out) as tmp:
         torch.save(feats, tmp)
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame(rows, columns=None if rows else BASELINE_COLUMNS)  # empty: the columns kept
     write_parquet(df, baseline_out)
     write_parquet(pd.DataFrame(skipped, columns=["sample_id", "task", "reason"]), skipped_out)
     print(
-        f"[features] {model_name} {dataset}/{qs.task.iloc[0]}: accuracy {df.correct_base.mean():.3f} "
-        f"on {len(df)} samples",
+        f"[features] {model_name} {dataset}/{job.task or qs.task.iloc[0]}: accuracy "
+        f"{df.correct_base.mean():.3f} on {len(df)} samples, {len(skipped)} skipped",
         flush=True,
     )
 

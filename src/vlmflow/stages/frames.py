@@ -46,11 +46,32 @@ class FramesJob:
     n_frames: int
     frame_sampling: str
     limit: int | None = None
+    short_clips: str = "skip"  # skip | repeat
 
     @classmethod
     def of(cls, s, wc) -> "FramesJob":
         d = s.datasets[wc.dataset]
-        return cls(d.format, d.root, s.n_frames, d.frame_sampling, d.limit)
+        return cls(d.format, d.root, s.n_frames, d.frame_sampling, d.limit, d.short_clips)
+
+
+def drop_duplicates(questions: list, skipped: list[dict]) -> list:
+    """The questions less repeats of an earlier one (same video, clip, question, options and answer),
+    each repeat recorded in `skipped` with the sample it repeats."""
+    first, kept = {}, []
+    for q in questions:
+        key = (q.video, q.bounds, q.question, tuple(q.candidates), q.answer_index)
+        if key in first:
+            skipped.append(
+                dict(
+                    sample_id=q.sample_id,
+                    task=q.task,
+                    reason=f"duplicate of {first[key]} (same video, clip, question, options and answer)",
+                )
+            )
+            continue
+        first[key] = q.sample_id
+        kept.append(q)
+    return kept
 
 
 def extract_task(job: Job) -> None:
@@ -59,11 +80,14 @@ def extract_task(job: Job) -> None:
     c, task = job.settings, job.task
     questions, skipped = format_module(c.format).load_task(c.root, task)
     tid = task_id(c.format, c.root, task)
+    questions = drop_duplicates(questions, skipped)
     questions = questions[: c.limit] if c.limit else questions
     frames, rows = [], []
     for k, q in enumerate(questions):
         try:
-            clip, times = read_frames(q.video, c.n_frames, q.bounds, True, c.frame_sampling)
+            clip, times = read_frames(
+                q.video, c.n_frames, q.bounds, True, c.frame_sampling, c.short_clips == "repeat"
+            )
         except (FileNotFoundError, ValueError) as err:
             skipped.append(dict(sample_id=q.sample_id, task=task, reason=str(err)))
             continue

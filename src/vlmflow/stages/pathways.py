@@ -13,7 +13,7 @@ import pandas as pd
 import yaml
 
 from vlmflow.io import atomic_path, write_parquet
-from vlmflow.jobs import Job
+from vlmflow.jobs import Job, naming
 from vlmflow.knockout.engine import KnockoutEngine, canary
 from vlmflow.knockout.masks import Blocked, compile_knockout
 from vlmflow.knockout.pathways import (
@@ -128,65 +128,72 @@ class PathwaysJob:
         return cls(m.load, m.pathway, s.pathways.seeds, Stamp.of(s, wc.dataset))
 
 
+def pathway_rows(
+    engine: KnockoutEngine, sample, b, pathways: dict[str, Pathway], seeds: list[int], index: int, names: dict
+) -> list[dict]:
+    """One sample's rows: the full model, each pathway, and each pathway's random control per seed
+    (seeded per seed, sample `index` and layer), with the answer, whether it is correct (`b.gt`) and
+    the attention edges kept (summed over layers); `names` (dataset, task, ..., provenance) open
+    every row (a row's own `seed`, the random blocking's, stands over the run's)."""
+    adapter, L = engine.adapter, sample.layout
+    clean = engine.clean(sample)
+    full = causal_pairs(L.n_tokens)
+    common = dict(names, gt=b.gt, edges_full=full * adapter.n_layers)
+
+    def row(setting, pathway, seed, probs, kept):
+        pred = int(probs.argmax())
+        text = adapter.token_text(pred)
+        return dict(
+            common,
+            setting=setting,
+            pathway=pathway,
+            seed=seed,
+            pred=text,
+            p_pred=float(probs[pred]),
+            correct=is_letter(text, b.gt),
+            edges_kept=kept,
+        )
+
+    rows = [row("full", "", -1, clean.probs, full * adapter.n_layers)]
+    for name, p in pathways.items():
+        compiled: dict = {}
+
+        def layer_mask(l: int) -> Blocked:
+            ko = p.knockout(l)
+            if ko not in compiled:  # a handful of distinct rule sets across the layers
+                compiled[ko] = compile_knockout(L, ko, sample.inputs_embeds.device)
+            return compiled[ko]
+
+        counts = [blocked_causal(layer_mask(l)) for l in range(adapter.n_layers)]
+        kept = full * adapter.n_layers - sum(counts)
+        rows.append(row("pathway", name, -1, engine.run_layerwise(sample, layer_mask, clean), kept))
+        compiled.clear()
+        for seed in seeds:
+
+            def random_mask(l: int, s: int = seed * 100_003 + index) -> Blocked:
+                return random_blocked(L, counts[l], s, l, sample.inputs_embeds.device)
+
+            rows.append(row("random", name, seed, engine.run_layerwise(sample, random_mask, clean), kept))
+    return rows
+
+
 def evaluate_task(adapter: Adapter, job: Job) -> None:
     """Rows per sample x setting: full model, each pathway, and each pathway's random control per seed,
     with the answer, whether it is correct and the attention edges kept (summed over layers)."""
     cfg = job.settings
     pathways = pathways_for(cfg.pathway, adapter.n_layers, job.input.searched)
-    seeds, dataset, model_name = list(cfg.seeds), job.dataset, job.model
     provenance = model_provenance(adapter, cfg.model.path, cfg.stamp)
     base = pd.read_parquet(job.input.baseline)  # every sample, not only the correct ones
     engine = KnockoutEngine(adapter, backend=cfg.stamp.attention_backend)
     rows = []
     for k, (b, _, sample) in enumerate(cached_samples(adapter, job, base)):
-        clean = engine.clean(sample)
-        if k == 0:
-            canary(engine, sample)
-        L, full = sample.layout, causal_pairs(sample.layout.n_tokens)
-        common = dict(
-            dataset=dataset,
-            task=b.task,
-            model=model_name,
-            sample_id=b.sample_id,
-            gt=b.gt,
-            edges_full=full * adapter.n_layers,
-            **provenance,
-        )
-
-        def row(setting, pathway, seed, probs, kept):
-            pred = int(probs.argmax())
-            text = adapter.token_text(pred)
-            return dict(
-                common,
-                setting=setting,
-                pathway=pathway,
-                seed=seed,
-                pred=text,
-                p_pred=float(probs[pred]),
-                correct=is_letter(text, b.gt),
-                edges_kept=kept,
+        with naming(job, b.task, b.sample_id):
+            if k == 0:
+                canary(engine, sample)
+            names = dict(
+                dataset=job.dataset, task=b.task, model=job.model, sample_id=b.sample_id, **provenance
             )
-
-        rows.append(row("full", "", -1, clean.probs, full * adapter.n_layers))
-        for name, p in pathways.items():
-            compiled: dict = {}
-
-            def layer_mask(l: int) -> Blocked:
-                ko = p.knockout(l)
-                if ko not in compiled:  # a handful of distinct rule sets across the layers
-                    compiled[ko] = compile_knockout(L, ko, sample.inputs_embeds.device)
-                return compiled[ko]
-
-            counts = [blocked_causal(layer_mask(l)) for l in range(adapter.n_layers)]
-            kept = full * adapter.n_layers - sum(counts)
-            rows.append(row("pathway", name, -1, engine.run_layerwise(sample, layer_mask, clean), kept))
-            compiled.clear()
-            for seed in seeds:  # seeded per seed, sample and layer
-
-                def random_mask(l: int, s: int = seed * 100_003 + k) -> Blocked:
-                    return random_blocked(L, counts[l], s, l, sample.inputs_embeds.device)
-
-                rows.append(row("random", name, seed, engine.run_layerwise(sample, random_mask, clean), kept))
-        if (k + 1) % 10 == 0 or k + 1 == len(base):
-            print(f"[pathways] {model_name} {b.task}: sample {k + 1}/{len(base)}", flush=True)
+            rows += pathway_rows(engine, sample, b, pathways, list(cfg.seeds), k, names)
+            if (k + 1) % 10 == 0 or k + 1 == len(base):
+                print(f"[pathways] {job.model} {b.task}: sample {k + 1}/{len(base)}", flush=True)
     write_parquet(pd.DataFrame(rows), job.output.table)

@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from vlmflow.io import write_parquet
-from vlmflow.jobs import Job
+from vlmflow.jobs import Job, naming
 from vlmflow.knockout.engine import KnockoutEngine
 from vlmflow.knockout.spec import EXPERIMENTS
 from vlmflow.models.base import Adapter
@@ -49,49 +49,36 @@ def _samples(adapter, job: Job):
         yield k, len(base), b, q, sample
 
 
-def probe_task(adapter: Adapter, job: Job) -> None:
-    """Per correctly answered sample one clean pass, then (a) per layer the correct letter's and the
-    other letters' probability, (b) per projection, layer and video position the lens's top-k
-    tokens, each marked with the spatial or temporal keyword it is the first sub-token of."""
-    cfg = job.settings
-    final_norm, projections, top_k, words = cfg.final_norm, list(cfg.projections), cfg.top_k, cfg.words
-    dataset, model_name = job.dataset, job.model
-    provenance = model_provenance(adapter, cfg.model.path, cfg.stamp)
-    engine = KnockoutEngine(adapter, backend=cfg.stamp.attention_backend)
-    _, H, W = adapter.grid
-    answer, lens = [], []
-    for k, n, b, q, sample in _samples(adapter, job):
-        common = dict(dataset=dataset, task=b.task, model=model_name, sample_id=b.sample_id)
-        rows, tops = probe(engine, sample, final_norm, projections, top_k)
-        answer += [
-            dict(common, **r, n_layers=adapter.n_layers, final_norm=final_norm, **provenance) for r in rows
-        ]
-        for projection, (ids, probs) in tops.items():  # [L+1, n_video, k]
-            layer, pos, rank = torch.meshgrid(*(torch.arange(s) for s in ids.shape), indexing="ij")
-            lens.append(
-                pd.DataFrame(
-                    dict(
-                        sample_id=b.sample_id,
-                        projection=projection,
-                        final_norm=projection == "lm_head",
-                        layer=layer.flatten().numpy().astype("int16"),
-                        position=pos.flatten().numpy().astype("int32"),
-                        rank=rank.flatten().numpy().astype("int8"),
-                        token_id=ids.flatten().cpu().numpy().astype("int32"),
-                        prob=probs.flatten().cpu().numpy().astype("float32"),
-                    )
+LENS_COLUMNS = ["sample_id", "projection", "final_norm", "layer", "position", "rank", "token_id", "prob"]
+
+
+def lens_frame(sample_id: str, tops: dict) -> pd.DataFrame:
+    """One sample's lens tokens {projection: (ids, probs) [L+1, n_video, k]} as rows: projection,
+    layer, video position, rank, token id and probability."""
+    frames = []
+    for projection, (ids, probs) in tops.items():  # [L+1, n_video, k]
+        layer, pos, rank = torch.meshgrid(*(torch.arange(s) for s in ids.shape), indexing="ij")
+        frames.append(
+            pd.DataFrame(
+                dict(
+                    sample_id=sample_id,
+                    projection=projection,
+                    final_norm=projection == "lm_head",
+                    layer=layer.flatten().numpy().astype("int16"),
+                    position=pos.flatten().numpy().astype("int32"),
+                    rank=rank.flatten().numpy().astype("int8"),
+                    token_id=ids.flatten().cpu().numpy().astype("int32"),
+                    prob=probs.flatten().cpu().numpy().astype("float32"),
                 )
             )
-        if (k + 1) % 20 == 0 or k + 1 == n:
-            print(f"[probes] {model_name} {b.task}: sample {k + 1}/{n}", flush=True)
-    write_parquet(pd.DataFrame(answer), job.output.answer)
-    df = (
-        pd.concat(lens, ignore_index=True)
-        if lens
-        else pd.DataFrame(
-            columns=["sample_id", "projection", "final_norm", "layer", "position", "rank", "token_id", "prob"]
         )
-    )
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=LENS_COLUMNS)
+
+
+def label_lens(df: pd.DataFrame, adapter: Adapter, words) -> pd.DataFrame:
+    """Lens rows with each token's text, the spatial or temporal keyword (`words`: kind -> keywords)
+    it is the first sub-token of, and the video position's cell (t, h, w)."""
+    _, H, W = adapter.grid
     vocab = {i: adapter.token_text(i) for i in df.token_id.unique().tolist()}
     df["token"] = df.token_id.map(vocab)
     for kind in ("spatial", "temporal"):
@@ -100,9 +87,35 @@ def probe_task(adapter: Adapter, job: Job) -> None:
             first.setdefault(first_subtoken(adapter.tokenizer, word), word)
         df[f"{kind}_word"] = df.token_id.map(first)
     df["t"], df["h"], df["w"] = df.position // (H * W), df.position % (H * W) // W, df.position % W
+    return df
+
+
+def probe_task(adapter: Adapter, job: Job) -> None:
+    """Per correctly answered sample one clean pass, then (a) per layer the correct letter's and the
+    other letters' probability, (b) per projection, layer and video position the lens's top-k
+    tokens, each marked with the spatial or temporal keyword it is the first sub-token of."""
+    cfg = job.settings
+    provenance = model_provenance(adapter, cfg.model.path, cfg.stamp)
+    engine = KnockoutEngine(adapter, backend=cfg.stamp.attention_backend)
+    answer, lens = [], []
+    for k, n, b, q, sample in _samples(adapter, job):
+        with naming(job, b.task, b.sample_id):
+            common = dict(dataset=job.dataset, task=b.task, model=job.model, sample_id=b.sample_id)
+            rows, tops = probe(engine, sample, cfg.final_norm, list(cfg.projections), cfg.top_k)
+            answer += [
+                dict(common, **r, n_layers=adapter.n_layers, final_norm=cfg.final_norm, **provenance)
+                for r in rows
+            ]
+            lens.append(lens_frame(b.sample_id, tops))
+            if (k + 1) % 20 == 0 or k + 1 == n:
+                print(f"[probes] {job.model} {b.task}: sample {k + 1}/{n}", flush=True)
+    write_parquet(pd.DataFrame(answer), job.output.answer)
+    df = label_lens(
+        pd.concat(lens, ignore_index=True) if lens else pd.DataFrame(columns=LENS_COLUMNS), adapter, cfg.words
+    )
     df.insert(0, "task", answer[0]["task"] if answer else "")
-    df.insert(0, "model", model_name)
-    df.insert(0, "dataset", dataset)
+    df.insert(0, "model", job.model)
+    df.insert(0, "dataset", job.dataset)
     write_parquet(df, job.output.lens)
 
 
