@@ -88,8 +88,34 @@ def _question_turn(
     return text + question, span, q_start, nq
 
 
+OPTION_STYLES = {"paren": "({letter}) {text}", "dot": "{letter}. {text}"}
+
+
+@dataclass(frozen=True)
+class QuestionStyle:
+    """How a benchmark writes its options ("(A) ..." or "A. ...") and, where the chat pre-fills the
+    answer, its answer prefix (None: the chat's own, `Best option:(`)."""
+
+    option_style: str = "paren"
+    answer_prefix: str | None = None
+
+    @classmethod
+    def of(cls, params: dict, family: str) -> "QuestionStyle":
+        """A question's style from its loader's params: `option_style` (a style, or one per model
+        family with a "default") and `answer_prefix`."""
+        style = params.get("option_style", "paren")
+        if isinstance(style, dict):
+            style = style.get(family, style.get("default", "paren"))
+        return cls(style, params.get("answer_prefix"))
+
+
 def build_prompt(
-    system: str, question: str, candidates: list[str], video: str, chat: ChatFormat = LLAVA_CHAT
+    system: str,
+    question: str,
+    candidates: list[str],
+    video: str,
+    chat: ChatFormat = LLAVA_CHAT,
+    style: QuestionStyle = QuestionStyle(),
 ) -> Prompt:
     """`video`: the video's text in the prompt (its placeholder(s) and any per-frame text)."""
     if len(candidates) > len(LETTERS):
@@ -100,10 +126,13 @@ def build_prompt(
     for letter, cand in zip(LETTERS, candidates):
         text += "\n"
         start = len(text)
-        text += f"({letter}) {cand}"
+        text += OPTION_STYLES[style.option_style].format(letter=letter, text=cand)
         options.append((start, len(text)))
     q_span = (q_start, len(text))
-    text += chat.post_question + chat.assistant + chat.answer_prefix
+    prefix = chat.answer_prefix and (
+        style.answer_prefix or chat.answer_prefix
+    )  # none where the chat has none
+    text += chat.post_question + chat.assistant + prefix
     return Prompt(text, span, q_span, nq, tuple(options))
 
 

@@ -1,8 +1,9 @@
 """Frame sampling and PyAV decoding. Rules: "segments" (the mid-points of equal segments of the
 clip, as the MVBench/TVBench evaluation loaders do: the paper's rule), "linspace" (VideoLLaMA3's
 package loader with fps=None: every frame of the clip decoded, `linspace(0, n-1, 8)` kept) and
-"fps1" (VideoLLaMA3's registered processor, which samples 1 frame per second first); with the
-frames' times as VideoLLaMA3's released loader states them (`frame_times`)."""
+"fps1" (VideoLLaMA3's registered processor, which samples 1 frame per second first), and
+"lvb_stride" (LongVideoBench's rule in the paper's loader: frames at a fixed stride from frame 0);
+with the frames' times as VideoLLaMA3's released loader states them (`frame_times`)."""
 
 from __future__ import annotations
 
@@ -74,11 +75,32 @@ def _ticks(n_frames: int, fps: float, bounds: tuple[float, float] | None) -> lis
     return [start + int(round(k * fps)) for k in range(int((end - start) / fps) + 1)]
 
 
+def lvb_stride_indices(
+    n_frames: int, fps: float, n: int = 8, bounds: tuple[float, float] | None = None
+) -> list[int]:
+    """LongVideoBench's rule in the paper's loader: k = min(n, int(duration)) frames from frame 0 at a
+    stride of int(duration * fps / k), padded to `n` with the last index. The duration is the
+    record's (the clip bounds [0, duration] its loader gives), else the file's; an index past the
+    file's last frame reads the last frame."""
+    duration = n_frames / fps if bounds is None else bounds[1] - bounds[0]
+    k = min(n, int(duration))
+    if k < 1:
+        raise ValueError(f"a clip of {duration:.2f} s has no whole second for LongVideoBench's frame rule")
+    stride = int(duration * fps / k)
+    idx = [min(i * stride, n_frames - 1) for i in range(k)]
+    return idx + [idx[-1]] * (n - k)
+
+
 class ShortClip(ValueError):
     """A clip with fewer frames than the model takes."""
 
 
-SAMPLINGS = {"segments": segment_midpoints, "linspace": linspace_indices, "fps1": one_per_second_indices}
+SAMPLINGS = {
+    "segments": segment_midpoints,
+    "linspace": linspace_indices,
+    "fps1": one_per_second_indices,
+    "lvb_stride": lvb_stride_indices,
+}
 
 
 def clip_range(n_frames: int, fps: float, bounds: tuple[float, float] | None) -> tuple[int, int]:
@@ -118,13 +140,14 @@ def frame_times(
     - "linspace" (its ffmpeg `load_video`, fps=None): numpy float64 times spread evenly over the clip,
       `linspace(start, start + duration, frames of the clip)` taken at the sampled frames;
     - "fps1" (the same loader at fps 1): numpy float64 `start + k` seconds for the k-th tick;
-    - "segments" (no released loader uses it; its frame-index reader's rule), and any clip bounded
+    - "segments" and "lvb_stride" (no released VideoLLaMA3 loader uses them; its frame-index reader's
+      rule), and any clip bounded
       to under 1 s (where the released loader switches to that reader): index / fps, Python floats.
     `start` and `duration` are the stream's start time and the container's duration, trimmed to the
     clip bounds the way the released loader trims them."""
     fps = clock.fps
     short = bounds is not None and bounds[1] - bounds[0] < 1
-    if sampling == "segments" or short:
+    if sampling in ("segments", "lvb_stride") or short:
         return [i / fps for i in idx]
     duration = clock.n_frames / fps if clock.duration is None else clock.duration
     start = clock.start_time

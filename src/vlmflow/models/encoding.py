@@ -50,7 +50,7 @@ def encode(
             "a toy model knows only its training words: retrain it or reword the prompt"
         )
     if answer is None:
-        return ids, layout, letter_ids(tokenizer, len(q.candidates))
+        return ids, layout, letter_ids(tokenizer, len(q.candidates), prompt.text, ids, q.sample_id)
     return ids, layout, continuation_ids(tokenizer, prompt.text, ids, answer.reference, q.sample_id)
 
 
@@ -96,8 +96,12 @@ def prepare_sample(
     )
 
 
-def letter_ids(tokenizer, n: int) -> list[int]:
-    """Token id of each option letter A, B, ... (the paper reads the answer as one letter token)."""
+def letter_ids(tokenizer, n: int, text: str = "", ids: list[int] | None = None, what: str = "") -> list[int]:
+    """Token id of each option letter A, B, ... (the paper reads the answer as one letter token):
+    the letter token itself after "(", whitespace or nothing, else (after Video-MME's "Best option:")
+    the first token of " A" as it continues the prompt's `text` (tokenized as `ids`)."""
+    if text and not (text.endswith("(") or text[-1].isspace()):
+        return [continuation_ids(tokenizer, text, ids, letter, what)[0] for letter in LETTERS[:n]]
     ids = tokenizer.convert_tokens_to_ids(list(LETTERS[:n]))
     for letter, i in zip(LETTERS, ids):
         if i is None or i == tokenizer.unk_token_id:

@@ -34,7 +34,7 @@ from vlmflow.models.weights import (
     released_tokenizer,
 )
 from vlmflow.open_ended import OpenAnswer
-from vlmflow.prompt import MVBENCH_SYSTEM, PHI3_CHAT, build_open_prompt, build_prompt
+from vlmflow.prompt import MVBENCH_SYSTEM, PHI3_CHAT, QuestionStyle, build_open_prompt, build_prompt
 from vlmflow.question import Question
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -270,7 +270,14 @@ class InternVLAdapter(Adapter):
         self, q: Question, answer: OpenAnswer | None = None
     ) -> tuple[list[int], TokenLayout, list[int]]:
         if answer is None:
-            prompt = build_prompt(self.system_prompt, q.question, q.candidates, VIDEO_TEXT, PHI3_CHAT)
+            prompt = build_prompt(
+                self.system_prompt,
+                q.question,
+                q.candidates,
+                VIDEO_TEXT,
+                PHI3_CHAT,
+                QuestionStyle.of(q.params, self.family),
+            )
         else:
             prompt = build_open_prompt(self.system_prompt, q.question, answer.prompt, VIDEO_TEXT, PHI3_CHAT)
         cfg = self.model.config

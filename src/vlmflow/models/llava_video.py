@@ -19,7 +19,7 @@ from vlmflow.models.base import Adapter, DecoderParts, Facts, PreparedSample
 from vlmflow.models.encoding import embed_prompt, encode, prepare_sample
 from vlmflow.models.weights import Renames, cached_config
 from vlmflow.open_ended import OpenAnswer
-from vlmflow.prompt import MVBENCH_SYSTEM, build_open_prompt, build_prompt
+from vlmflow.prompt import MVBENCH_SYSTEM, QuestionStyle, build_open_prompt, build_prompt
 from vlmflow.question import Question
 
 DEFAULT_POOLING = (8, 12, 12)
@@ -152,7 +152,13 @@ class LlavaVideoAdapter(Adapter):
         """Prompt token ids (one video placeholder), the expanded layout, and the option-letter ids;
         with an `answer`, the open-ended prompt (no options) and the reference's ids after it."""
         if answer is None:
-            prompt = build_prompt(self.system_prompt, q.question, q.candidates, self.image_token)
+            prompt = build_prompt(
+                self.system_prompt,
+                q.question,
+                q.candidates,
+                self.image_token,
+                style=QuestionStyle.of(q.params, self.family),
+            )
         else:
             prompt = build_open_prompt(self.system_prompt, q.question, answer.prompt, self.image_token)
         cfg = self.model.config

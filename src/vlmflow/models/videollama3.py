@@ -38,7 +38,7 @@ from vlmflow.models.weights import (
     released_tokenizer,
 )
 from vlmflow.open_ended import OpenAnswer
-from vlmflow.prompt import CHATML_CHAT, build_open_prompt, build_prompt
+from vlmflow.prompt import CHATML_CHAT, QuestionStyle, build_open_prompt, build_prompt
 from vlmflow.question import Question
 
 IMAGE_TOKEN = "<image>"
@@ -263,7 +263,9 @@ class VideoLlama3Adapter(Adapter):
     ) -> tuple[list[int], TokenLayout, list[int]]:
         video, spans = self.video_text(q)
         if answer is None:
-            prompt = build_prompt("", q.question, q.candidates, video, CHATML_CHAT)
+            prompt = build_prompt(
+                "", q.question, q.candidates, video, CHATML_CHAT, QuestionStyle.of(q.params, self.family)
+            )
         else:
             prompt = build_open_prompt("", q.question, answer.prompt, video, CHATML_CHAT)
         offset = prompt.placeholder[0]

@@ -96,9 +96,10 @@ _CORPUS = [
 ]
 
 
-def llama_tokenizer(vocab_size: int = 400):
-    """A Llama tokenizer trained on a small corpus: Metaspace pieces, byte fallback, BOS added;
-    `<image>` and `<pad>` added after the vocabulary (ids vocab_size, vocab_size+1 as in PLLaVA)."""
+def llama_tokenizer(vocab_size: int = 400, corpus: list[str] | None = None):
+    """A Llama tokenizer trained on a small corpus (by default the fixtures' own): Metaspace pieces,
+    byte fallback, BOS added; `<image>` and `<pad>` added after the vocabulary (ids vocab_size,
+    vocab_size+1 as in PLLaVA)."""
     from tokenizers import Regex, pre_tokenizers, trainers
     from transformers import LlamaTokenizer
 
@@ -117,7 +118,7 @@ def llama_tokenizer(vocab_size: int = 400):
         initial_alphabet=list("ABCDEFGH()"),
         show_progress=False,
     )
-    backend.train_from_iterator(_CORPUS * 4, trainer)
+    backend.train_from_iterator((corpus or _CORPUS) * 4, trainer)
     model = json.loads(backend.to_str())["model"]
     tok = LlamaTokenizer(vocab=model["vocab"], merges=[tuple(m) for m in model["merges"]], add_bos_token=True)
     tok.add_special_tokens({"additional_special_tokens": ["<image>"], "pad_token": "<pad>"})
