@@ -22,3 +22,10 @@ def read_json(path, what: str, expected: type):
     if not isinstance(data, expected):
         raise ValueError(f"{path}: expected a JSON {expected.__name__}, got {type(data).__name__}")
     return data
+
+
+def not_an_index(answer, n_options: int) -> str | None:
+    """Why an annotated answer is not a 0-based index into its options, or None when it is one."""
+    if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < n_options:
+        return f"answer {answer!r} is not an index into its {n_options} options"
+    return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vlmflow.data import read_json
+from vlmflow.data import not_an_index, read_json
 from vlmflow.question import Question
 
 FIELDS = ("id", "question", "candidates", "correct_choice", "question_category", "duration", "video_path")
@@ -43,15 +43,22 @@ def load_task(
             skipped.append(dict(sample_id=sid, task=task, reason=f"missing fields {missing} in {path}"))
             continue
         options, answer = list(e["candidates"]), e["correct_choice"]
-        if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < len(options):
-            reason = f"answer {answer!r} is not an index into its {len(options)} options"
+        reason = not_an_index(answer, len(options))
+        if reason:
             skipped.append(dict(sample_id=sid, task=task, reason=reason))
             continue
-        params = dict(option_style=OPTION_STYLE, duration=float(e["duration"]))
         video = str(root / "videos" / e["video_path"])
         out.append(
             Question(
-                dataset, task, sid, e["question"], options, answer, video, (0.0, float(e["duration"])), params
+                dataset,
+                task,
+                sid,
+                e["question"],
+                options,
+                answer,
+                video,
+                (0.0, float(e["duration"])),
+                dict(option_style=OPTION_STYLE),
             )
         )
     return out, skipped

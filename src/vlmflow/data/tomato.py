@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vlmflow.data import read_json
+from vlmflow.data import not_an_index, read_json
 from vlmflow.question import Question
 
 FIELDS = ("question", "options", "answer", "key", "demonstration_type")
@@ -29,14 +29,9 @@ def load_task(root: str | Path, task: str, dataset: str = "tomato") -> tuple[lis
             skipped.append(dict(sample_id=sid, task=task, reason=f"missing fields {missing} in {path}"))
             continue
         options, answer = list(e["options"]), e["answer"]
-        if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < len(options):
-            skipped.append(
-                dict(
-                    sample_id=sid,
-                    task=task,
-                    reason=f"answer {answer!r} is not an index into its {len(options)} options",
-                )
-            )
+        reason = not_an_index(answer, len(options))
+        if reason:
+            skipped.append(dict(sample_id=sid, task=task, reason=reason))
             continue
         video = root / "videos" / str(e["demonstration_type"]) / f"{e['key']}.mp4"
         out.append(Question(dataset, task, sid, e["question"], options, answer, str(video)))

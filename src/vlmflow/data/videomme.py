@@ -59,7 +59,8 @@ def load_task(root: str | Path, task: str, dataset: str = "videomme") -> tuple[l
             continue
         sid = str(row.question_id)
         options = list(row.options)
-        letters = [o.split(".", 1)[0].strip() for o in options]
+        lettered = [o.split(".", 1) for o in options]  # "A. One." -> ["A", " One."]
+        letters = [parts[0].strip() for parts in lettered]
         if letters != list(LETTERS[: len(options)]):
             skipped.append(
                 dict(sample_id=sid, task=task, reason=f"options not lettered A., B., ...: {options}")
@@ -77,7 +78,7 @@ def load_task(root: str | Path, task: str, dataset: str = "videomme") -> tuple[l
             where = ", ".join(f"{d}/{row.videoID}{{{','.join(EXTENSIONS)}}}" for d in VIDEO_DIRS)
             skipped.append(dict(sample_id=sid, task=task, reason=f"video not found: {root}/{where}"))
             continue
-        candidates = [o.split(".", 1)[1].strip() for o in options]
+        candidates = [parts[1].strip() for parts in lettered]
         out.append(
             Question(
                 dataset,
