@@ -39,7 +39,7 @@ from vlmflow.models.internvl import InternVLAdapter  # noqa: E402
 from vlmflow.models.llava_video import LlavaVideoAdapter  # noqa: E402
 from vlmflow.provenance import Stamp  # noqa: E402
 from vlmflow.settings import model_settings  # noqa: E402
-from vlmflow.stages.features import cache_task  # noqa: E402
+from vlmflow.stages.features import FeaturesJob, cache_task  # noqa: E402
 from vlmflow.stages.frames import FramesJob, extract_task  # noqa: E402
 from vlmflow.stages.knockout import KnockoutJob, Sweep, run_experiment  # noqa: E402
 from vlmflow.testing.checkpoints import (  # noqa: E402
@@ -107,8 +107,8 @@ def pipeline_shard(work: Path, tiny: bool, n_questions: int = 4, family: str = "
     with Clock("feature caching (video tokens + baseline)", cuda):
         cached = dict(features=d / "features.pt", baseline=d / "baseline.parquet")
         outputs = dict(cached, skipped=d / "model_skipped.parquet")
-        cache_task(adapter, Job(None, files, outputs, "bench", "bench", TASK))
-    load = model_settings("bench", dict(family=family, path=str(ckpt), window=window)).load  # provenance
+        load = model_settings("bench", dict(family=family, path=str(ckpt), window=window)).load
+        cache_task(adapter, Job(FeaturesJob(load), files, outputs, "bench", "bench", TASK))
     times, peaks, diffs = {"fast": 0.0, "reference": 0.0}, {"fast": 0.0, "reference": 0.0}, []
     for experiment, definition in PAPER_EXPERIMENTS.items():
         tables = {}

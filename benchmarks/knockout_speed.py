@@ -56,9 +56,18 @@ PAPER_SWEEP = ("cross_frame", "vql_to_ql", "question_and_options_to_last", "vq_t
 
 
 def build(
-    layers: int, frames: int, hidden: int, heads: int, kv_heads: int, mlp: int, dtype, device
+    layers: int,
+    frames: int,
+    hidden: int,
+    heads: int,
+    kv_heads: int,
+    mlp: int,
+    dtype,
+    device,
+    context: int = 4096,
 ) -> LlavaVideoAdapter:
-    """A random-weight model of the LLaVA video family: 24 x 24 patches pooled to 12 x 12 per frame."""
+    """A random-weight model of the LLaVA video family: 24 x 24 patches pooled to 12 x 12 per frame,
+    `context` positions."""
     from transformers import LlavaForConditionalGeneration
 
     # the toy's words, and those of the MVBench system prompt the benchmark's prompt carries
@@ -69,7 +78,7 @@ def build(
     v.image_size, v.patch_size, v.hidden_size, v.intermediate_size, v.num_hidden_layers = 96, 4, 32, 64, 2
     t = cfg.text_config
     t.num_hidden_layers, t.hidden_size, t.num_attention_heads = layers, hidden, heads
-    t.num_key_value_heads, t.intermediate_size, t.max_position_embeddings = kv_heads, mlp, 4096
+    t.num_key_value_heads, t.intermediate_size, t.max_position_embeddings = kv_heads, mlp, context
     cfg.pooling_shape = [frames, 12, 12]
     cfg.video_position_ids = "sequential"
     torch.manual_seed(0)

@@ -123,9 +123,8 @@ def test_a_question_written_twice_counts_once_and_the_repeat_is_recorded(tmp_pat
 
 
 # --- numbers -------------------------------------------------------------------------------------
-def test_nan_probabilities_skip_the_sample_with_its_reason(tiny_adapter, tmp_path):
-    """A sample whose unmodified answer holds NaN is recorded with its reason and left out of the
-    baseline (so no later stage reads it); the empty baseline keeps its columns."""
+def one_sample_job(tmp_path, max_tokens=None) -> tuple[Job, dict]:
+    """A cache_features job on one synthetic question, and its outputs."""
     q, frames = synthetic_sample()
     row = dict(
         sample_id=q.sample_id,
@@ -140,12 +139,33 @@ def test_nan_probabilities_skip_the_sample_with_its_reason(tiny_adapter, tmp_pat
     np.savez(tmp_path / "f.npz", frames=frames[None])
     out = dict(features=tmp_path / "v.pt", baseline=tmp_path / "b.parquet", skipped=tmp_path / "s.parquet")
     job = Job(
-        FeaturesJob(ModelLoad("llava_video", "x", "toy", "float32", "cpu")),
+        FeaturesJob(ModelLoad("llava_video", "x", "toy", "float32", "cpu"), max_tokens),
         input=dict(questions=tmp_path / "q.parquet", frames=tmp_path / "f.npz"),
         output=out,
         dataset="d",
         model="tiny",
     )
+    return job, out
+
+
+def test_a_sample_longer_than_max_tokens_is_skipped_with_its_length(tiny_adapter, tmp_path):
+    job, out = one_sample_job(tmp_path)
+    cache_task(tiny_adapter, job)
+    (n,) = pd.read_parquet(out["baseline"]).n_tokens
+    cache_task(tiny_adapter, one_sample_job(tmp_path, max_tokens=n)[0])  # as long as allowed: kept
+    assert len(pd.read_parquet(out["baseline"])) == 1
+    cache_task(tiny_adapter, one_sample_job(tmp_path, max_tokens=n - 1)[0])
+    assert pd.read_parquet(out["baseline"]).empty
+    (reason,) = pd.read_parquet(out["skipped"]).reason
+    assert reason == f"tiny: {n} tokens, more than the model's max_tokens {n - 1}; raise max_tokens " + (
+        "if the job's memory allows, or sample fewer frames"
+    )
+
+
+def test_nan_probabilities_skip_the_sample_with_its_reason(tiny_adapter, tmp_path):
+    """A sample whose unmodified answer holds NaN is recorded with its reason and left out of the
+    baseline (so no later stage reads it); the empty baseline keeps its columns."""
+    job, out = one_sample_job(tmp_path)
     lm_head = tiny_adapter.decoder().lm_head
     saved = lm_head.weight.detach().clone()
     try:

@@ -45,3 +45,18 @@ def test_gpu_pipeline_script_runs_and_engine_matches_reference(tmp_path, family)
     m = re.search(r"RESULT pipeline_speedup=([\d.]+) max_diff=([\d.e+-]+)", res.stdout)
     assert m, res.stdout[-2000:]
     assert float(m.group(2)) < 1e-2  # percentage points: fast engine == reference method
+
+
+def test_long_video_quick_prints_its_table_and_result():
+    res = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks/long_video.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    m = re.search(r"RESULT .*max_diff=([\d.e+-]+) longest_n=(\d+)", res.stdout)
+    assert m, res.stdout[-2000:]
+    assert float(m.group(1)) < 1e-5  # the engine equals the reference where that runs
+    for workload in ("cross_frame", "vql_to_ql", "pathway", "probes", "reference"):
+        assert len(re.findall(rf"^{workload}\s+\d+\s+\d+\s+[\d.]+", res.stdout, re.M)) == 3, workload

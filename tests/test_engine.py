@@ -8,6 +8,7 @@ from conftest import REPO, make_tiny_checkpoint, synthetic_sample
 
 from vlmflow.knockout import attention
 from vlmflow.knockout.engine import KnockoutEngine, canary, canary_tolerance
+from vlmflow.knockout.masks import compile_knockout
 from vlmflow.knockout.reference import reference_generate, reference_probs
 from vlmflow.knockout.spec import EXPERIMENTS, Condition, Edge, Knockout, explicit_window, sweep
 from vlmflow.models import toy
@@ -219,3 +220,44 @@ def test_random_edge_controls_equal_the_dense_per_layer_reference(model_variant,
         ref = reference_probs_layerwise(a, q, frames, lambda l: dense.get(l))
         diff = (rel_change(p, clean.probs, pred) - rel_change(ref, clean.probs, pred)).abs()
         assert diff < REL_TOL, (c.knockout.name, c.window.layers, float(diff))
+
+
+@pytest.mark.parametrize("backend", ["sdpa", "eager", "flex"])
+def test_a_tiny_attention_memory_budget_chunks_the_rows_and_changes_nothing(
+    tiny_adapter, backend, monkeypatch
+):
+    """With a 64 KiB budget every attention call runs its query rows in chunks; every experiment, the
+    layerwise path and the attention probabilities equal the unchunked run and the oracle (<= 1e-5)."""
+    a = tiny_adapter
+    q, frames, sample = prepared(a)
+    engine = KnockoutEngine(a, backend=backend, batch_size=5)
+    windows = sweep(a.n_layers, 3, "center")
+    conds = [Condition(k, w) for fam in EXPERIMENTS.values() for k in fam for w in windows]
+    cut = compile_knockout(sample.layout, EXPERIMENTS["cross_frame"][0], sample.inputs_embeds.device)
+    layer_mask = lambda l: cut if l in (1, 2) else None  # noqa: E731
+    rows = [sample.layout.n_tokens - 1, sample.layout.video_range[0]]
+
+    def everything():
+        clean = engine.clean(sample)
+        return (
+            engine.run(sample, conds, clean),
+            engine.run_layerwise(sample, layer_mask, clean),
+            engine.attention_probs(sample, rows, [0, 2])[2],
+        )
+
+    whole = everything()
+    calls = []
+    attend_rows = attention._attend_rows
+
+    def counted(query, *args):
+        calls.append(query.shape[2])
+        return attend_rows(query, *args)
+
+    monkeypatch.setattr(attention, "_attend_rows", counted)
+    monkeypatch.setattr(attention, "_budget", 64 * 2**10)
+    chunked = everything()
+    assert calls and max(calls) < sample.layout.n_tokens - sample.layout.video_range[0]  # rows were split
+    for x, y in zip(whole, chunked):  # equal to fp32 rounding (other kernel shapes sum in another order)
+        assert (x - y).abs().max() <= 1e-5
+    ref = torch.stack([reference_probs(a, q, frames, c, PREDICTED) for c in conds])
+    assert (chunked[0] - ref).abs().max() <= 1e-5

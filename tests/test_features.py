@@ -4,13 +4,15 @@ import torch
 from conftest import synthetic_sample
 
 from vlmflow.jobs import Job
-from vlmflow.stages.features import cache_task
+from vlmflow.settings import ModelLoad
+from vlmflow.stages.features import FeaturesJob, cache_task
 
 
 def features_job(d, model="tiny") -> Job:
-    """A feature-caching job over the question and frame files in `d` (the settings are unused here)."""
+    """A feature-caching job over the question and frame files in `d` (of its settings only
+    `max_tokens` is read here: none)."""
     return Job(
-        None,
+        FeaturesJob(ModelLoad("llava_video", "x", "toy", "float32", "cpu")),
         dict(questions=d / "q.parquet", frames=d / "f.npz"),
         dict(features=d / "feat.pt", baseline=d / "base.parquet", skipped=d / "skip.parquet"),
         dataset="synthetic",

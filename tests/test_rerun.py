@@ -102,6 +102,7 @@ CASES = {
     "mem_mb": (_set("models.toy-video.mem_mb", 64000), Counter()),
     "runtime": (_set("models.toy-video.runtime", 600), Counter()),
     "chunks": (_set("models.toy-video.chunks", 2), Counter()),
+    "attention_mb": (_set("models.toy-video.attention_mb", 64), Counter()),
     "a default spelt out": (_set("models.toy-video.dtype", "auto"), Counter()),
     # a new sweep of toy-video's knockouts, and what reads them (figures, the searched pathway)
     "window": (

@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, tiny_config
+from conftest import REPO, snakemake_cmd, tiny_config
 from test_workflow import experiment_table
 
 pytestmark = pytest.mark.slow
@@ -69,3 +69,60 @@ def test_the_slurm_profile_runs_the_workflow_through_sbatch(tmp_path, finished_r
         pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / rel), pd.read_parquet(finished_run / rel))
     for name in ["fig2_cross_frame.csv", "fig3_vql_to_ql.csv", "accuracy.csv"]:
         assert (tmp_path / "figures" / name).read_bytes() == (finished_run / "figures" / name).read_bytes()
+
+
+def slurm_cmd(workdir, *args: str) -> list[str]:
+    """`snakemake --profile slurm` in `workdir`, with the status options of a cluster without
+    accounting and one attempt per job (the profile's retry would resubmit a timed-out job as is)."""
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--profile",
+        "slurm",
+        "--directory",
+        str(workdir),
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--seconds-between-status-checks",
+        "2",
+        "--retries",
+        "0",
+        *args,
+    ]
+
+
+@pytest.mark.skipif(cluster_reason() is not None, reason=str(cluster_reason()))
+def test_a_job_cancelled_at_its_time_limit_is_named_and_a_longer_runtime_finishes_it(tmp_path):
+    """A knockout job of the dense-mask reference on 64 questions runs about two and a half minutes; with the
+    model's `runtime: 1` Slurm cancels it at one. The run names the job and Slurm's TIMEOUT, leaves no
+    table, and a rerun with `runtime: 10` writes the table a local run writes."""
+    cfg = tiny_config()
+    cfg["datasets"]["synthetic"]["generate"]["n_per_task"] = 64
+    cfg["knockout"].update(engine="reference", random_control=False)
+    cfg["models"]["toy-video"]["runtime"] = 1
+    target = "results/synthetic/toy-video/knockout/vql_to_ql/center-w3/action_sequence/1of1.parquet"
+    slurm_dir, local_dir = tmp_path / "slurm", tmp_path / "local"
+    for d in (slurm_dir, local_dir):
+        d.mkdir()
+        (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+
+    res = subprocess.run(slurm_cmd(slurm_dir, "--notemp", target), cwd=REPO, capture_output=True, text=True)
+    log = res.stdout + res.stderr
+    assert res.returncode != 0, log[-4000:]
+    assert re.search(r"Error in rule knockout", log), log[-4000:]
+    assert "TIMEOUT" in log and "vql_to_ql" in log, log[-4000:]
+    assert not (slurm_dir / target).exists()
+
+    cfg["models"]["toy-video"]["runtime"] = 10
+    (slurm_dir / "config.yaml").write_text(yaml.safe_dump(cfg))
+    res = subprocess.run(slurm_cmd(slurm_dir, "--notemp", target), cwd=REPO, capture_output=True, text=True)
+    log = res.stdout + res.stderr
+    assert res.returncode == 0, log[-4000:]
+    assert "cache_features" not in set(re.findall(r"rule (\w+):", log))  # finished jobs are not rerun
+
+    res = subprocess.run(snakemake_cmd(local_dir, "--notemp", target), capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-4000:]
+    assert (slurm_dir / target).read_bytes() == (local_dir / target).read_bytes()

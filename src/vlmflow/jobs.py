@@ -61,6 +61,7 @@ class Job:
     threads: int = 1
     gpus: int = 0
     log: Path | None = None
+    attention_mb: int | None = None  # the memory cap of one attention call (None: the engine's default)
 
     def __post_init__(self):  # plain mappings of names to paths are welcome (Python use)
         for name in ("input", "output"):
@@ -82,6 +83,7 @@ class Job:
             threads=sm.threads,
             gpus=int(getattr(sm.resources, "gpu", 0) or 0),
             log=Path(sm.log[0]) if sm.log else None,
+            attention_mb=getattr(sm.resources, "attention_mb", None),
         )
 
 
@@ -94,6 +96,25 @@ def naming(job: Job, task: str, sample_id: str):
         yield
     except NonFinite as err:
         raise NonFinite(f"{job.model} on {job.dataset}/{task}, sample {sample_id}: {err}") from None
+
+
+def peak_memory(engine=None) -> str:
+    """The job's peak memory so far, for its log: the process's resident high-water mark, CUDA's
+    peak allocation on a GPU, and the most mask memory `engine` held at once (alone, and with the
+    float scores and masks its attention calls built beside them)."""
+    import resource
+
+    import torch
+
+    parts = [f"process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MiB"]  # KiB on Linux
+    if torch.cuda.is_available():
+        parts.append(f"CUDA {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
+    if engine is not None:
+        parts.append(
+            f"engine masks {engine.peak_mask_bytes / 2**20:.1f} MiB "
+            f"(with attention scores {engine.peak_working_bytes / 2**20:.1f} MiB)"
+        )
+    return "peak memory: " + ", ".join(parts)
 
 
 def _files(named_list) -> Files:
@@ -111,6 +132,10 @@ def run_script(sm, stage: Callable, settings_type, model: bool = True) -> None:
 
     job = Job.from_snakemake(sm, settings_type)
     torch.set_num_threads(job.threads)
+    if job.attention_mb:
+        from vlmflow.knockout import attention
+
+        attention.set_budget_bytes(job.attention_mb * 2**20)
     with log_to(job.log):
         if not model:
             return stage(job)

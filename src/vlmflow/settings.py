@@ -86,6 +86,7 @@ class Resources:
     mem_mb: int
     runtime: int
     chunks: int
+    attention_mb: int  # the working memory one attention call may build (query rows chunked to fit)
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class Model:
     window: int
     resources: Resources
     pathway: Any = None  # a preset name, a spec file, an inline spec (a mapping), or None
+    max_tokens: int | None = None  # a longer sample is skipped (recorded), never run
 
 
 @dataclass(frozen=True)
@@ -230,6 +232,8 @@ COMMON_MODEL_KEYS = {
     "mem_mb",
     "runtime",
     "chunks",
+    "attention_mb",
+    "max_tokens",
     "pooling_shape",
     "device_map",
     "pathway",
@@ -254,8 +258,8 @@ def _model(name: str, m: Mapping, toy: ToyTraining | None) -> Model:
         device_map=_freeze(m.get("device_map")),
         options=frozen_map(options),
     )
-    resources = Resources(m["gpu"], m["mem_mb"], m["runtime"], m["chunks"])
-    return Model(name, load, m["window"], resources, _freeze(m.get("pathway")))
+    resources = Resources(m["gpu"], m["mem_mb"], m["runtime"], m["chunks"], m["attention_mb"])
+    return Model(name, load, m["window"], resources, _freeze(m.get("pathway")), m.get("max_tokens"))
 
 
 def _run(r: Mapping) -> Run:

@@ -1,4 +1,5 @@
-# Engine vs reference benchmark (not part of `all`): snakemake results/benchmarks/knockout_speed_quick.txt
+# Engine vs reference benchmarks (not part of `all`): snakemake results/benchmarks/knockout_speed_quick.txt,
+# results/benchmarks/long_video_full.txt
 
 
 rule benchmark_knockout:
@@ -35,3 +36,20 @@ rule benchmark_gpu:
         script=Path(workflow.basedir) / "benchmarks" / "gpu_pipeline.py",
     shell:
         "python {params.script} 2> {log} | tee {output}"
+
+
+# Time and memory as the video grows (8 to 112 frames): snakemake results/benchmarks/long_video_full.txt
+rule benchmark_long_video:
+    output:
+        "results/benchmarks/long_video_{variant}.txt",
+    log:
+        "logs/benchmark_long_video_{variant}.log",
+    wildcard_constraints:
+        variant="quick|full",
+    conda:
+        "../../envs/models.yaml"
+    params:
+        flag=lambda wc: "--quick" if wc.variant == "quick" else "",
+        script=Path(workflow.basedir) / "benchmarks" / "long_video.py",
+    shell:
+        "python {params.script} {params.flag} 2> {log} | tee {output}"

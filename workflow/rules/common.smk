@@ -23,11 +23,13 @@ def params_of(record, *args):
     return lambda wc: encode(record.of(S, wc, *args))
 
 
-# the resources of a model job (GPUs, 0 = CPU only with no GPU visible; memory; minutes for Slurm)
+# the resources of a model job (GPUs, 0 = CPU only with no GPU visible; memory; minutes for Slurm;
+# the memory one attention call may build)
 model_resources = dict(
     gpu=lambda wc: S.models[wc.model].resources.gpu,
     mem_mb=lambda wc: S.models[wc.model].resources.mem_mb,
     runtime=lambda wc: S.models[wc.model].resources.runtime,
+    attention_mb=lambda wc: S.models[wc.model].resources.attention_mb,
 )
 
 

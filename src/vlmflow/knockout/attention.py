@@ -24,6 +24,21 @@ HARMLESS = {"position_ids", "cache_position", "output_attentions", "use_cache", 
 SPLIT_MAX_ROWS = 16
 # up to this many recomputed rows, a batch mixing knockouts runs as one SDPA call with a mask per element
 MIXED_MAX_ROWS = 128
+# the working memory one attention call may build for its masks and scores: query rows are processed
+# in chunks that fit (a job sets it from its model's `attention_mb`)
+_budget = 2048 * 2**20
+
+
+def set_budget_bytes(n: int) -> None:
+    """The memory cap of every later attention call in this process, in bytes (>= 1)."""
+    global _budget
+    if n < 1:
+        raise ValueError(f"the attention memory budget must be >= 1 byte, got {n}")
+    _budget = int(n)
+
+
+def budget_bytes() -> int:
+    return _budget
 
 
 @dataclass
@@ -56,7 +71,8 @@ class Plan(Protocol):
 
     def blocked(self, layer: int) -> BlockedRows | None: ...
 
-    def note_mask_bytes(self, n: int) -> None: ...
+    def note_mask_bytes(self, n: int, scratch: int = 0) -> None:
+        """The masks one call builds (n bytes), and the float scores and masks beside them (scratch)."""
 
     def probe_rows(self, layer: int) -> torch.Tensor | None:
         """Query rows whose attention probabilities to keep in this layer (probes), or None."""
@@ -154,13 +170,22 @@ def knockout_attention(
         if probe is not None:
             plan.keep_probs(layer, _probabilities(query, key, causal, mask, scaling, probe))
         return out.transpose(1, 2).contiguous(), None
-    if q_len <= MIXED_MAX_ROWS and prefix is None and mode == "pre_softmax" and backend == "sdpa":
+    # causal, distinct, allowed bools and SDPA's float mask
+    mixed_bytes = b * q_len * k_len * (3 + query.element_size())
+    if (
+        q_len <= MIXED_MAX_ROWS
+        and prefix is None
+        and mode == "pre_softmax"
+        and backend == "sdpa"
+        and mixed_bytes <= budget_bytes()
+    ):
         # few rows: one SDPA call with each element's mask ([b, q, N] bools) beats copying the
         # keys/values of every group out of the batch
         distinct = torch.stack([torch.zeros_like(causal), *(m for m in blocked.distinct[1:])])  # [m, q, N]
         allowed = causal & ~distinct[blocked.which]  # [b, q, N]
         if bool(allowed.any(-1).all()) and blocked.heads is None:
-            plan.note_mask_bytes(causal.numel() + distinct.numel() + allowed.numel())
+            # SDPA turns the boolean mask into one of the query's dtype
+            plan.note_mask_bytes(causal.numel() + distinct.numel() + allowed.numel(), mixed_bytes)
             out = F.scaled_dot_product_attention(query, key, value, attn_mask=allowed[:, None], scale=scaling)
             return out.transpose(1, 2).contiguous(), None
     out = torch.empty_like(query)
@@ -176,10 +201,48 @@ def knockout_attention(
 def _attend(query, key, value, prefix, causal, blocked, scaling, backend, mode, plan):
     """query [b, H, q, d], key/value [b, H, k, d] (k = q, or all N keys when `prefix` is None),
     prefix: clean key/value [1, H, N - q, d] of the rows before, or None; causal [q, N],
-    blocked [1|H, q, N] or None."""
+    blocked [1|H, q, N] or None. Query rows attend independently: they run in chunks whose masks and
+    scores fit the memory budget (`set_budget_bytes`), all at once when they fit."""
+    b, n_heads, q_len, _ = query.shape
+    explicit = prefix is not None or mode == "post_softmax" or backend == "eager"
+    mask_heads = 1 if blocked is None else blocked.shape[0]
+    per_row = causal.shape[-1] * (
+        1
+        + mask_heads * (1 + query.element_size())  # the row's causal, allowed and float-mask entries
+        + (3 * 4 * b * n_heads if explicit else 0)  # scores, masked scores, fp32 probabilities
+    )
+    rows = max(1, budget_bytes() // per_row)
+    if rows >= q_len:
+        return _attend_rows(query, key, value, prefix, causal, blocked, scaling, backend, mode, plan)
+    out = torch.empty_like(query)
+    for r in range(0, q_len, rows):
+        sl = slice(r, r + rows)
+        out[:, :, sl] = _attend_rows(
+            query[:, :, sl],
+            key,
+            value,
+            prefix,
+            causal[sl],
+            None if blocked is None else blocked[..., sl, :],
+            scaling,
+            backend,
+            mode,
+            plan,
+        )
+    return out
+
+
+def _attend_rows(query, key, value, prefix, causal, blocked, scaling, backend, mode, plan):
+    """`_attend` for rows that fit the budget at once."""
     allowed = causal if blocked is None else causal & ~blocked  # [q, N] or [1|H, q, N]
     if plan is not None:
-        plan.note_mask_bytes(causal.numel() + (allowed.numel() if blocked is not None else 0))
+        b, n_heads, q_len, _ = query.shape
+        explicit = prefix is not None or mode == "post_softmax" or backend == "eager"
+        # explicit math: scores, their masked copy, fp32 probabilities; SDPA: its float mask
+        scratch = 3 * 4 * b * n_heads * q_len * causal.shape[-1] if explicit else 0
+        if not explicit and backend == "sdpa":
+            scratch = allowed.numel() * query.element_size()
+        plan.note_mask_bytes(causal.numel() + (allowed.numel() if blocked is not None else 0), scratch)
     if prefix is not None:  # explicit math against the shared prefix: no per-element key/value copy
         pk, pv = (
             prefix[0][0],
@@ -216,8 +279,6 @@ def _attend(query, key, value, prefix, causal, blocked, scaling, backend, mode, 
     if not full_rows:  # the paper's additive min gives a fully blocked row uniform weights
         bias = torch.zeros(allowed.shape, dtype=query.dtype, device=query.device)
         allowed = bias.masked_fill_(~allowed, torch.finfo(query.dtype).min)
-        if plan is not None:
-            plan.note_mask_bytes(allowed.numel() * allowed.element_size())
     return F.scaled_dot_product_attention(query, key, value, attn_mask=allowed, scale=scaling)
 
 

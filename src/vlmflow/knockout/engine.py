@@ -43,6 +43,7 @@ class _Plan:
         self.masks: dict[int, attention.BlockedRows] = {}
         self.held = held_mask_bytes  # compiled masks alive during this forward
         self.peak_mask_bytes = held_mask_bytes
+        self.peak_working_bytes = held_mask_bytes
         self.probe: tuple[torch.Tensor, set[int]] | None = None  # (query rows, layers) to keep probs of
         self.probs: dict[int, torch.Tensor] = {}
 
@@ -65,9 +66,11 @@ class _Plan:
     def keep_probs(self, layer, probs):
         self.probs[layer] = probs
 
-    def note_mask_bytes(self, n: int) -> None:
-        """The attention function reports the masks it builds for one call (freed after it)."""
+    def note_mask_bytes(self, n: int, scratch: int = 0) -> None:
+        """The attention function reports the masks it builds for one call and the float scores and
+        masks beside them (all freed after it)."""
         self.peak_mask_bytes = max(self.peak_mask_bytes, self.held + n)
+        self.peak_working_bytes = max(self.peak_working_bytes, self.held + n + scratch)
 
 
 class KnockoutEngine:
@@ -77,6 +80,7 @@ class KnockoutEngine:
         self.adapter = adapter
         self.batch_size = batch_size
         self.peak_mask_bytes = 0  # most mask memory held at once in any run so far (compiled + in attention)
+        self.peak_working_bytes = 0  # the same with the float scores and masks of attention calls
 
     # --- layer stepping ----------------------------------------------------------------------
     def _head(self, h_last: torch.Tensor) -> torch.Tensor:
@@ -104,6 +108,7 @@ class KnockoutEngine:
         plan.recorded = [None] * self.adapter.n_layers
         states = list(self._forward(sample, plan))
         self.peak_mask_bytes = max(self.peak_mask_bytes, plan.peak_mask_bytes)
+        self.peak_working_bytes = max(self.peak_working_bytes, plan.peak_working_bytes)
         return CleanRun(states[:-1], plan.recorded, self._head(states[-1][-1:])[0])
 
     @torch.no_grad()
@@ -145,6 +150,7 @@ class KnockoutEngine:
                 for i, p in zip(items[s : s + self.batch_size], probs):
                     out[i] = p
         self.peak_mask_bytes = max(self.peak_mask_bytes, held)
+        self.peak_working_bytes = max(self.peak_working_bytes, held)
         return torch.stack(out)
 
     def _run_chunk(self, sample, clean, chunk, compiled, q0, mode, heads, held):
@@ -188,6 +194,7 @@ class KnockoutEngine:
                     out = a.layer_forward(l, h[keep], rope, pos, knockout=plan)
                     h = out[[keep.index(first[key]) for key in history]]
         self.peak_mask_bytes = max(self.peak_mask_bytes, plan.peak_mask_bytes)
+        self.peak_working_bytes = max(self.peak_working_bytes, plan.peak_working_bytes)
         return self._head(h[:, -1])
 
     @torch.no_grad()
@@ -257,6 +264,7 @@ class KnockoutEngine:
                     plan.masks = {l: attention.BlockedRows(distinct, idx, sel)} if len(distinct) > 1 else {}
                     h = a.layer_forward(l, h, rope, pos, knockout=plan)
             self.peak_mask_bytes = max(self.peak_mask_bytes, plan.peak_mask_bytes)
+            self.peak_working_bytes = max(self.peak_working_bytes, plan.peak_working_bytes)
             for i, p in zip(members, self._head(h[:, -1])):
                 out[i] = p
         return torch.stack(out)

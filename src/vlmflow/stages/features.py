@@ -43,13 +43,15 @@ BASELINE_COLUMNS = [
 
 @dataclass(frozen=True)
 class FeaturesJob:
-    """What caching a task's video tokens and baseline reads: how the model is loaded."""
+    """What caching a task's video tokens and baseline reads: how the model is loaded, and the most
+    tokens a sample may have (a longer one is skipped)."""
 
     model: ModelLoad
+    max_tokens: int | None = None
 
     @classmethod
     def of(cls, s, wc) -> "FeaturesJob":
-        return cls(s.models[wc.model].load)
+        return cls(s.models[wc.model].load, s.models[wc.model].max_tokens)
 
 
 @torch.no_grad()
@@ -68,6 +70,7 @@ def cache_task(adapter: Adapter, job: Job) -> None:
         video = adapter.video_features(adapter.pixel_values(fr))
         try:  # a prompt the model cannot take, or NaN/Inf in its answer (NonFinite)
             sample = adapter.prepare(q, video)
+            too_long(sample.layout.n_tokens, job.settings.max_tokens)
             b = baseline(adapter, sample, q)
         except ValueError as err:
             print(f"[features] {model_name} {q.sample_id}: skipped: {err}", flush=True)
@@ -102,6 +105,15 @@ def cache_task(adapter: Adapter, job: Job) -> None:
         f"{df.correct_base.mean():.3f} on {len(df)} samples, {len(skipped)} skipped",
         flush=True,
     )
+
+
+def too_long(n_tokens: int, max_tokens: int | None) -> None:
+    """Refuse a sample longer than the model's `max_tokens` (ValueError: the sample is skipped)."""
+    if max_tokens is not None and n_tokens > max_tokens:
+        raise ValueError(
+            f"{n_tokens} tokens, more than the model's max_tokens {max_tokens}; raise max_tokens if "
+            "the job's memory allows, or sample fewer frames"
+        )
 
 
 SAMPLE_MODES = ("correct", "wrong", "all")

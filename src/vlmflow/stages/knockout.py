@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 
 from vlmflow.io import write_parquet
-from vlmflow.jobs import Job, naming
+from vlmflow.jobs import Job, naming, peak_memory
 from vlmflow.knockout.engine import CleanRun, KnockoutEngine, canary
 from vlmflow.knockout.masks import Blocked, compile_knockout, random_like
 from vlmflow.knockout.reference import reference_probs
@@ -244,7 +244,12 @@ def run_experiment(adapter: Adapter, job: Job) -> None:
             )
             found = knockout_rows(fast, sample, b, conditions, probs, control, clean)
             rows += [{**names, **r, **provenance} for r in found]
-            print(f"[knockout] {job.model} {e.name} {b.task}: sample {k + 1}/{len(base)}", flush=True)
+            print(
+                f"[knockout] {job.model} {e.name} {b.task}: sample {k + 1}/{len(base)} "
+                f"({sample.layout.n_tokens} tokens)",
+                flush=True,
+            )
+    print(f"[knockout] {job.model} {e.name}: {peak_memory(fast)}", flush=True)
     # an empty table (no sample of the mode) keeps the results contract's columns
     cols = None if rows else [*NAME_COLUMNS, *ROW_COLUMNS, *provenance]
     write_parquet(pd.DataFrame(rows, columns=cols), job.output.table)

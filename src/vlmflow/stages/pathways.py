@@ -13,7 +13,7 @@ import pandas as pd
 import yaml
 
 from vlmflow.io import atomic_path, write_parquet
-from vlmflow.jobs import Job, naming
+from vlmflow.jobs import Job, naming, peak_memory
 from vlmflow.knockout.engine import KnockoutEngine, canary
 from vlmflow.knockout.masks import Blocked, compile_knockout
 from vlmflow.knockout.pathways import (
@@ -195,5 +195,10 @@ def evaluate_task(adapter: Adapter, job: Job) -> None:
             )
             rows += pathway_rows(engine, sample, b, pathways, list(cfg.seeds), k, names)
             if (k + 1) % 10 == 0 or k + 1 == len(base):
-                print(f"[pathways] {job.model} {b.task}: sample {k + 1}/{len(base)}", flush=True)
+                print(
+                    f"[pathways] {job.model} {b.task}: sample {k + 1}/{len(base)} "
+                    f"({sample.layout.n_tokens} tokens)",
+                    flush=True,
+                )
+    print(f"[pathways] {job.model}: {peak_memory(engine)}", flush=True)
     write_parquet(pd.DataFrame(rows), job.output.table)

@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from vlmflow.io import write_parquet
-from vlmflow.jobs import Job, naming
+from vlmflow.jobs import Job, naming, peak_memory
 from vlmflow.knockout.engine import KnockoutEngine
 from vlmflow.knockout.spec import EXPERIMENTS
 from vlmflow.models.base import Adapter
@@ -108,7 +108,11 @@ def probe_task(adapter: Adapter, job: Job) -> None:
             ]
             lens.append(lens_frame(b.sample_id, tops))
             if (k + 1) % 20 == 0 or k + 1 == n:
-                print(f"[probes] {job.model} {b.task}: sample {k + 1}/{n}", flush=True)
+                print(
+                    f"[probes] {job.model} {b.task}: sample {k + 1}/{n} ({sample.layout.n_tokens} tokens)",
+                    flush=True,
+                )
+    print(f"[probes] {job.model}: {peak_memory(engine)}", flush=True)
     write_parquet(pd.DataFrame(answer), job.output.answer)
     df = label_lens(
         pd.concat(lens, ignore_index=True) if lens else pd.DataFrame(columns=LENS_COLUMNS), adapter, cfg.words
@@ -198,6 +202,11 @@ def attention_task(adapter: Adapter, job: Job) -> None:
                                     attention=a,
                                 )
                             )
-        print(f"[attention] {model_name} {b.task}: sample {drawn}/{n_samples} ({b.sample_id})", flush=True)
+        print(
+            f"[attention] {model_name} {b.task}: sample {drawn}/{n_samples} ({b.sample_id}, "
+            f"{sample.layout.n_tokens} tokens)",
+            flush=True,
+        )
+    print(f"[attention] {model_name}: {peak_memory(engine)}", flush=True)
     write_parquet(pd.DataFrame(rows), job.output.attention)
     write_parquet(pd.DataFrame(skipped, columns=ATTENTION_SKIP_COLUMNS), job.output.skipped)
