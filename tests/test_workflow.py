@@ -2,6 +2,7 @@
 toy checkpoints, a single-figure rerun without models, and config validation errors."""
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -119,6 +120,19 @@ def test_outputs_follow_the_results_contract(finished_run):
             assert (w / f"figures/{stem}.{ext}").stat().st_size > 0
     acc = pd.read_csv(w / "figures/accuracy.csv")
     assert set(acc.model) == {"toy-video", "toy-image"} and acc.n.eq(4).all()
+
+
+def test_model_jobs_log_each_samples_length_and_their_peak_memory(finished_run):
+    """Knockout, probe, attention-map and pathway jobs name each sample's token count and end with
+    their peak memory (process, engine masks and working set)."""
+    logs = finished_run / "logs"
+    for stage in ("knockout", "probes", "attention_maps", "pathways"):
+        found = sorted((logs / stage).rglob("*.log"))
+        assert found, f"no {stage} logs under {logs}"
+        texts = [f.read_text() for f in found]
+        assert any(re.search(r"sample \d+/\d+ \((\w+, )?\d+ tokens\)", x) for x in texts), stage
+        peak = r"peak memory: process \d+ MiB, .*engine masks [\d.]+ MiB \(with attention scores [\d.]+ MiB\)"
+        assert all(re.search(peak, x) for x in texts), (stage, texts[0][-1500:])
 
 
 def test_table2_failure_cases_and_open_ended_accuracy(finished_run):
