@@ -96,11 +96,11 @@ def slurm_cmd(workdir, *args: str) -> list[str]:
 
 @pytest.mark.skipif(cluster_reason() is not None, reason=str(cluster_reason()))
 def test_a_job_cancelled_at_its_time_limit_is_named_and_a_longer_runtime_finishes_it(tmp_path):
-    """A knockout job of the dense-mask reference on 64 questions runs about two and a half minutes; with the
+    """A knockout job of the dense-mask reference on 192 questions runs about three minutes here; with the
     model's `runtime: 1` Slurm cancels it at one. The run names the job and Slurm's TIMEOUT, leaves no
     table, and a rerun with `runtime: 10` writes the table a local run writes."""
     cfg = tiny_config()
-    cfg["datasets"]["synthetic"]["generate"]["n_per_task"] = 64
+    cfg["datasets"]["synthetic"]["generate"]["n_per_task"] = 192
     cfg["knockout"].update(engine="reference", random_control=False)
     cfg["models"]["toy-video"]["runtime"] = 1
     target = "results/synthetic/toy-video/knockout/vql_to_ql/center-w3/action_sequence/1of1.parquet"
