@@ -33,26 +33,31 @@ def cluster_reason() -> str | None:
     return None
 
 
-@pytest.mark.skipif(cluster_reason() is not None, reason=str(cluster_reason()))
-def test_the_slurm_profile_runs_the_workflow_through_sbatch(tmp_path, finished_run):
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(tiny_config()))
-    # As typed from the repository root, plus the status options for a cluster without accounting
-    # (no sacct: poll squeue) and short polling intervals for a test.
-    cmd = [
+def slurm_cmd(workdir, *args: str) -> list[str]:
+    """`snakemake --profile slurm` in `workdir`, as typed from the repository root, plus the status
+    options of a cluster without accounting (no sacct: poll squeue) and short polling intervals."""
+    return [
         sys.executable,
         "-m",
         "snakemake",
         "--profile",
         "slurm",
         "--directory",
-        str(tmp_path),
+        str(workdir),
         "--slurm-status-command",
         "squeue",
         "--slurm-init-seconds-before-status-checks",
         "2",
         "--seconds-between-status-checks",
         "2",
+        *args,
     ]
+
+
+@pytest.mark.skipif(cluster_reason() is not None, reason=str(cluster_reason()))
+def test_the_slurm_profile_runs_the_workflow_through_sbatch(tmp_path, finished_run):
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(tiny_config()))
+    cmd = slurm_cmd(tmp_path)
     res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1800)
     log = res.stdout + res.stderr
     assert res.returncode == 0, log[-4000:]
@@ -71,29 +76,6 @@ def test_the_slurm_profile_runs_the_workflow_through_sbatch(tmp_path, finished_r
         assert (tmp_path / "figures" / name).read_bytes() == (finished_run / "figures" / name).read_bytes()
 
 
-def slurm_cmd(workdir, *args: str) -> list[str]:
-    """`snakemake --profile slurm` in `workdir`, with the status options of a cluster without
-    accounting and one attempt per job (the profile's retry would resubmit a timed-out job as is)."""
-    return [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--profile",
-        "slurm",
-        "--directory",
-        str(workdir),
-        "--slurm-status-command",
-        "squeue",
-        "--slurm-init-seconds-before-status-checks",
-        "2",
-        "--seconds-between-status-checks",
-        "2",
-        "--retries",
-        "0",
-        *args,
-    ]
-
-
 @pytest.mark.skipif(cluster_reason() is not None, reason=str(cluster_reason()))
 def test_a_job_cancelled_at_its_time_limit_is_named_and_a_longer_runtime_finishes_it(tmp_path):
     """A knockout job of the dense-mask reference on 192 questions runs about three minutes here; with the
@@ -104,12 +86,13 @@ def test_a_job_cancelled_at_its_time_limit_is_named_and_a_longer_runtime_finishe
     cfg["knockout"].update(engine="reference", random_control=False)
     cfg["models"]["toy-video"]["runtime"] = 1
     target = "results/synthetic/toy-video/knockout/vql_to_ql/center-w3/action_sequence/1of1.parquet"
+    once = ("--retries", "0", "--notemp")  # the profile's retry would resubmit a timed-out job as is
     slurm_dir, local_dir = tmp_path / "slurm", tmp_path / "local"
     for d in (slurm_dir, local_dir):
         d.mkdir()
         (d / "config.yaml").write_text(yaml.safe_dump(cfg))
 
-    res = subprocess.run(slurm_cmd(slurm_dir, "--notemp", target), cwd=REPO, capture_output=True, text=True)
+    res = subprocess.run(slurm_cmd(slurm_dir, *once, target), cwd=REPO, capture_output=True, text=True)
     log = res.stdout + res.stderr
     assert res.returncode != 0, log[-4000:]
     assert re.search(r"Error in rule knockout", log), log[-4000:]
@@ -118,7 +101,7 @@ def test_a_job_cancelled_at_its_time_limit_is_named_and_a_longer_runtime_finishe
 
     cfg["models"]["toy-video"]["runtime"] = 10
     (slurm_dir / "config.yaml").write_text(yaml.safe_dump(cfg))
-    res = subprocess.run(slurm_cmd(slurm_dir, "--notemp", target), cwd=REPO, capture_output=True, text=True)
+    res = subprocess.run(slurm_cmd(slurm_dir, *once, target), cwd=REPO, capture_output=True, text=True)
     log = res.stdout + res.stderr
     assert res.returncode == 0, log[-4000:]
     assert "cache_features" not in set(re.findall(r"rule (\w+):", log))  # finished jobs are not rerun
