@@ -23,6 +23,7 @@ include: "workflow/rules/knockout.smk"
 include: "workflow/rules/pathways.smk"
 include: "workflow/rules/probes.smk"
 include: "workflow/rules/answers.smk"
+include: "workflow/rules/open_ended_flow.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/benchmark.smk"
 

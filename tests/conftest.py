@@ -24,6 +24,7 @@ def tiny_config() -> dict:
     ds = cfg["datasets"]["synthetic"]
     ds["generate"]["n_per_task"] = 4
     ds["tasks"] = ["action_sequence", "scene_transition"]
+    cfg["datasets"]["synthetic-open"]["generate"]["n_per_task"] = 3  # the open-ended flow's clips
     for m in cfg["models"].values():
         m["path"] = str(REPO / m["path"])
     # Fig. 6 on a task of the reduced run, with words of its question

@@ -64,6 +64,7 @@ PATHWAYS = Counter(
     }
 )
 TABLE3 = Counter({("table3_effective_pathways", ""): 1})
+OPEN_FLOW = Counter({("open_ended_flow", "toy-video"): 1, ("figS_open_ended", ""): 1})  # its one task
 
 
 def figures(*names) -> Counter:
@@ -107,7 +108,11 @@ CASES = {
     # a new sweep of toy-video's knockouts, and what reads them (figures, the searched pathway)
     "window": (
         _set("models.toy-video.window", 4),
-        knockouts("toy-video", len(VIDEO_KNOCKOUTS)) + figures(*CURVE_FIGURES) + PATHWAYS + TABLE3,
+        knockouts("toy-video", len(VIDEO_KNOCKOUTS))
+        + figures(*CURVE_FIGURES)
+        + PATHWAYS
+        + TABLE3
+        + OPEN_FLOW,
     ),
     "pathway": (
         _set(
@@ -144,6 +149,11 @@ CASES = {
         ),
         knockouts("toy-video", 1) + figures("curves_frame_to_last"),
     ),
+    # how the open-ended flow finds its anchors: the flow and its figure, nothing else
+    "the open-ended flow's anchors": (
+        _set("datasets.synthetic-open.open_ended_flow.open_tokens", 1),
+        OPEN_FLOW,
+    ),
     "a figure's option": (_set("figures.fig4_logit_lens_freq.bin_size", 3), figures("fig4_logit_lens_freq")),
     "a figure's plot-only option": (
         _set("figures.fig6_attention_maps.heads", "max"),
@@ -161,7 +171,8 @@ CASES = {
         + Counter({("skipped_samples", "toy-video"): 1})
         + figures(
             "fig4_logit_lens_freq", "fig5_logit_lens_frames", "fig6_attention_maps", "fig9_answer_probability"
-        ),
+        )
+        + OPEN_FLOW,
     ),
 }
 

@@ -14,6 +14,8 @@ EXTERNAL = {"Directory cannot be locked": "Snakemake's lock", "No space left on 
 # workflow (Python API argument checks, invariants of the engine and the adapters' layouts), and
 # those that only put a place before a message quoted in the table (`f"{where}: {err}"`)
 UNREACHED = {
+    ("src/vlmflow/layout.py", "only the open-ended flow's inputs"): "layout invariant (the flow builds them)",
+    ("src/vlmflow/tagging.py", "must be 'lexicon' or 'spacy'"): "API argument (the schema's enum)",
     ("src/vlmflow/__init__.py", "has no attribute"): "Python attribute lookup",
     ("src/vlmflow/jobs.py", "the job has no file named"): "a rule script's own typo",
     ("src/vlmflow/probes.py", "bin size must be >= 1"): "API argument",

@@ -5,6 +5,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -126,7 +127,7 @@ def test_model_jobs_log_each_samples_length_and_their_peak_memory(finished_run):
     """Knockout, probe, attention-map and pathway jobs name each sample's token count and end with
     their peak memory (process, engine masks and working set)."""
     logs = finished_run / "logs"
-    for stage in ("knockout", "probes", "attention_maps", "pathways"):
+    for stage in ("knockout", "probes", "attention_maps", "pathways", "open_ended_flow"):
         found = sorted((logs / stage).rglob("*.log"))
         assert found, f"no {stage} logs under {logs}"
         texts = [f.read_text() for f in found]
@@ -208,3 +209,20 @@ def test_a_wrong_config_value_is_named(tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     res = snakemake(tmp_path, "-n")
     assert res.returncode != 0 and "windw" in res.stdout + res.stderr
+
+
+def test_the_open_ended_flow_draws_its_figure_from_the_toys_answers(finished_run):
+    w = finished_run
+    for ext in ["png", "pdf", "csv"]:
+        assert (w / f"figures/figS_open_ended.{ext}").stat().st_size > 0
+    answers = pd.read_csv(w / "figures/figS_open_ended_responses.csv")
+    assert len(answers) == 3 and answers.kept_anchors.eq("[1, 2, 3]").all()
+    rows = pd.read_parquet(
+        w / "results/synthetic-open/toy-video/open_ended_flow/center-w3/temporal_qa.parquet"
+    )
+    fig = pd.read_csv(w / "figures/figS_open_ended.csv")
+    assert set(fig.selection) == {"the paper's selection", "before its <= 0 filter"}
+    unfiltered = fig[fig.selection == "before its <= 0 filter"]
+    expected = curve_table(rows, ["block", "anchor", "layer"])
+    assert np.allclose(unfiltered["mean"].to_numpy(), expected["mean"].to_numpy())
+    assert unfiltered.n.eq(3).all()

@@ -2,7 +2,8 @@
 
 Groups (the paper's regions): all, prefix, video, frame[t], cell[t,h,w], question (incl. options),
 non_option_question, option[k], true_option, false_options, predicted_option (the option the model
-chose), post, last. Video tokens are one span per frame; the frames may follow each other (LLaVA)
+chose), post, last, and, in the open-ended flow's inputs (prompt + the answer so far), response (the
+answer's earlier tokens). Video tokens are one span per frame; the frames may follow each other (LLaVA)
 or be separated by text (per-frame markers such as VideoLLaMA3's `Time 0.0s:` and the commas
 between frames). Built from tokenizer offsets and the prompt's character spans, never
 from hand-counted offsets.
@@ -36,6 +37,9 @@ class TokenLayout:
     # the character span, relative to the raw question text, of each token of non_option_question
     # (from the whole prompt's offsets: a token merged across the question's end reaches beyond it)
     question_chars: tuple[Span, ...] = ()
+    # the open-ended flow's inputs end with generated answer tokens: the earlier ones the knockouts
+    # call "response" (those just before the last token left open); None in a prompt alone
+    response: Span | None = None
 
     def __post_init__(self):
         T, H, W = self.grid
@@ -114,6 +118,10 @@ class TokenLayout:
             return [self.options[self.predicted_option]]
         if name == "false_options":
             return [o for k, o in enumerate(self.options) if k != self.true_option]
+        if name == "response":
+            if self.response is None:
+                raise KeyError("response: only the open-ended flow's inputs (prompt + answer) have one")
+            return [self.response]
         if name == "post":
             return [(self.question[1], self.last)]
         if name == "last":

@@ -17,8 +17,10 @@ from vlmflow.question import Question
 
 @dataclass(frozen=True)
 class OpenAnswer:
-    prompt: str  # the answer prompt that pre-fills the assistant turn
+    prompt: str  # the answer prompt that pre-fills the assistant turn ("" for none)
     reference: str  # the expected continuation
+    system: str | None = None  # a system prompt in place of the model's (VCGBench: Video-ChatGPT's)
+    label: str = "Question: "  # written before the question (VCGBench: none)
 
 
 def open_answer(q: Question, answer_prompts: dict[str, str]) -> OpenAnswer:

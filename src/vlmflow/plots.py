@@ -661,3 +661,45 @@ def table2_early_cross_frame(table: pd.DataFrame, examples: pd.DataFrame, stem: 
         ax.set_title(title, fontsize=10)
     _save(fig, table, stem)
     return table
+
+
+ANCHOR_COLOURS = {1: "tab:blue", 2: "tab:orange", 3: "tab:green"}
+
+
+def figS_open_ended(df: pd.DataFrame, stem: Path, blocks: list[str]) -> pd.DataFrame:
+    """The paper's open-ended flow figure: one panel per knockout block, one curve per anchor (the
+    first, second and third anchor word of the answer), mean % change of the anchor's probability with
+    95 % bootstrap bands; top row the paper's selection (samples with every anchor, then per block those
+    whose mean change is <= 0), bottom row before that last filter."""
+    from vlmflow.open_ended_flow import all_anchor_rows, paper_selection
+
+    parts = {"the paper's selection": paper_selection(df), "before its <= 0 filter": all_anchor_rows(df)}
+    table = pd.concat(
+        [
+            curve_table(rows, ["block", "anchor", "layer"]).assign(selection=name)
+            for name, rows in parts.items()
+        ],
+        ignore_index=True,
+    )
+    sns.set_theme(style="whitegrid", font_scale=0.9)
+    fig, axes = plt.subplots(2, len(blocks), figsize=(3.0 * len(blocks), 5.2), squeeze=False, sharex=True)
+    for r, name in enumerate(parts):
+        for ax, block in zip(axes[r], blocks):
+            t = table[(table.selection == name) & (table.block == block)]
+            for n, c in t.groupby("anchor"):
+                colour = ANCHOR_COLOURS.get(int(n), None)
+                ax.plot(c.layer, c["mean"], color=colour, lw=1.6, label=f"anchor {int(n)}")
+                ax.fill_between(c.layer, c.ci_low, c.ci_high, color=colour, alpha=0.12, lw=0)
+            ax.axhline(0, color="grey", lw=0.8)
+            n_samples = ", ".join(str(int(v)) for v in t.groupby("anchor")["n"].max().tolist()) or "0"
+            ax.text(
+                0.98, 0.03, f"n = {n_samples}", transform=ax.transAxes, ha="right", va="bottom", fontsize=7
+            )
+            ax.set_title(block if r == 0 else "")
+            ax.set_xlabel("Layer")
+        axes[r][0].set_ylabel(f"% change\n({name})")
+    _legend(fig, axes[0])
+    fig.suptitle("Open-ended generation flow: % change of the anchor word's probability")
+    fig.tight_layout()
+    _save(fig, table, stem)
+    return table

@@ -29,6 +29,14 @@ MVBENCH_SYSTEM = (
     "movement of objects, and the action and pose of persons. Based on your observations, select the "
     "best option that accurately addresses the question."
 )
+# the system prompt of the Video-ChatGPT benchmark's evaluation (VCGBench), as the paper's evaluation
+# code writes it (no space after "language.")
+VIDEO_CHATGPT_SYSTEM = (
+    "You are Video-ChatGPT, a large vision-language assistant. You are able to understand the video "
+    "content that the user provides, and assist the user with a variety of tasks using natural "
+    "language.Follow the instructions carefully and explain your answers in detail based on the "
+    "provided video."
+)
 POST_QUESTION = " \nOnly give the best option."
 ANSWER_PREFIX = "Best option:("
 
@@ -75,15 +83,15 @@ class Prompt:
 
 
 def _question_turn(
-    chat: ChatFormat, system: str, question: str, video: str
+    chat: ChatFormat, system: str, question: str, video: str, label: str = "Question: "
 ) -> tuple[str, tuple[int, int], int, tuple[int, int]]:
-    """Opening, video and "Question: {q}" -> (text, video span, start of the question region, span of
-    the raw question)."""
+    """Opening, video and "Question: {q}" (or another `label`) -> (text, video span, start of the
+    question region, span of the raw question)."""
     head = chat.opening.format(system=system)
     span = (len(head), len(head) + len(video))
     text = head + video + chat.between
     q_start = len(text)
-    text += "Question: "
+    text += label
     nq = (len(text), len(text) + len(question))
     return text + question, span, q_start, nq
 
@@ -137,11 +145,17 @@ def build_prompt(
 
 
 def build_open_prompt(
-    system: str, question: str, answer_prompt: str, video: str, chat: ChatFormat = LLAVA_CHAT
+    system: str,
+    question: str,
+    answer_prompt: str,
+    video: str,
+    chat: ChatFormat = LLAVA_CHAT,
+    label: str = "Question: ",
 ) -> Prompt:
     """The open-ended variant (the paper's Table 2): no options, and the assistant turn pre-filled with
-    a task's answer prompt ("The scene in the video changes from the") that the answer continues."""
-    text, span, q_start, nq = _question_turn(chat, system, question, video)
+    a task's answer prompt ("The scene in the video changes from the") that the answer continues; the
+    open-ended flow on VCGBench: no label before the question, no pre-fill ("")."""
+    text, span, q_start, nq = _question_turn(chat, system, question, video, label)
     q_span = (q_start, len(text))
     text += chat.assistant + answer_prompt
     return Prompt(text, span, q_span, nq, ())

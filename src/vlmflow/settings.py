@@ -50,6 +50,20 @@ class Generate:
 
 
 @dataclass(frozen=True)
+class OpenEndedFlow:
+    """How the open-ended flow finds its anchors: the tagger (lexicon | spacy), the spaCy model, the
+    lexicon (None: the packaged one), the tags that make an anchor, how many anchors a sample needs
+    (and is analysed at), and how many tokens before the last are left open."""
+
+    tagger: str
+    spacy_model: str
+    anchor_pos: tuple[str, ...]
+    n_anchors: int
+    open_tokens: int
+    lexicon: FrozenMap | None = None
+
+
+@dataclass(frozen=True)
 class Dataset:
     name: str
     format: str  # tvbench | tomato
@@ -62,6 +76,11 @@ class Dataset:
     answer_prompts: FrozenMap = field(default_factory=frozen_map)  # task -> open-ended answer prompt
     lens_words: FrozenMap = field(default_factory=frozen_map)  # spatial | temporal -> keywords
     generate: Generate | None = None
+    # the open-ended flow's prompt: a system prompt in place of the model's (None: the model's) and
+    # the label before the question; an open-ended format's defaults are its benchmark's
+    system_prompt: str | None = None
+    question_label: str = "Question: "
+    open_ended_flow: OpenEndedFlow | None = None  # how the flow finds its anchors (open-ended formats)
 
 
 @dataclass(frozen=True)
@@ -204,8 +223,28 @@ TOY_TRAINED = {"toy-image": "results/toy_models/toy-image", "toy-video": "result
 FIGURE_FIELDS = {"dataset", "model", "models", "image_model", "task", "tasks"}
 
 
+def _open_ended_flow(f: Mapping) -> OpenEndedFlow:
+    lexicon = f.get("lexicon")
+    return OpenEndedFlow(
+        f["tagger"],
+        f["spacy_model"],
+        tuple(f["anchor_pos"]),
+        f["n_anchors"],
+        f["open_tokens"],
+        None if lexicon is None else frozen_map(lexicon),
+    )
+
+
+def _flow_system(value: str) -> str | None:
+    """A dataset's `system_prompt` ("model": the model's own, None)."""
+    return None if value == "model" else value
+
+
 def _dataset(name: str, d: Mapping) -> Dataset:
+    from vlmflow.data.formats import OPEN_ENDED_FORMATS
+
     gen = d.get("generate")
+    open_ended = d["format"] in OPEN_ENDED_FORMATS
     return Dataset(
         name=name,
         format=d["format"],
@@ -218,6 +257,9 @@ def _dataset(name: str, d: Mapping) -> Dataset:
         answer_prompts=frozen_map(d.get("answer_prompts")),
         lens_words=frozen_map(d.get("lens_words")),
         generate=None if gen is None else Generate(gen["n_per_task"], gen["seed"]),
+        system_prompt=_flow_system(d.get("system_prompt", "video_chatgpt" if open_ended else "model")),
+        question_label=d.get("question_label", "" if open_ended else "Question: "),
+        open_ended_flow=_open_ended_flow(d["open_ended_flow"]) if open_ended else None,
     )
 
 
@@ -402,6 +444,8 @@ def check(s: Settings) -> None:
         for e in run.experiments:
             if e not in s.experiments:
                 raise ValueError(f"{where}: unknown experiment {e!r}; defined: {sorted(s.experiments)}")
+        if run.dataset in s.datasets:
+            _check_open_ended_run(s, run, where)
         for m in run.models if run.dataset in s.datasets else ():
             if m in s.models:
                 _check_model_facts(s, m, [s.experiments[e] for e in run.experiments], where)
@@ -440,10 +484,19 @@ def check(s: Settings) -> None:
             f"computed; add it to probes.projections ({list(s.probes.projections)})"
         )
     for name, ds in s.datasets.items():
-        if ds.generate is not None and ds.format != "tvbench":
+        if ds.generate is not None and ds.format not in ("tvbench", "vcgbench"):
             raise ValueError(
-                f"config datasets.{name}: the synthetic benchmark is written in tvbench format, "
-                f"not {ds.format!r}"
+                f"config datasets.{name}: the synthetic benchmark is written in tvbench format (or "
+                f"vcgbench, for the open-ended flow), not {ds.format!r}"
+            )
+    flow = s.figures.get("figS_open_ended")
+    if flow is not None and flow.dataset in s.datasets:
+        if not is_open_ended(s, flow.dataset) or not any(
+            r.dataset == flow.dataset and flow.model in r.models for r in s.runs
+        ):
+            raise ValueError(
+                f"config figures.figS_open_ended: needs a run of {flow.model!r} on {flow.dataset!r} with "
+                "experiments [open_ended_flow], on an open-ended dataset (format vcgbench)"
             )
     for name, fig in s.figures.items():
         where = f"config figures.{name}"
@@ -463,6 +516,28 @@ def check(s: Settings) -> None:
                 f"{where}: {len(fig.models)} models but {len(fig.image_models)} image_models; "
                 "give one image base per VideoLLM"
             )
+
+
+def is_open_ended(s: Settings, dataset: str) -> bool:
+    """The dataset's records have no options (VCGBench): only the open-ended flow runs on it."""
+    from vlmflow.data.formats import OPEN_ENDED_FORMATS
+
+    return s.datasets[dataset].format in OPEN_ENDED_FORMATS
+
+
+def _check_open_ended_run(s: Settings, run: Run, where: str) -> None:
+    """The open-ended flow runs on open-ended datasets, and nothing else runs there."""
+    if is_open_ended(s, run.dataset):
+        if list(run.experiments) != ["open_ended_flow"] or run.pathways:
+            raise ValueError(
+                f"{where}: {run.dataset!r} is an open-ended dataset ({s.datasets[run.dataset].format}, no "
+                "options): its runs take `experiments: [open_ended_flow]` and no pathways"
+            )
+    elif "open_ended_flow" in run.experiments:
+        raise ValueError(
+            f"{where}: open_ended_flow runs on open-ended datasets (format vcgbench) only, not on "
+            f"{run.dataset!r} ({s.datasets[run.dataset].format})"
+        )
 
 
 def _check_model_facts(s: Settings, name: str, experiments: list, where: str) -> None:

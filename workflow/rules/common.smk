@@ -5,7 +5,7 @@ from pathlib import Path
 
 from vlmflow.data.formats import annotation_path
 from vlmflow.models.loading import check_model_path
-from vlmflow.settings import TOY_TRAINED, encode
+from vlmflow.settings import TOY_TRAINED, encode, is_open_ended
 from vlmflow.stages.knockout import Sweep
 
 
@@ -112,8 +112,41 @@ def answer_tables(dataset, models):
 
 
 def runs_of_models():
-    """(dataset, model) of every run, in order, each once."""
-    return list(dict.fromkeys((run.dataset, m) for run in S.runs for m in run.models))
+    """(dataset, model) of every multiple-choice run (not the open-ended flow's), in order, each once."""
+    return list(
+        dict.fromkeys(
+            (run.dataset, m)
+            for run in S.runs
+            if not is_open_ended(S, run.dataset)
+            for m in run.models
+        )
+    )
+
+
+def open_flow_runs():
+    """(dataset, model) of every run of the open-ended flow (on an open-ended dataset)."""
+    return list(
+        dict.fromkeys(
+            (run.dataset, m)
+            for run in S.runs
+            if is_open_ended(S, run.dataset)
+            for m in run.models
+        )
+    )
+
+
+def open_flow_tables(dataset, model, kind="table"):
+    """The open-ended flow's per-task tables (kind "table") or answers ("responses")."""
+    sweep = sweep_name(model, "open_ended_flow")
+    where = "" if kind == "table" else "responses/"
+    return expand(
+        "results/{dataset}/{model}/open_ended_flow/{sweep}/{where}{task}.parquet",
+        dataset=dataset,
+        model=model,
+        sweep=sweep,
+        where=where,
+        task=dataset_tasks(dataset),
+    )
 
 
 def open_ended_runs():
@@ -193,7 +226,13 @@ def figure_outputs(name, caption, category="Figures"):
 
 def all_targets():
     targets = []
+    for dataset, m in open_flow_runs():
+        targets += open_flow_tables(dataset, m) + open_flow_tables(
+            dataset, m, "responses"
+        )
     for run in S.runs:
+        if is_open_ended(S, run.dataset):
+            continue
         for m in run.models:
             targets += knockout_tables(run.dataset, m, list(run.experiments))
             targets += baseline_tables(run.dataset, m)

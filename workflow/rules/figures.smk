@@ -116,6 +116,26 @@ if "figS_failure_cases" in S.figures:
             "../notebooks/figS_failure_cases.py"
 
 
+if "figS_open_ended" in S.figures:
+    _f = S.figures["figS_open_ended"]
+
+    rule figS_open_ended:
+        input:
+            tables=open_flow_tables(_f.dataset, _f.model),
+            responses=open_flow_tables(_f.dataset, _f.model, "responses"),
+        output:
+            **figure_outputs("figS_open_ended", "figS_open_ended.rst"),
+            responses="figures/figS_open_ended_responses.csv",
+        log:
+            "logs/figures/figS_open_ended.log",
+        conda:
+            "../../envs/plots.yaml"
+        params:
+            settings=params_of(FigureJob, "figS_open_ended"),
+        script:
+            "../notebooks/figS_open_ended.py"
+
+
 if "table2_early_cross_frame" in S.figures:
     _f = S.figures["table2_early_cross_frame"]
 

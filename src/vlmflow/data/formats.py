@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vlmflow.data import longvideobench, tomato, tvbench, videomme
+from vlmflow.data import longvideobench, tomato, tvbench, vcgbench, videomme
 
 # each module: annotation_path(root, task), load_task(root, task); task_names(root) where the tasks
 # share one annotation file
-FORMATS = {"tvbench": tvbench, "tomato": tomato, "longvideobench": longvideobench, "videomme": videomme}
+FORMATS = {
+    "tvbench": tvbench,
+    "tomato": tomato,
+    "longvideobench": longvideobench,
+    "videomme": videomme,
+    "vcgbench": vcgbench,
+}
+# formats whose records have no options: only the open-ended flow runs on them
+OPEN_ENDED_FORMATS = {"vcgbench"}
 
 
 def format_module(fmt: str):

@@ -7,7 +7,8 @@ through the option tokens, and option order (hence the letter) is random.
 
 `sample_question` draws one question (parameters + text); `render` draws its frames at any list of
 frame indices, so training renders exactly the frames the evaluation sampler would pick.
-`write_benchmark` writes the TVBench layout (json/<task>.json + video/<task>/*.mp4) with PyAV.
+`write_benchmark` writes the TVBench layout (json/<task>.json + video/<task>/*.mp4) with PyAV;
+`write_open_ended` the toy's open-ended set in VCGBench's layout, for the open-ended flow.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vlmflow.data import tvbench
+from vlmflow.data import tvbench, vcgbench
 from vlmflow.data.frames import segment_midpoints
 from vlmflow.io import atomic_path
 from vlmflow.question import Question
@@ -298,4 +299,29 @@ def write_benchmark(root: Path, n_per_task: int, seed: int, tasks: list[str] = T
                 entry["start"], entry["end"] = q.bounds
             entries.append(entry)
         with atomic_path(tvbench.annotation_path(root, task)) as tmp:
+            tmp.write_text(json.dumps(entries, indent=1))
+
+
+# the toy's open-ended set: Action Sequence clips, whose answer ("red then green") gives the toy's
+# lexicon three anchors (two colours and "then"); VCGBench's records hold a sentence as the answer
+OPEN_ENDED_TASK = "action_sequence"
+OPEN_ENDED_ANSWER = "The order of the squares is {}"
+
+
+def write_open_ended(root: Path, n_per_task: int, seed: int, tasks: list[str]) -> None:
+    """Write the toy's open-ended set in VCGBench's layout: Benchmarking_QA/<task>.json =
+    [{Q, A, video_name}] and Test_Videos/<video_name>.mp4. Each video is the clip of an Action
+    Sequence question alone (its frames from the clip's first to its last), so that the whole-video
+    segment mid-points VCGBench's loader samples are the frames the toys were trained on."""
+    root = Path(root)
+    for t_i, task in enumerate(tasks):
+        rng = np.random.default_rng([seed, t_i])
+        entries = []
+        for i in range(n_per_task):
+            q = sample_question(OPEN_ENDED_TASK, rng)
+            start, end = _clip_range(q)
+            name = f"{task}_{i:04d}"
+            write_video(root / "Test_Videos" / f"{name}.mp4", render(q, list(range(start, end + 1))))
+            entries.append({"Q": q.question, "A": OPEN_ENDED_ANSWER.format(q.answer), "video_name": name})
+        with atomic_path(vcgbench.annotation_path(root, task)) as tmp:
             tmp.write_text(json.dumps(entries, indent=1))

@@ -67,7 +67,7 @@ def reference_probs(
     sample = adapter.prepare(question, adapter.video_features(adapter.pixel_values(frames)))  # vision rerun
     sample.layout = replace(sample.layout, predicted_option=predicted_option)
     mask = dense_mask(sample.layout, cond, adapter.n_heads, sample.inputs_embeds.dtype).to(adapter.device)
-    return _forward_with_masks(adapter, sample, {l: mask for l in cond.window.layers})
+    return forward_with_masks(adapter, sample, {l: mask for l in cond.window.layers})
 
 
 @torch.no_grad()
@@ -98,7 +98,7 @@ def reference_generate(
             keep[:N, :N] = prompt_mask.float()
             keep[N:, :N] = prompt_mask[-1].float()
             masks = {l: additive(keep, adapter.n_heads, dtype).to(adapter.device) for l in cond.window.layers}
-        token = int(_forward_with_masks(adapter, sample, masks).argmax())
+        token = int(forward_with_masks(adapter, sample, masks).argmax())
         if token in stop or len(out) == max_new_tokens:
             return out
         out.append(token)
@@ -119,10 +119,10 @@ def reference_probs_layerwise(adapter: Adapter, question: Question, frames, bloc
         b = blocked(l)
         if b is not None:
             masks[l] = additive((~b).float(), adapter.n_heads, dtype).to(adapter.device)
-    return _forward_with_masks(adapter, sample, masks)
+    return forward_with_masks(adapter, sample, masks)
 
 
-def _forward_with_masks(adapter: Adapter, sample, masks: dict) -> torch.Tensor:
+def forward_with_masks(adapter: Adapter, sample, masks: dict) -> torch.Tensor:
     """The model's own eager forward with layer l's attention mask replaced by masks[l]."""
 
     def hook(layer):

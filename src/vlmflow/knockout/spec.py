@@ -127,7 +127,7 @@ EXPERIMENTS: dict[str, list[Knockout]] = {name: list(e.blocks) for name, e in PA
 
 # --- group names, checked before a job runs -----------------------------------------------------
 GROUPS = ("all", "prefix", "video", "question", "non_option_question", "true_option", "false_options")
-GROUPS += ("predicted_option", "post", "last")
+GROUPS += ("predicted_option", "post", "last", "response")
 INDEXED = {"frame": 1, "cell": 3, "option": 1}  # name[index, ...]: how many indices
 
 

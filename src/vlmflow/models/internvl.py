@@ -279,7 +279,8 @@ class InternVLAdapter(Adapter):
                 QuestionStyle.of(q.params, self.family),
             )
         else:
-            prompt = build_open_prompt(self.system_prompt, q.question, answer.prompt, VIDEO_TEXT, PHI3_CHAT)
+            system = self.system_prompt if answer.system is None else answer.system
+            prompt = build_open_prompt(system, q.question, answer.prompt, VIDEO_TEXT, PHI3_CHAT, answer.label)
         cfg = self.model.config
         n_ctx = cfg.text_config.max_position_embeddings
         return encode(self.tokenizer, prompt, q, cfg.image_token_id, self.grid, answer, n_ctx)

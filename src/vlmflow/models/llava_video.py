@@ -160,7 +160,10 @@ class LlavaVideoAdapter(Adapter):
                 style=QuestionStyle.of(q.params, self.family),
             )
         else:
-            prompt = build_open_prompt(self.system_prompt, q.question, answer.prompt, self.image_token)
+            system = self.system_prompt if answer.system is None else answer.system
+            prompt = build_open_prompt(
+                system, q.question, answer.prompt, self.image_token, label=answer.label
+            )
         cfg = self.model.config
         n_ctx = getattr(cfg.text_config, "max_position_embeddings", None)
         return encode(self.tokenizer, prompt, q, cfg.image_token_id, self.grid, answer, n_ctx)

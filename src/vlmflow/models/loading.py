@@ -12,7 +12,7 @@ import torch
 
 from vlmflow.models import adapter_class, load_adapter
 from vlmflow.models.weights import check_weight_files
-from vlmflow.prompt import MVBENCH_SYSTEM
+from vlmflow.prompt import MVBENCH_SYSTEM, VIDEO_CHATGPT_SYSTEM
 from vlmflow.provenance import provenance
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -38,7 +38,8 @@ def resolve_dtype(dtype: str, device: str) -> torch.dtype:
 def system_prompt(value: str) -> str:
     from vlmflow.models import toy
 
-    return {"mvbench": MVBENCH_SYSTEM, "toy": toy.SYSTEM_PROMPT}.get(value, value)
+    named = {"mvbench": MVBENCH_SYSTEM, "toy": toy.SYSTEM_PROMPT, "video_chatgpt": VIDEO_CHATGPT_SYSTEM}
+    return named.get(value, value)
 
 
 def _looks_local(path: str) -> bool:

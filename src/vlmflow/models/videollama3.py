@@ -267,7 +267,7 @@ class VideoLlama3Adapter(Adapter):
                 "", q.question, q.candidates, video, CHATML_CHAT, QuestionStyle.of(q.params, self.family)
             )
         else:
-            prompt = build_open_prompt("", q.question, answer.prompt, video, CHATML_CHAT)
+            prompt = build_open_prompt("", q.question, answer.prompt, video, CHATML_CHAT, answer.label)
         offset = prompt.placeholder[0]
         blocks = [(a + offset, b + offset) for a, b in spans] if self.frame_ranges == "authors" else None
         n_ctx = self.model.config.text_config.max_position_embeddings

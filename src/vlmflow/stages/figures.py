@@ -22,7 +22,7 @@ class FigureJob:
     @classmethod
     def of(cls, s, wc, name: str) -> "FigureJob":
         f = s.figures[name]
-        e = f.options.get("experiment")
+        e = "open_ended_flow" if name == "figS_open_ended" else f.options.get("experiment")
         return cls(f, f.tasks or s.datasets[f.dataset].tasks, None if e is None else s.experiments[e])
 
     @property

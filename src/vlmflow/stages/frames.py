@@ -24,17 +24,21 @@ class SyntheticJob:
     tasks: tuple[str, ...]
     n_per_task: int
     seed: int
+    format: str = "tvbench"  # tvbench, or vcgbench: the toy's open-ended set
 
     @classmethod
     def of(cls, s, wc, dataset: str) -> "SyntheticJob":
         d = s.datasets[dataset]
-        return cls(d.tasks, d.generate.n_per_task, d.generate.seed)
+        return cls(d.tasks, d.generate.n_per_task, d.generate.seed, d.format)
 
 
 def write_synthetic(job: Job) -> None:
-    """The synthetic benchmark in TVBench format under the root of the job's annotation files."""
-    root = job.output.files[0].parents[1]  # <root>/json/<task>.json
-    synthetic.write_benchmark(root, job.settings.n_per_task, job.settings.seed, list(job.settings.tasks))
+    """The synthetic benchmark in TVBench format (or the open-ended set in VCGBench's) under the root
+    of the job's annotation files."""
+    c = job.settings
+    root = job.output.files[0].parents[1]  # <root>/json/<task>.json, <root>/Benchmarking_QA/<task>.json
+    write = synthetic.write_open_ended if c.format == "vcgbench" else synthetic.write_benchmark
+    write(root, c.n_per_task, c.seed, list(c.tasks))
 
 
 @dataclass(frozen=True)
