@@ -63,7 +63,9 @@ PATHWAYS = Counter(
         ("gather_pathways", "toy-video"): 1,
     }
 )
-TABLE3 = Counter({("table3_effective_pathways", ""): 1})
+# the paper comparison reads Figs. 2, 3 and 9 and Tables 2 and 3: it reruns with any of them
+TABLE3 = Counter({("table3_effective_pathways", ""): 1, ("paper_comparison", ""): 1})
+COMPARISON = Counter({("paper_comparison", ""): 1})
 OPEN_FLOW = Counter({("open_ended_flow", "toy-video"): 1, ("figS_open_ended", ""): 1})  # its one task
 
 
@@ -124,12 +126,14 @@ CASES = {
     "probes.top_k": (
         _set("probes.top_k", 2),
         Counter({("probes", "toy-video"): TASKS})
-        + figures("fig4_logit_lens_freq", "fig5_logit_lens_frames", "fig9_answer_probability"),
+        + figures("fig4_logit_lens_freq", "fig5_logit_lens_frames", "fig9_answer_probability")
+        + COMPARISON,
     ),
     "probes.final_norm": (
         _set("probes.final_norm", False),
         Counter({("probes", "toy-video"): TASKS})
-        + figures("fig4_logit_lens_freq", "fig5_logit_lens_frames", "fig9_answer_probability"),
+        + figures("fig4_logit_lens_freq", "fig5_logit_lens_frames", "fig9_answer_probability")
+        + COMPARISON,
     ),
     "knockout.random_control": (
         _set("knockout.random_control", False),
@@ -139,7 +143,8 @@ CASES = {
     "an answer prompt": (
         _set("datasets.synthetic.answer_prompts.action_sequence", "The order of the squares is then"),
         Counter({("answers", "toy-video"): 1, ("answers", "toy-image"): 1})
-        + figures("accuracy_open_ended", "table2_early_cross_frame"),
+        + figures("accuracy_open_ended", "table2_early_cross_frame")
+        + COMPARISON,
     ),
     # one experiment of the config edited: its knockouts and its figure, nothing else
     "an experiment's blocks": (

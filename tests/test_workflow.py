@@ -226,3 +226,17 @@ def test_the_open_ended_flow_draws_its_figure_from_the_toys_answers(finished_run
     expected = curve_table(rows, ["block", "anchor", "layer"])
     assert np.allclose(unfiltered["mean"].to_numpy(), expected["mean"].to_numpy())
     assert unfiltered.n.eq(3).all()
+
+
+def test_the_paper_comparison_puts_the_toys_numbers_beside_the_papers(finished_run):
+    t = pd.read_csv(finished_run / "figures/paper_comparison.csv")
+    # the toy on a generated benchmark: the mechanism, never agreement; Table 3 names the paper's models
+    assert set(t.verdict) == {"other model or data", "not run"}
+    assert t[t.source == "Table 3"].verdict.eq("not run").all()
+    fig3 = pd.read_csv(finished_run / "figures/fig3_vql_to_ql.csv")
+    vq = fig3[(fig3.block == "Video -> Question") & (fig3.task == "action_sequence")]
+    row = t[(t.quantity == "Video -> Question: minimum (%)") & (t.task == "action_sequence")].iloc[0]
+    assert row.run == pytest.approx(vq["mean"].min()) and row.run_model == "toy-video"
+    assert row.verdict == "other model or data"
+    # tasks outside the reduced run's two are not run
+    assert t[(t.source == "Fig. 3") & (t.task == "object_count")].verdict.eq("not run").all()

@@ -7,6 +7,7 @@ from vlmflow.data.formats import annotation_path
 from vlmflow.models.loading import check_model_path
 from vlmflow.settings import TOY_TRAINED, encode, is_open_ended
 from vlmflow.stages.knockout import Sweep
+from vlmflow.stages.paper_comparison import FIGURES as COMPARED_FIGURES
 
 
 wildcard_constraints:
@@ -238,6 +239,7 @@ def all_targets():
             targets += baseline_tables(run.dataset, m)
             targets.append(f"results/{run.dataset}/{m}/skipped.parquet")
     targets.append("figures/accuracy.csv")
+    targets.append("figures/paper_comparison.csv")
     if open_ended_runs():
         targets.append("figures/accuracy_open_ended.csv")
     if pathway_runs():
@@ -249,3 +251,15 @@ def all_targets():
     for name in S.figures:
         targets += expand("figures/{name}.{ext}", name=name, ext=["png", "pdf", "csv"])
     return targets
+
+
+def comparison_inputs():
+    """The CSVs of the figures and tables the paper publishes numbers of, where the config draws them."""
+    found = {
+        short: f"figures/{name}.csv"
+        for short, name in COMPARED_FIGURES.items()
+        if name in S.figures
+    }
+    if pathway_runs():
+        found["table3"] = "figures/table3_effective_pathways.csv"
+    return found

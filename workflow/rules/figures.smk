@@ -1,5 +1,6 @@
 # Figures and tables: they read result tables only, so rerunning one never loads a model.
 from vlmflow.stages.figures import FigureJob
+from vlmflow.stages.paper_comparison import PaperComparisonJob
 from vlmflow.stages.tables import GatherJob
 
 if "fig2_cross_frame" in S.figures:
@@ -281,3 +282,22 @@ for _curves, _f in S.figures.items():
                 settings=params_of(FigureJob, _curves),
             script:
                 "../notebooks/experiment_curves.py"
+
+
+rule paper_comparison:
+    input:
+        **comparison_inputs(),
+    output:
+        table=report(
+            "figures/paper_comparison.csv",
+            caption="../report/paper_comparison.rst",
+            category="Tables",
+        ),
+    log:
+        "logs/paper_comparison.log",
+    conda:
+        "../../envs/data.yaml"
+    params:
+        settings=params_of(PaperComparisonJob),
+    script:
+        "../scripts/paper_comparison.py"
