@@ -25,6 +25,12 @@ def tiny_config() -> dict:
     ds["generate"]["n_per_task"] = 4
     ds["tasks"] = ["action_sequence", "scene_transition"]
     cfg["datasets"]["synthetic-open"]["generate"]["n_per_task"] = 3  # the open-ended flow's clips
+    # the LongVideoBench and Video-MME versions run in their own test (test_lvb_videomme.py)
+    for name in ("synthetic-lvb", "synthetic-videomme"):
+        del cfg["datasets"][name]
+    cfg["runs"] = [r for r in cfg["runs"] if r["dataset"] in cfg["datasets"]]
+    for name in ("lvb_vql_to_ql", "videomme_vql_to_ql"):
+        del cfg["figures"]["curves"][name]
     for m in cfg["models"].values():
         m["path"] = str(REPO / m["path"])
     # Fig. 6 on a task of the reduced run, with words of its question

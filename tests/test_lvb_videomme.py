@@ -223,3 +223,49 @@ def test_videomme_prompt_keeps_its_options_and_line_breaks_and_prefills_best_opt
     assert letter_ids(tok, 4, tvbench.text, tok(tvbench.text)["input_ids"]) == tok.convert_tokens_to_ids(
         list("ABCD")
     )
+
+
+# --- the toy benchmark in both layouts, through the workflow --------------------------------------
+def test_the_toy_benchmark_in_both_layouts_runs_fig3s_knockouts_through_their_loaders(tmp_path):
+    import yaml
+    from conftest import REPO, snakemake
+
+    from vlmflow.data import synthetic
+
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    keep = ("synthetic-lvb", "synthetic-videomme")
+    cfg["datasets"] = {k: cfg["datasets"][k] for k in keep}
+    for d in cfg["datasets"].values():
+        d["generate"]["n_per_task"] = 3
+    cfg["models"] = {"toy-video": {**cfg["models"]["toy-video"], "path": str(REPO / "models/toy-video")}}
+    cfg["runs"] = [r for r in cfg["runs"] if r["dataset"] in keep]
+    cfg["figures"] = {"curves": {k: v for k, v in cfg["figures"]["curves"].items() if v["dataset"] in keep}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    res = snakemake(tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    # LongVideoBench's own frame rule (one frame a second from frame 0) gives the toys' training frames
+    lvb = json.loads((tmp_path / "results/datasets/synthetic-lvb/lvb_val.json").read_text())
+    assert lvb[0]["duration"] == 8.0 and lvb[0]["question_category"] == "moving_direction"
+    q = synthetic.sample_question("moving_direction", np.random.default_rng([3, 0]))
+    with np.load(tmp_path / "results/synthetic-lvb/frames/moving_direction.npz") as z:
+        first = z["frames"][0]
+    want = synthetic.render(q, synthetic.sampled_indices(q))
+    assert np.abs(first.astype(int) - want.astype(int)).max() <= 2
+    vmme = pd.read_parquet(
+        tmp_path / "results/datasets/synthetic-videomme/videomme/test-00000-of-00001.parquet"
+    )
+    assert vmme.options.iloc[0][0].startswith("A. ") and set(vmme.task_type) == {
+        "moving_direction",
+        "object_count",
+    }
+    for dataset, tasks in (("synthetic-lvb", 2), ("synthetic-videomme", 2)):
+        rows = pd.read_parquet(tmp_path / f"results/{dataset}/toy-video/knockout/vql_to_ql/center-w3.parquet")
+        base = pd.concat(
+            pd.read_parquet(p) for p in (tmp_path / f"results/{dataset}/toy-video/baseline").glob("*.parquet")
+        )
+        assert len(base) == 3 * tasks and set(rows.sample_id) == set(base[base.correct_base].sample_id)
+        assert set(rows.frame_sampling) == {"lvb_stride" if dataset == "synthetic-lvb" else "segments"}
+    for name in ("lvb_vql_to_ql", "videomme_vql_to_ql"):
+        assert (tmp_path / f"figures/{name}.png").stat().st_size > 0
+    acc = pd.read_csv(tmp_path / "figures/accuracy.csv")
+    assert set(acc.dataset) == set(keep)

@@ -484,10 +484,10 @@ def check(s: Settings) -> None:
             f"computed; add it to probes.projections ({list(s.probes.projections)})"
         )
     for name, ds in s.datasets.items():
-        if ds.generate is not None and ds.format not in ("tvbench", "vcgbench"):
+        if ds.generate is not None and ds.format not in ("tvbench", "longvideobench", "videomme", "vcgbench"):
             raise ValueError(
-                f"config datasets.{name}: the synthetic benchmark is written in tvbench format (or "
-                f"vcgbench, for the open-ended flow), not {ds.format!r}"
+                f"config datasets.{name}: the synthetic benchmark is written in tvbench, longvideobench, "
+                f"videomme or vcgbench format, not {ds.format!r}"
             )
     flow = s.figures.get("figS_open_ended")
     if flow is not None and flow.dataset in s.datasets:

@@ -8,7 +8,8 @@ through the option tokens, and option order (hence the letter) is random.
 `sample_question` draws one question (parameters + text); `render` draws its frames at any list of
 frame indices, so training renders exactly the frames the evaluation sampler would pick.
 `write_benchmark` writes the TVBench layout (json/<task>.json + video/<task>/*.mp4) with PyAV;
-`write_open_ended` the toy's open-ended set in VCGBench's layout, for the open-ended flow.
+`write_open_ended` the toy's open-ended set in VCGBench's layout, for the open-ended flow;
+`write_longvideobench` and `write_videomme` the same questions in those benchmarks' released layouts.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vlmflow.data import tvbench, vcgbench
+from vlmflow.data import longvideobench, tvbench, vcgbench, videomme
 from vlmflow.data.frames import segment_midpoints
 from vlmflow.io import atomic_path
 from vlmflow.question import Question
@@ -325,3 +326,81 @@ def write_open_ended(root: Path, n_per_task: int, seed: int, tasks: list[str]) -
             entries.append({"Q": q.question, "A": OPEN_ENDED_ANSWER.format(q.answer), "video_name": name})
         with atomic_path(vcgbench.annotation_path(root, task)) as tmp:
             tmp.write_text(json.dumps(entries, indent=1))
+
+
+LVB_SECONDS = 8  # LongVideoBench's rule samples min(8, int(duration)) frames: an 8-second video
+
+
+def _unbounded(task: str) -> None:
+    if task == "action_sequence":
+        raise ValueError(
+            "action_sequence is a bounded clip; LongVideoBench and Video-MME records have no clip bounds: "
+            "choose other tasks for these formats"
+        )
+
+
+def write_longvideobench(root: Path, n_per_task: int, seed: int, tasks: list[str]) -> None:
+    """The toy benchmark in LongVideoBench's released layout: lvb_val.json (records with id, question,
+    candidates, correct_choice, question_category = the task, duration, video_path, ...) and
+    videos/<id>.mp4. Each video lasts 8 s at 8 fps and holds each of the question's 8 evaluation
+    frames for one second, so LongVideoBench's own frame rule (one frame per second from frame 0)
+    samples exactly the frames the toys were trained on."""
+    root, records = Path(root), []
+    for t_i, task in enumerate(tasks):
+        _unbounded(task)
+        rng = np.random.default_rng([seed, t_i])
+        for i in range(n_per_task):
+            q = sample_question(task, rng)
+            frames = np.repeat(render(q, sampled_indices(q)), FPS * LVB_SECONDS // 8, axis=0)
+            name = f"{task}_{i:04d}"
+            write_video(root / "videos" / f"{name}.mp4", frames)
+            records.append(
+                dict(
+                    video_id=name,
+                    id=f"{name}_0",
+                    question=q.question,
+                    candidates=q.candidates,
+                    correct_choice=q.answer_index,
+                    question_category=task,
+                    duration=float(LVB_SECONDS),
+                    video_path=f"{name}.mp4",
+                    subtitle_path=f"{name}_en.json",
+                )
+            )
+    with atomic_path(longvideobench.annotation_path(root, "")) as tmp:
+        tmp.write_text(json.dumps(records, indent=1))
+
+
+def write_videomme(root: Path, n_per_task: int, seed: int, tasks: list[str]) -> None:
+    """The toy benchmark in Video-MME's released layout: videomme/test-00000-of-00001.parquet (one row
+    per question: videoID, question_id, task_type = the task, question, options "A. ...", answer a
+    letter, ...) and data/<videoID>.mp4, each the toy's whole clip (the paper's segment mid-points)."""
+    import pandas as pd
+
+    from vlmflow.io import write_parquet
+    from vlmflow.prompt import LETTERS
+
+    root, rows = Path(root), []
+    for t_i, task in enumerate(tasks):
+        _unbounded(task)
+        rng = np.random.default_rng([seed, t_i])
+        for i in range(n_per_task):
+            q = sample_question(task, rng)
+            name = f"{task}_{i:04d}"
+            write_video(root / "data" / f"{name}.mp4", render(q, list(range(q.params["n_frames"]))))
+            rows.append(
+                dict(
+                    video_id=f"{t_i:03d}",
+                    duration="short",
+                    domain="Synthetic",
+                    sub_category="Toy",
+                    url="",
+                    videoID=name,
+                    question_id=f"{name}-1",
+                    task_type=task,
+                    question=q.question,
+                    options=[f"{letter}. {c}" for letter, c in zip(LETTERS, q.candidates)],
+                    answer=LETTERS[q.answer_index],
+                )
+            )
+    write_parquet(pd.DataFrame(rows), videomme.annotation_path(root, ""))

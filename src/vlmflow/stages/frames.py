@@ -24,21 +24,29 @@ class SyntheticJob:
     tasks: tuple[str, ...]
     n_per_task: int
     seed: int
-    format: str = "tvbench"  # tvbench, or vcgbench: the toy's open-ended set
+    format: str = "tvbench"  # the layout it is written in (SYNTHETIC_WRITERS)
+    root: str = ""
 
     @classmethod
     def of(cls, s, wc, dataset: str) -> "SyntheticJob":
         d = s.datasets[dataset]
-        return cls(d.tasks, d.generate.n_per_task, d.generate.seed, d.format)
+        return cls(d.tasks, d.generate.n_per_task, d.generate.seed, d.format, d.root)
+
+
+# the layouts the synthetic benchmark is written in: TVBench's, and for the appendix's runs
+# LongVideoBench's and Video-MME's, and VCGBench's (the toy's open-ended set)
+SYNTHETIC_WRITERS = {
+    "tvbench": synthetic.write_benchmark,
+    "longvideobench": synthetic.write_longvideobench,
+    "videomme": synthetic.write_videomme,
+    "vcgbench": synthetic.write_open_ended,
+}
 
 
 def write_synthetic(job: Job) -> None:
-    """The synthetic benchmark in TVBench format (or the open-ended set in VCGBench's) under the root
-    of the job's annotation files."""
+    """The synthetic benchmark in its dataset's format under the dataset's root."""
     c = job.settings
-    root = job.output.files[0].parents[1]  # <root>/json/<task>.json, <root>/Benchmarking_QA/<task>.json
-    write = synthetic.write_open_ended if c.format == "vcgbench" else synthetic.write_benchmark
-    write(root, c.n_per_task, c.seed, list(c.tasks))
+    SYNTHETIC_WRITERS[c.format](Path(c.root), c.n_per_task, c.seed, list(c.tasks))
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ class OpenFlowJob:
         return cls(
             s.models[wc.model].load,
             s.experiments[EXPERIMENT],
-            Sweep.parse(wc.sweep, "all"),
+            Sweep.parse(wc.sweep, "all"),  # every sample: the flow selects by its anchors, not its answer
             d.system_prompt,
             d.question_label,
             d.answer_prompts.get(wc.task, ""),
