@@ -24,7 +24,9 @@ def test_the_papers_experiments_are_entries_of_one_file():
         "question_and_options_to_last",
         "vq_to_true_opt",
         "vq_to_false_opt",
+        "open_ended_flow",  # the appendix's open-ended flow (its inputs: prompt + answer so far)
     }
+    assert "open_ended_flow" not in EXPERIMENTS  # the multiple-choice experiments' knockouts
     assert [b.name for b in PAPER_EXPERIMENTS["vql_to_ql"].blocks] == [
         "Video -> Question",
         "Video -> Last",

@@ -253,6 +253,13 @@ def test_the_flow_runs_on_open_ended_datasets_only():
     with pytest.raises(ValueError, match="figS_open_ended: needs a run"):
         _config(figure_without_run)
 
+    def response_on_mc(c):
+        c["experiments"]["mine"] = {"blocks": [{"name": "x", "edges": [["response", "last"]]}]}
+        c["runs"][0]["experiments"].append("mine")
+
+    with pytest.raises(ValueError, match="uses the group `response`"):
+        _config(response_on_mc)
+
 
 def test_vcgbenchs_defaults_are_the_papers():
     def add(c):

@@ -538,6 +538,14 @@ def _check_open_ended_run(s: Settings, run: Run, where: str) -> None:
             f"{where}: open_ended_flow runs on open-ended datasets (format vcgbench) only, not on "
             f"{run.dataset!r} ({s.datasets[run.dataset].format})"
         )
+    else:
+        for name in run.experiments:
+            blocks = s.experiments[name].blocks if name in s.experiments else ()
+            if any("response" in (e.source, e.target) for b in blocks for e in b.edges):
+                raise ValueError(
+                    f"{where}: experiment {name!r} uses the group `response`, which only the open-ended "
+                    "flow's inputs have (prompt + answer so far); a multiple-choice prompt has no answer"
+                )
 
 
 def _check_model_facts(s: Settings, name: str, experiments: list, where: str) -> None:

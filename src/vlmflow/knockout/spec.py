@@ -123,7 +123,12 @@ def _paper_experiments() -> dict[str, Experiment]:
 # The paper's knockout experiments (Figs. 2, 3, 7, 8 and the failure cases), by name, from
 # experiments.yaml beside this file; block names as in its plots.
 PAPER_EXPERIMENTS: dict[str, Experiment] = _paper_experiments()
-EXPERIMENTS: dict[str, list[Knockout]] = {name: list(e.blocks) for name, e in PAPER_EXPERIMENTS.items()}
+# those whose groups exist only in the open-ended flow's inputs (prompt + answer so far)
+OPEN_ENDED_EXPERIMENTS = frozenset({"open_ended_flow"})
+# the knockouts of the multiple-choice experiments, by name
+EXPERIMENTS: dict[str, list[Knockout]] = {
+    name: list(e.blocks) for name, e in PAPER_EXPERIMENTS.items() if name not in OPEN_ENDED_EXPERIMENTS
+}
 
 # --- group names, checked before a job runs -----------------------------------------------------
 GROUPS = ("all", "prefix", "video", "question", "non_option_question", "true_option", "false_options")
