@@ -34,7 +34,7 @@ import knockout_speed  # noqa: E402
 
 from vlmflow.data.synthetic import write_benchmark  # noqa: E402
 from vlmflow.jobs import Job  # noqa: E402
-from vlmflow.knockout.spec import PAPER_EXPERIMENTS  # noqa: E402
+from vlmflow.knockout.spec import OPEN_ENDED_EXPERIMENTS, PAPER_EXPERIMENTS  # noqa: E402
 from vlmflow.models.internvl import InternVLAdapter  # noqa: E402
 from vlmflow.models.llava_video import LlavaVideoAdapter  # noqa: E402
 from vlmflow.provenance import Stamp  # noqa: E402
@@ -111,6 +111,8 @@ def pipeline_shard(work: Path, tiny: bool, n_questions: int = 4, family: str = "
         cache_task(adapter, Job(FeaturesJob(load), files, outputs, "bench", "bench", TASK))
     times, peaks, diffs = {"fast": 0.0, "reference": 0.0}, {"fast": 0.0, "reference": 0.0}, []
     for experiment, definition in PAPER_EXPERIMENTS.items():
+        if experiment in OPEN_ENDED_EXPERIMENTS:  # its inputs are prompt + answer: the open-ended flow
+            continue
         tables = {}
         for engine in ("fast", "reference"):
             out = d / f"{experiment}_{engine}.parquet"

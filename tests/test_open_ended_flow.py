@@ -20,9 +20,10 @@ from vlmflow.knockout.engine import KnockoutEngine
 from vlmflow.knockout.reference import dense_mask, forward_with_masks
 from vlmflow.knockout.spec import PAPER_EXPERIMENTS, Condition, sweep
 from vlmflow.open_ended import OpenAnswer
-from vlmflow.open_ended_flow import all_anchor_rows, find_anchors, paper_selection, token_spans, with_answer
+from vlmflow.open_ended_flow import find_anchors, token_spans, with_answer
 from vlmflow.prompt import LLAVA_CHAT, VIDEO_CHATGPT_SYSTEM, build_open_prompt
 from vlmflow.stages.frames import FramesJob, extract_task
+from vlmflow.stats import all_anchor_rows, paper_selection
 from vlmflow.tagging import LexiconTagger, SpacyTagger, Word, make_tagger
 from vlmflow.testing.checkpoints import llama_tokenizer
 
@@ -243,15 +244,15 @@ def test_the_flow_runs_on_open_ended_datasets_only():
     def flow_on_mc(c):
         c["runs"][0]["experiments"].append("open_ended_flow")
 
-    def figure_without_run(c):
-        c["runs"] = c["runs"][:-1]
+    def figure_on_mc(c):
+        c["figures"]["figS_open_ended"]["dataset"] = "synthetic"
 
     with pytest.raises(ValueError, match=r"open-ended dataset .*`experiments: \[open_ended_flow\]`"):
         _config(mc_on_open)
     with pytest.raises(ValueError, match="open_ended_flow runs on open-ended datasets"):
         _config(flow_on_mc)
-    with pytest.raises(ValueError, match="figS_open_ended: needs a run"):
-        _config(figure_without_run)
+    with pytest.raises(ValueError, match="figS_open_ended: 'synthetic' is a tvbench dataset"):
+        _config(figure_on_mc)
 
     def response_on_mc(c):
         c["experiments"]["mine"] = {"blocks": [{"name": "x", "edges": [["response", "last"]]}]}

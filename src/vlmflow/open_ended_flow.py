@@ -71,19 +71,3 @@ def with_answer(
     earlier = max(0, k - 1 - open_tokens)
     layout = replace(sample.layout, n_tokens=n0 + k, response=(n0, n0 + earlier))
     return PreparedSample(embeds, positions, layout, target, [])
-
-
-def paper_selection(rows):
-    """The rows the paper's open-ended figure keeps: the samples analysed at every anchor (n = 1..max),
-    then per block the samples whose mean change over the layers is <= 0. The second filter can only
-    make an effect look larger: the figure also draws the rows before it (`all_anchor_rows`)."""
-    rows = all_anchor_rows(rows)
-    mean = rows.groupby(["sample_id", "block"])["rel_change"].transform("mean")
-    return rows[mean <= 0]
-
-
-def all_anchor_rows(rows):
-    """The rows of the samples kept at every anchor."""
-    n = rows["anchor"].nunique()
-    per_sample = rows.groupby("sample_id")["anchor"].transform("nunique")
-    return rows[per_sample == n]

@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from vlmflow.io import atomic_path  # noqa: E402
-from vlmflow.stats import curve_table  # noqa: E402
+from vlmflow.stats import all_anchor_rows, curve_table, paper_selection  # noqa: E402
 
 PAPER_COLOURS = {  # Fig. 3 line colours
     "Video -> Question": "tab:purple",
@@ -671,8 +671,6 @@ def figS_open_ended(df: pd.DataFrame, stem: Path, blocks: list[str]) -> pd.DataF
     first, second and third anchor word of the answer), mean % change of the anchor's probability with
     95 % bootstrap bands; top row the paper's selection (samples with every anchor, then per block those
     whose mean change is <= 0), bottom row before that last filter."""
-    from vlmflow.open_ended_flow import all_anchor_rows, paper_selection
-
     parts = {"the paper's selection": paper_selection(df), "before its <= 0 filter": all_anchor_rows(df)}
     table = pd.concat(
         [

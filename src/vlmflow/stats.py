@@ -140,3 +140,19 @@ def early_cross_frame_examples(answers: pd.DataFrame, per_task: int = 1) -> pd.D
         )
         out.append(ranked.head(per_task))
     return pd.concat(out)[cols] if out else pd.DataFrame(columns=cols)
+
+
+def paper_selection(rows: pd.DataFrame) -> pd.DataFrame:
+    """The open-ended flow's rows the paper's figure keeps: the samples analysed at every anchor (n = 1..max),
+    then per block the samples whose mean change over the layers is <= 0. The second filter can only
+    make an effect look larger: the figure also draws the rows before it (`all_anchor_rows`)."""
+    rows = all_anchor_rows(rows)
+    mean = rows.groupby(["sample_id", "block"])["rel_change"].transform("mean")
+    return rows[mean <= 0]
+
+
+def all_anchor_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the samples kept at every anchor."""
+    n = rows["anchor"].nunique()
+    per_sample = rows.groupby("sample_id")["anchor"].transform("nunique")
+    return rows[per_sample == n]
