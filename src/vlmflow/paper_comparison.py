@@ -22,7 +22,6 @@ NUMBERS = Path(__file__).with_name("paper_numbers.yaml")
 TABLE_TOL, SHARE_TOL, PLOT_TOL = 0.05, 0.5, 3.0  # one decimal; a whole percent; read off a plot
 COLUMNS = ["source", "quantity", "task", "dataset", "paper_model", "paper", "tolerance", "run_model"]
 COLUMNS += ["run_dataset", "run", "difference", "verdict"]
-TASKS = ["action_antonym", "action_sequence", "scene_transition", "moving_direction", "object_count"]
 
 
 def published() -> dict:
@@ -157,7 +156,8 @@ def _table3(t, run: Run, numbers) -> list[dict]:
 
 
 def _table3_row(t, run, numbers, paper_model, dataset, quantity, paper, setting) -> dict:
-    tol = f"+-{SHARE_TOL}" if quantity.startswith("kept") else f"+-{TABLE_TOL}"
+    kept = quantity.startswith("kept")
+    tol = f"+-{SHARE_TOL if kept else TABLE_TOL}"
     mine = (
         pd.DataFrame()
         if t is None
@@ -168,8 +168,8 @@ def _table3_row(t, run, numbers, paper_model, dataset, quantity, paper, setting)
     if mine.empty:
         return _row("Table 3", quantity, "", dataset, paper_model, paper, tol)
     r = mine.iloc[0]
-    value = float(r.kept_pct if quantity.startswith("kept") else r.accuracy)
-    ok = abs(value - paper) <= (SHARE_TOL if quantity.startswith("kept") else TABLE_TOL)
+    value = float(r.kept_pct if kept else r.accuracy)
+    ok = abs(value - paper) <= (SHARE_TOL if kept else TABLE_TOL)
     return _row(
         "Table 3",
         quantity,

@@ -112,25 +112,14 @@ def answer_tables(dataset, models):
     )
 
 
-def runs_of_models():
-    """(dataset, model) of every multiple-choice run (not the open-ended flow's), in order, each once."""
+def runs_of_models(open_ended=False):
+    """(dataset, model) of every multiple-choice run, or with `open_ended` of every run of the
+    open-ended flow (on an open-ended dataset), in order, each once."""
     return list(
         dict.fromkeys(
             (run.dataset, m)
             for run in S.runs
-            if not is_open_ended(S, run.dataset)
-            for m in run.models
-        )
-    )
-
-
-def open_flow_runs():
-    """(dataset, model) of every run of the open-ended flow (on an open-ended dataset)."""
-    return list(
-        dict.fromkeys(
-            (run.dataset, m)
-            for run in S.runs
-            if is_open_ended(S, run.dataset)
+            if is_open_ended(S, run.dataset) == open_ended
             for m in run.models
         )
     )
@@ -227,7 +216,7 @@ def figure_outputs(name, caption, category="Figures"):
 
 def all_targets():
     targets = []
-    for dataset, m in open_flow_runs():
+    for dataset, m in runs_of_models(open_ended=True):
         targets += open_flow_tables(dataset, m) + open_flow_tables(
             dataset, m, "responses"
         )

@@ -8,7 +8,11 @@ for _name, _ds in S.datasets.items():
             name:
                 f"synthetic_benchmark_{_name}"
             output:
-                list(dict.fromkeys(annotation_path(_ds.format, _ds.root, t) for t in _ds.tasks)),
+                list(
+                    dict.fromkeys(
+                        annotation_path(_ds.format, _ds.root, t) for t in _ds.tasks
+                    )
+                ),
             log:
                 f"logs/synthetic_benchmark_{_name}.log",
             conda:

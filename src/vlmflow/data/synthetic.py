@@ -283,24 +283,31 @@ def write_video(path: Path, frames: np.ndarray, fps: int = FPS) -> None:
                 container.mux(packet)
 
 
+def _drawn(tasks: list[str], n_per_task: int, seed: int, draw=None):
+    """(task, name, question) of every question the writers write: per task, `n_per_task` drawn from
+    its own seeded generator ([seed, task index]), of the task itself or of the task `draw`."""
+    for t_i, task in enumerate(tasks):
+        rng = np.random.default_rng([seed, t_i])
+        for i in range(n_per_task):
+            yield task, f"{task}_{i:04d}", sample_question(draw or task, rng)
+
+
 def write_benchmark(root: Path, n_per_task: int, seed: int, tasks: list[str] = TASKS) -> None:
     """Write a TVBench-format benchmark: json/<task>.json and video/<task>/<id>.mp4."""
     root = Path(root)
-    for t_i, task in enumerate(tasks):
-        rng = np.random.default_rng([seed, t_i])
-        entries = []
-        for i in range(n_per_task):
-            q = sample_question(task, rng)
-            name = f"{task}_{i:04d}.mp4"
-            write_video(root / "video" / task / name, render(q, list(range(q.params["n_frames"]))))
-            entry = {"video": name, "question": q.question, "candidates": q.candidates, "answer": q.answer}
-            if "colour" in q.params:  # the object's name, for answer prompts ("The {colour} square ...")
-                entry["colour"] = q.params["colour"]
-            if q.bounds is not None:
-                entry["start"], entry["end"] = q.bounds
-            entries.append(entry)
+    entries = {task: [] for task in tasks}
+    for task, stem, q in _drawn(tasks, n_per_task, seed):
+        name = f"{stem}.mp4"
+        write_video(root / "video" / task / name, render(q, list(range(q.params["n_frames"]))))
+        entry = {"video": name, "question": q.question, "candidates": q.candidates, "answer": q.answer}
+        if "colour" in q.params:  # the object's name, for answer prompts ("The {colour} square ...")
+            entry["colour"] = q.params["colour"]
+        if q.bounds is not None:
+            entry["start"], entry["end"] = q.bounds
+        entries[task].append(entry)
+    for task, found in entries.items():
         with atomic_path(tvbench.annotation_path(root, task)) as tmp:
-            tmp.write_text(json.dumps(entries, indent=1))
+            tmp.write_text(json.dumps(found, indent=1))
 
 
 # the toy's open-ended set: Action Sequence clips, whose answer ("red then green") gives the toy's
@@ -315,24 +322,22 @@ def write_open_ended(root: Path, n_per_task: int, seed: int, tasks: list[str]) -
     Sequence question alone (its frames from the clip's first to its last), so that the whole-video
     segment mid-points VCGBench's loader samples are the frames the toys were trained on."""
     root = Path(root)
-    for t_i, task in enumerate(tasks):
-        rng = np.random.default_rng([seed, t_i])
-        entries = []
-        for i in range(n_per_task):
-            q = sample_question(OPEN_ENDED_TASK, rng)
-            start, end = _clip_range(q)
-            name = f"{task}_{i:04d}"
-            write_video(root / "Test_Videos" / f"{name}.mp4", render(q, list(range(start, end + 1))))
-            entries.append({"Q": q.question, "A": OPEN_ENDED_ANSWER.format(q.answer), "video_name": name})
+    entries = {task: [] for task in tasks}
+    for task, name, q in _drawn(tasks, n_per_task, seed, OPEN_ENDED_TASK):
+        start, end = _clip_range(q)
+        write_video(root / "Test_Videos" / f"{name}.mp4", render(q, list(range(start, end + 1))))
+        entries[task].append({"Q": q.question, "A": OPEN_ENDED_ANSWER.format(q.answer), "video_name": name})
+    for task, found in entries.items():
         with atomic_path(vcgbench.annotation_path(root, task)) as tmp:
-            tmp.write_text(json.dumps(entries, indent=1))
+            tmp.write_text(json.dumps(found, indent=1))
 
 
 LVB_SECONDS = 8  # LongVideoBench's rule samples min(8, int(duration)) frames: an 8-second video
 
 
-def _unbounded(task: str) -> None:
-    if task == "action_sequence":
+def _unbounded(tasks: list[str]) -> None:
+    """LongVideoBench and Video-MME records have no clip bounds: refuse the bounded task."""
+    if "action_sequence" in tasks:
         raise ValueError(
             "action_sequence is a bounded clip; LongVideoBench and Video-MME records have no clip bounds: "
             "choose other tasks for these formats"
@@ -346,27 +351,23 @@ def write_longvideobench(root: Path, n_per_task: int, seed: int, tasks: list[str
     frames for one second, so LongVideoBench's own frame rule (one frame per second from frame 0)
     samples exactly the frames the toys were trained on."""
     root, records = Path(root), []
-    for t_i, task in enumerate(tasks):
-        _unbounded(task)
-        rng = np.random.default_rng([seed, t_i])
-        for i in range(n_per_task):
-            q = sample_question(task, rng)
-            frames = np.repeat(render(q, sampled_indices(q)), FPS * LVB_SECONDS // 8, axis=0)
-            name = f"{task}_{i:04d}"
-            write_video(root / "videos" / f"{name}.mp4", frames)
-            records.append(
-                dict(
-                    video_id=name,
-                    id=f"{name}_0",
-                    question=q.question,
-                    candidates=q.candidates,
-                    correct_choice=q.answer_index,
-                    question_category=task,
-                    duration=float(LVB_SECONDS),
-                    video_path=f"{name}.mp4",
-                    subtitle_path=f"{name}_en.json",
-                )
+    _unbounded(tasks)
+    for task, name, q in _drawn(tasks, n_per_task, seed):
+        frames = np.repeat(render(q, sampled_indices(q)), FPS * LVB_SECONDS // 8, axis=0)
+        write_video(root / "videos" / f"{name}.mp4", frames)
+        records.append(
+            dict(
+                video_id=name,
+                id=f"{name}_0",
+                question=q.question,
+                candidates=q.candidates,
+                correct_choice=q.answer_index,
+                question_category=task,
+                duration=float(LVB_SECONDS),
+                video_path=f"{name}.mp4",
+                subtitle_path=f"{name}_en.json",
             )
+        )
     with atomic_path(longvideobench.annotation_path(root, "")) as tmp:
         tmp.write_text(json.dumps(records, indent=1))
 
@@ -381,26 +382,22 @@ def write_videomme(root: Path, n_per_task: int, seed: int, tasks: list[str]) -> 
     from vlmflow.prompt import LETTERS
 
     root, rows = Path(root), []
-    for t_i, task in enumerate(tasks):
-        _unbounded(task)
-        rng = np.random.default_rng([seed, t_i])
-        for i in range(n_per_task):
-            q = sample_question(task, rng)
-            name = f"{task}_{i:04d}"
-            write_video(root / "data" / f"{name}.mp4", render(q, list(range(q.params["n_frames"]))))
-            rows.append(
-                dict(
-                    video_id=f"{t_i:03d}",
-                    duration="short",
-                    domain="Synthetic",
-                    sub_category="Toy",
-                    url="",
-                    videoID=name,
-                    question_id=f"{name}-1",
-                    task_type=task,
-                    question=q.question,
-                    options=[f"{letter}. {c}" for letter, c in zip(LETTERS, q.candidates)],
-                    answer=LETTERS[q.answer_index],
-                )
+    _unbounded(tasks)
+    for task, name, q in _drawn(tasks, n_per_task, seed):
+        write_video(root / "data" / f"{name}.mp4", render(q, list(range(q.params["n_frames"]))))
+        rows.append(
+            dict(
+                video_id=f"{tasks.index(task):03d}",
+                duration="short",
+                domain="Synthetic",
+                sub_category="Toy",
+                url="",
+                videoID=name,
+                question_id=f"{name}-1",
+                task_type=task,
+                question=q.question,
+                options=[f"{letter}. {c}" for letter, c in zip(LETTERS, q.candidates)],
+                answer=LETTERS[q.answer_index],
             )
+        )
     write_parquet(pd.DataFrame(rows), videomme.annotation_path(root, ""))

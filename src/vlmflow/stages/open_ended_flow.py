@@ -90,9 +90,20 @@ def run_flow(adapter: Adapter, job: Job) -> None:
     for k, (row, fr) in enumerate(zip(qs.itertuples(), frames)):
         q = Question.from_row(job.dataset, row)
         names = dict(dataset=job.dataset, task=q.task, model=job.model, sample_id=q.sample_id)
+        answer_prompt = OpenAnswer(cfg.answer_prompt, q.answer, system, cfg.question_label)
         with naming(job, q.task, q.sample_id):
-            found, answer = _sample_rows(adapter, engine, tagger, cfg, q, fr, system, conditions, checked)
-        checked = checked or bool(found)
+            try:
+                sample = adapter.prepare(q, adapter.video_features(adapter.pixel_values(fr)), answer_prompt)
+                too_long(sample.layout.n_tokens + cfg.max_new_tokens, cfg.max_tokens)
+            except ValueError as err:
+                found, answer = [], _answer(reason=f"prompt: {err}")
+            else:
+                if not checked:  # the canary runs on the first sample the model takes
+                    canary(engine, sample)
+                    checked = True
+                found, answer = _sample_rows(
+                    adapter, engine, tagger, flow, sample, cfg.max_new_tokens, conditions
+                )
         rows += [{**names, "experiment": EXPERIMENT, **r, **provenance} for r in found]
         answers.append({**names, **answer})
         kept = f"anchors {answer['kept_anchors']}" + (f"; {answer['reason']}" if answer["reason"] else "")
@@ -100,43 +111,37 @@ def run_flow(adapter: Adapter, job: Job) -> None:
         print(f"[open_ended_flow] {job.model} {q.task}: sample {k + 1}/{len(qs)}{n}: {kept}", flush=True)
     print(f"[open_ended_flow] {job.model}: {peak_memory(engine)}", flush=True)
     for s in pd.read_parquet(job.input.skipped).itertuples():  # left out at frame extraction
-        entry = dict(
-            response="", n_response_tokens=0, anchors="[]", kept_anchors="[]", reason=f"frames: {s.reason}"
-        )
-        answers.append(
-            dict(dataset=job.dataset, task=s.task, model=job.model, sample_id=s.sample_id, **entry)
-        )
+        names = dict(dataset=job.dataset, task=s.task, model=job.model, sample_id=s.sample_id)
+        answers.append({**names, **_answer(reason=f"frames: {s.reason}")})
     cols = None if rows else [*ROW_COLUMNS, *provenance]
     write_parquet(pd.DataFrame(rows, columns=cols), job.output.table)
     write_parquet(pd.DataFrame(answers, columns=RESPONSE_COLUMNS), job.output.responses)
 
 
-def _sample_rows(adapter, engine, tagger, cfg, q, frames, system, conditions, checked):
-    """One sample's rows and its responses-table entry (less its names)."""
-    flow = cfg.flow
-    answer = OpenAnswer(cfg.answer_prompt, q.answer, system, cfg.question_label)
-    entry = dict(response="", n_response_tokens=0, anchors="[]", kept_anchors="[]", reason="")
-    try:
-        sample = adapter.prepare(q, adapter.video_features(adapter.pixel_values(frames)), answer)
-        too_long(sample.layout.n_tokens + cfg.max_new_tokens, cfg.max_tokens)
-    except ValueError as err:
-        return [], {**entry, "reason": f"prompt: {err}"}
-    ids = engine.generate(sample, cfg.max_new_tokens, adapter.stop_tokens)
+def _answer(response: str = "", n_tokens: int = 0, anchors=(), kept=(), reason: str = "") -> dict:
+    """A sample's responses-table entry (less its names)."""
+    words = json.dumps([a.word for a in anchors])
+    return dict(
+        response=response,
+        n_response_tokens=n_tokens,
+        anchors=words,
+        kept_anchors=json.dumps(list(kept)),
+        reason=reason,
+    )
+
+
+def _sample_rows(adapter, engine, tagger, flow, sample, max_new_tokens: int, conditions):
+    """One prepared sample's rows (its answer, anchors and knockouts) and its responses-table entry."""
+    ids = engine.generate(sample, max_new_tokens, adapter.stop_tokens)
     text, spans = token_spans(adapter.tokenizer, ids)
     anchors = find_anchors(text, spans, ids, tagger(text), set(flow.anchor_pos))
-    entry.update(response=text, n_response_tokens=len(ids), anchors=json.dumps([a.word for a in anchors]))
     if len(anchors) < flow.n_anchors:
         pos = "/".join(flow.anchor_pos)
-        return [], {
-            **entry,
-            "reason": f"{len(anchors)} anchor words ({pos}) in the answer, fewer than {flow.n_anchors}",
-        }
+        why = f"{len(anchors)} anchor words ({pos}) in the answer, fewer than {flow.n_anchors}"
+        return [], _answer(text, len(ids), anchors, reason=why)
     rows, kept, lost = [], [], []
     for a in anchors[: flow.n_anchors]:
         ext = with_answer(adapter, sample, ids[: a.token], flow.open_tokens, a.token_id)
-        if not checked:
-            canary(engine, ext)
-            checked = True
         clean = engine.clean(ext)
         pred = int(clean.probs.argmax())
         if pred != a.token_id:  # the paper keeps an anchor only where greedy decoding gives it again
@@ -165,4 +170,4 @@ def _sample_rows(adapter, engine, tagger, cfg, q, frames, system, conditions, ch
                     pred_new=adapter.token_text(int(p.argmax())),
                 )
             )
-    return rows, {**entry, "kept_anchors": json.dumps(kept), "reason": "; ".join(lost)}
+    return rows, _answer(text, len(ids), anchors, kept, "; ".join(lost))
