@@ -27,6 +27,8 @@ what the paper's 32 per-layer masks take at 7B shape, pathway_max_dp the largest
     python benchmarks/knockout_speed.py --quick     # under a minute on CPU, fewer layers and frames
     python benchmarks/knockout_speed.py             # paper shape, reduced width (CPU: minutes)
     python benchmarks/knockout_speed.py --gpu7b     # 7B-shaped, bf16, one GPU
+    python benchmarks/knockout_speed.py --gpu7b --backend flex   # the same with the compiled
+        # FlexAttention block-mask path: its speedup over the reference against sdpa's
 """
 
 from __future__ import annotations
@@ -123,7 +125,12 @@ def main(argv=None) -> None:
         "--quick", action="store_true", help="8 layers, 4 frames, window 3: under a minute on CPU"
     )
     ap.add_argument("--gpu7b", action="store_true", help="7B-shaped model in bf16 on the GPU")
-    ap.add_argument("--backend", default="sdpa", choices=["sdpa", "eager"])
+    ap.add_argument(
+        "--backend",
+        default="sdpa",
+        choices=["sdpa", "eager", "flex"],
+        help="the engine's attention backend (flex is compiled on CUDA: time it against sdpa there)",
+    )
     args = ap.parse_args(argv)
     device = "cuda" if args.gpu7b else "cpu"
     if args.gpu7b and not torch.cuda.is_available():
@@ -147,7 +154,8 @@ def main(argv=None) -> None:
     name = torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu"
     print(
         f"device {device} ({name}), "
-        f"{dtype}, {layers} layers, width {width['hidden']}, {N} tokens, {a.grid} video grid, window {window}"
+        f"{dtype}, {layers} layers, width {width['hidden']}, {N} tokens, {a.grid} video grid, "
+        f"window {window}, engine backend {args.backend}"
     )
 
     experiments = {

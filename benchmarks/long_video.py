@@ -11,17 +11,20 @@ one CPU thread), 144 video tokens per frame, with 8, 16, 32 and 64 frames (N abo
   scores fit in half the memory the machine has free; otherwise one line says why not.
 Per run (in a forked process, so that the resident high-water mark is its own): seconds, the
 process's memory growth over the prepared sample (resident peak minus resident size before the run),
-and the engine's own count of the memory it held at once: its masks, and its masks with the float
-scores and masks its attention calls built beside them (its working set).
+and the engine's own count of the memory it held at once: its masks (the packed ones and what its
+attention calls unpack), its masks with the float scores and masks its attention calls built beside
+them (its working set), and its packed masks alone per distinct knockout over N^2/8 bytes (one bit
+per pair: at most 1).
 
 Ends with a RESULT line: the growth exponents in N (least squares on log-log) of time and memory
 for each workload, the process memory per (query, key) pair of cross-frame at the longest length,
 and the engine's working set as a share of the process's measured growth there:
 
-RESULT time_exp_<w>=<a> mem_exp_<w>=<b> ... bytes_per_pair=<c> engine_share=<d> max_diff=<e> longest_n=<n>
+RESULT time_exp_<w>=<a> mem_exp_<w>=<b> ... bytes_per_pair=<c> engine_share=<d> held_over_n2_8=<h>
+       max_diff=<e> longest_n=<n>
 
     python benchmarks/long_video.py --quick    # 2, 4 and 8 frames: about a minute
-    python benchmarks/long_video.py            # 8 to 112 frames: about half an hour on 2 cores
+    python benchmarks/long_video.py            # 8 to 112 frames: 7-10 minutes on 2 cores
 """
 
 from __future__ import annotations
@@ -106,6 +109,9 @@ def one(frames: int, workload: str) -> dict:
     growth = max(peak - before, 0.0)
     row = dict(n=n, seconds=seconds, growth_mib=growth, engine_mib=engine.peak_mask_bytes / 2**20)
     row["working_mib"] = engine.peak_working_bytes / 2**20
+    # the packed masks held at once, per distinct knockout, over one bit per (query, key) pair
+    distinct = 1 if workload == "pathway" else len({c.knockout for c in conds})
+    row["bits_ratio"] = engine.peak_held_bytes / distinct / (n * n / 8)
     if workload == "reference":  # the engine on the same conditions, for the comparison
         row["diff"] = float((out - engine.run(sample, conds)).abs().max())
     return row
@@ -127,7 +133,7 @@ def main(argv=None) -> None:
     fork = multiprocessing.get_context("fork")
     lengths = (2, 4, 8) if args.quick else (8, 16, 32, 64, 112)
     print(f"{LAYERS} layers, width {WIDTH['hidden']}, {WIDTH['heads']} heads, fp32, 1 CPU thread")
-    head = ("workload", "frames", "N", "seconds", "growth MiB", "masks MiB", "working MiB")
+    head = ("workload", "frames", "N", "seconds", "growth MiB", "masks MiB", "working MiB", "held/(N^2/8)")
     print(f"{head[0]:30s} " + " ".join(f"{h:>{max(6, len(h))}s}" for h in head[1:]))
     found: dict[str, list[dict]] = {w: [] for w in WORKLOADS}
     diffs = []
@@ -143,7 +149,7 @@ def main(argv=None) -> None:
                 diffs.append(row["diff"])
             print(
                 f"{w:30s} {frames:6d} {row['n']:6d} {row['seconds']:7.2f} {row['growth_mib']:10.1f} "
-                f"{row['engine_mib']:9.1f} {row['working_mib']:11.1f}",
+                f"{row['engine_mib']:9.1f} {row['working_mib']:11.1f} {row['bits_ratio']:12.3f}",
                 flush=True,
             )
     parts = []
@@ -156,9 +162,10 @@ def main(argv=None) -> None:
     per_pair = last["growth_mib"] * 2**20 / (n * n)
     share = last["working_mib"] / last["growth_mib"] if last["growth_mib"] > 0 else float("nan")
     max_diff = max(diffs) if diffs else float("nan")
+    held = max(r["bits_ratio"] for w, rows in found.items() if w != "reference" for r in rows)
     print(
         f"RESULT {' '.join(parts)} bytes_per_pair={per_pair:.1f} engine_share={share:.2f} "
-        f"max_diff={max_diff:.2e} longest_n={n}"
+        f"held_over_n2_8={held:.3f} max_diff={max_diff:.2e} longest_n={n}"
     )
 
 

@@ -75,10 +75,11 @@ def test_random_edge_control_matches_the_rows_and_counts(tiny_adapter):
     for ko in [EXPERIMENTS["cross_frame"][0], *EXPERIMENTS["vql_to_ql"]]:
         b = compile_knockout(layout, ko)
         r = random_like(b, seed=3)
-        n_rows, N = b.rows.shape
+        n_rows, N = b.rows().shape
         causal = torch.arange(N)[None, :] <= torch.arange(b.q0, b.q0 + n_rows)[:, None]
-        assert r.q0 == b.q0 and torch.equal(r.rows.sum(1), (b.rows & causal).sum(1))
-        assert not (r.rows & ~causal).any()
-        assert torch.equal(random_like(b, seed=3).rows, r.rows)
-        if b.rows.sum() > 1 and ko.name != "Last -> Last":
-            assert not torch.equal(r.rows, b.rows) and not torch.equal(random_like(b, seed=4).rows, r.rows)
+        assert r.q0 == b.q0 and torch.equal(r.rows().sum(1), (b.rows() & causal).sum(1))
+        assert not (r.rows() & ~causal).any()
+        assert torch.equal(random_like(b, seed=3).rows(), r.rows())
+        if b.rows().sum() > 1 and ko.name != "Last -> Last":
+            assert not torch.equal(r.rows(), b.rows())
+            assert not torch.equal(random_like(b, seed=4).rows(), r.rows())

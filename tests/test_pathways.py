@@ -83,12 +83,12 @@ def test_random_blocking_draws_the_count_from_the_allowed_pairs():
     v0, N = layout.video_range[0], layout.n_tokens
     b = random_blocked(layout, 500, seed=3, layer=2)
     full = torch.zeros(N, N, dtype=torch.bool)
-    full[b.q0 :] = b.rows
+    full[b.q0 :] = b.rows()
     i, j = full.nonzero(as_tuple=True)
     assert len(i) == 500 and bool((j <= i).all()) and bool((j >= v0).all())
     assert blocked_causal(b) == 500
-    assert torch.equal(random_blocked(layout, 500, 3, 2).rows, b.rows)  # seeded
-    assert not torch.equal(random_blocked(layout, 500, 3, 1).rows, b.rows)  # another layer, other pairs
+    assert torch.equal(random_blocked(layout, 500, 3, 2).rows(), b.rows())  # seeded
+    assert not torch.equal(random_blocked(layout, 500, 3, 1).rows(), b.rows())  # another layer, other pairs
     everything = random_blocked(layout, causal_pairs(N - v0), 0, 0)
     assert blocked_causal(everything) == causal_pairs(N - v0)
 
@@ -140,7 +140,7 @@ def test_pathway_and_random_forwards_equal_the_dense_per_layer_reference(tiny_ad
     def dense_random(l):
         full = torch.zeros(L.n_tokens, L.n_tokens, dtype=torch.bool)
         b = rand(l)
-        full[b.q0 :] = b.rows
+        full[b.q0 :] = b.rows()
         return full
 
     ref_r = reference_probs_layerwise(tiny_adapter, q, frames, dense_random)

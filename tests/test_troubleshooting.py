@@ -23,6 +23,8 @@ UNREACHED = {
     ("src/vlmflow/knockout/spec.py", "window centre"): "API argument (sweeps build valid centres)",
     ("src/vlmflow/knockout/spec.py", "explicit window"): "API argument",
     ("src/vlmflow/knockout/masks.py", "cannot hold this knockout"): "engine invariant",
+    ("src/vlmflow/knockout/masks.py", "cannot hold these pairs"): "engine invariant",
+    ("src/vlmflow/knockout/attention.py", "a blocked matrix holds rows"): "engine invariant",
     ("src/vlmflow/knockout/engine.py", "a layerwise mask blocks row"): "engine invariant",
     ("src/vlmflow/knockout/attention.py", "padded batches are not supported"): "engine invariant",
     ("src/vlmflow/knockout/attention.py", "attention probabilities are kept"): "engine invariant",

@@ -14,6 +14,8 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
+from vlmflow.knockout.masks import Blocked, unpack
+
 NAME = "vlmflow_knockout"
 BACKENDS = ("sdpa", "eager", "flex")
 REFUSED = ("flash_attention_2", "flash_attention_3", "flash_attention", "paged_attention")
@@ -27,6 +29,8 @@ MIXED_MAX_ROWS = 128
 # the working memory one attention call may build for its masks and scores: query rows are processed
 # in chunks that fit (a job sets it from its model's `attention_mb`)
 _budget = 2048 * 2**20
+# FlexAttention compiled (block-sparse kernels) or run as written: None = compiled on CUDA only
+_flex_compiled: bool | None = None
 
 
 def set_budget_bytes(n: int) -> None:
@@ -41,20 +45,29 @@ def budget_bytes() -> int:
     return _budget
 
 
+def set_flex_compiled(flag: bool | None) -> None:
+    """Compile the flex backend's block mask and kernel (True), run them as written (False), or
+    compile on CUDA only (None, the default: on CPU, compiling costs more than it saves)."""
+    global _flex_compiled
+    _flex_compiled = flag
+
+
 @dataclass
 class BlockedRows:
-    """The blocked (query, key) pairs of a batch in one layer: one matrix per distinct knockout."""
+    """The blocked (query, key) pairs of a batch in one layer: one packed matrix per distinct knockout,
+    each holding exactly the rows and keys of the call (rows from the plan's `q_offset`)."""
 
-    distinct: list[
-        torch.Tensor | None
-    ]  # [q, k] bool each, for the rows passed in; entry 0 is None (no block)
+    distinct: list[Blocked | None]  # entry 0 is None (no block)
     which: torch.Tensor  # [b] long: the distinct matrix of each batch element
     heads: torch.Tensor | None = None  # [H] bool: the heads a knockout applies to (None = all)
 
-    def mask(self, g: int) -> torch.Tensor:
-        """[1|H, q, k] bool for distinct matrix g."""
-        m = self.distinct[g].unsqueeze(0)
-        return m if self.heads is None else m & self.heads.view(-1, 1, 1)
+    def check(self, q_offset: int, q_len: int) -> None:
+        for m in self.distinct[1:]:
+            if (m.q0, m.n_rows, m.n_keys) != (q_offset, q_len, q_offset + q_len):
+                raise ValueError(
+                    f"a blocked matrix holds rows {m.q0}..{m.q0 + m.n_rows - 1} over {m.n_keys} keys; "
+                    f"this call computes rows {q_offset}..{q_offset + q_len - 1}"
+                )
 
 
 class Plan(Protocol):
@@ -78,6 +91,12 @@ class Plan(Protocol):
         """Query rows whose attention probabilities to keep in this layer (probes), or None."""
 
     def keep_probs(self, layer: int, probs: torch.Tensor) -> None: ...
+
+
+def _in_heads(rows: torch.Tensor, heads: torch.Tensor | None) -> torch.Tensor:
+    """[r, k] bool -> [1|H, r, k]: the rows in the knockout's heads ([H] bool, None = all)."""
+    m = rows.unsqueeze(0)
+    return m if heads is None else m & heads.view(-1, 1, 1)
 
 
 def check_backend(name: str) -> str:
@@ -161,14 +180,14 @@ def knockout_attention(
         )  # a plain forward
         return out.transpose(1, 2).contiguous(), None
     k_len = q_offset + q_len
-    q_pos = torch.arange(q_offset, k_len, device=query.device)
-    causal = torch.arange(k_len, device=query.device)[None, :] <= q_pos[:, None]  # [q, k]
+    if blocked is not None:
+        blocked.check(q_offset, q_len)
     groups = [0] if blocked is None else blocked.which.unique().tolist()
     if len(groups) == 1:
-        mask = blocked.mask(groups[0]) if groups[0] else None
-        out = _attend(query, key, value, prefix, causal, mask, scaling, backend, mode, plan)
+        source = (blocked, groups[0]) if groups[0] else None
+        out = _attend(query, key, value, prefix, q_offset, source, scaling, backend, mode, plan)
         if probe is not None:
-            plan.keep_probs(layer, _probabilities(query, key, causal, mask, scaling, probe))
+            plan.keep_probs(layer, _probabilities(query, key, q_offset, source, scaling, probe))
         return out.transpose(1, 2).contiguous(), None
     # causal, distinct, allowed bools and SDPA's float mask
     mixed_bytes = b * q_len * k_len * (3 + query.element_size())
@@ -177,13 +196,16 @@ def knockout_attention(
         and prefix is None
         and mode == "pre_softmax"
         and backend == "sdpa"
+        and blocked.heads is None
         and mixed_bytes <= budget_bytes()
     ):
         # few rows: one SDPA call with each element's mask ([b, q, N] bools) beats copying the
         # keys/values of every group out of the batch
-        distinct = torch.stack([torch.zeros_like(causal), *(m for m in blocked.distinct[1:])])  # [m, q, N]
-        allowed = causal & ~distinct[blocked.which]  # [b, q, N]
-        if bool(allowed.any(-1).all()) and blocked.heads is None:
+        causal = _causal(q_offset, k_len, k_len, query.device)  # [q, N]
+        rows = [m.rows().to(query.device) for m in blocked.distinct[1:]]
+        distinct = torch.stack([torch.zeros_like(causal), *rows])  # [m, q, N]
+        allowed = causal & ~distinct[blocked.which.to(query.device)]  # [b, q, N]
+        if bool(allowed.any(-1).all()):
             # SDPA turns the boolean mask into one of the query's dtype
             plan.note_mask_bytes(causal.numel() + distinct.numel() + allowed.numel(), mixed_bytes)
             out = F.scaled_dot_product_attention(query, key, value, attn_mask=allowed[:, None], scale=scaling)
@@ -191,58 +213,66 @@ def knockout_attention(
     out = torch.empty_like(query)
     for g in groups:  # one pass per distinct mask: no per-element mask copies
         rows = (blocked.which == g).nonzero().squeeze(1)
-        mask = blocked.mask(g) if g else None
+        source = (blocked, g) if g else None
         out[rows] = _attend(
-            query[rows], key[rows], value[rows], prefix, causal, mask, scaling, backend, mode, plan
+            query[rows], key[rows], value[rows], prefix, q_offset, source, scaling, backend, mode, plan
         )
     return out.transpose(1, 2).contiguous(), None
 
 
-def _attend(query, key, value, prefix, causal, blocked, scaling, backend, mode, plan):
+def _causal(q0: int, q1: int, k_len: int, device) -> torch.Tensor:
+    """[q1 - q0, k_len] bool: key <= query for query rows q0..q1-1."""
+    return torch.arange(k_len, device=device)[None, :] <= torch.arange(q0, q1, device=device)[:, None]
+
+
+def _attend(query, key, value, prefix, q_offset, source, scaling, backend, mode, plan):
     """query [b, H, q, d], key/value [b, H, k, d] (k = q, or all N keys when `prefix` is None),
-    prefix: clean key/value [1, H, N - q, d] of the rows before, or None; causal [q, N],
-    blocked [1|H, q, N] or None. Query rows attend independently: they run in chunks whose masks and
-    scores fit the memory budget (`set_budget_bytes`), all at once when they fit."""
+    prefix: clean key/value [1, H, N - q, d] of the rows before, or None; q_offset: the first row's
+    position; source: (BlockedRows, distinct index) of the pairs to block, or None. Query rows attend
+    independently: they run in chunks whose causal mask, unpacked blocked rows and scores fit the
+    memory budget (`set_budget_bytes`), all at once when they fit."""
     b, n_heads, q_len, _ = query.shape
+    k_len = q_offset + q_len
     explicit = prefix is not None or mode == "post_softmax" or backend == "eager"
-    mask_heads = 1 if blocked is None else blocked.shape[0]
-    per_row = causal.shape[-1] * (
-        1
-        + mask_heads * (1 + query.element_size())  # the row's causal, allowed and float-mask entries
-        + (3 * 4 * b * n_heads if explicit else 0)  # scores, masked scores, fp32 probabilities
+    mask_heads = 1 if source is None or source[0].heads is None else n_heads
+    per_row = k_len * (
+        1  # the row's causal entries
+        + (0 if source is None else 1 + mask_heads)  # its unpacked blocked and allowed entries
+        + (3 * 4 * b * n_heads if explicit else mask_heads * query.element_size())  # scores | float mask
     )
-    rows = max(1, budget_bytes() // per_row)
-    if rows >= q_len:
-        return _attend_rows(query, key, value, prefix, causal, blocked, scaling, backend, mode, plan)
+    rows = min(q_len, max(1, budget_bytes() // per_row))
+    if rows == q_len:
+        bits = None if source is None else source[0].distinct[source[1]].bits
+        return _attend_rows(query, key, value, prefix, q_offset, bits, source, scaling, backend, mode, plan)
     out = torch.empty_like(query)
     for r in range(0, q_len, rows):
         sl = slice(r, r + rows)
+        bits = None if source is None else source[0].distinct[source[1]].bits[sl]
         out[:, :, sl] = _attend_rows(
-            query[:, :, sl],
-            key,
-            value,
-            prefix,
-            causal[sl],
-            None if blocked is None else blocked[..., sl, :],
-            scaling,
-            backend,
-            mode,
-            plan,
+            query[:, :, sl], key, value, prefix, q_offset + r, bits, source, scaling, backend, mode, plan
         )
     return out
 
 
-def _attend_rows(query, key, value, prefix, causal, blocked, scaling, backend, mode, plan):
-    """`_attend` for rows that fit the budget at once."""
-    allowed = causal if blocked is None else causal & ~blocked  # [q, N] or [1|H, q, N]
+def _attend_rows(query, key, value, prefix, q_first, bits, source, scaling, backend, mode, plan):
+    """`_attend` for rows that fit the budget at once: rows q_first..q_first+q-1, blocking `bits`
+    [q, ceil(N/8)] (packed, None = nothing) in the heads of `source`."""
+    n_keys = key.shape[2] + (0 if prefix is None else prefix[0].shape[2])
+    causal = _causal(q_first, q_first + query.shape[2], n_keys, query.device)  # [q, N]
+    if bits is not None:  # on the layer's device (a model split by device_map runs layers elsewhere)
+        bits = bits.to(query.device)
+    heads = None if source is None or source[0].heads is None else source[0].heads.to(query.device)
+    mask = None if bits is None else _in_heads(unpack(bits, n_keys), heads)  # [1|H, q, N]
+    allowed = causal if mask is None else causal & ~mask  # [q, N] or [1|H, q, N]
     if plan is not None:
         b, n_heads, q_len, _ = query.shape
         explicit = prefix is not None or mode == "post_softmax" or backend == "eager"
         # explicit math: scores, their masked copy, fp32 probabilities; SDPA: its float mask
-        scratch = 3 * 4 * b * n_heads * q_len * causal.shape[-1] if explicit else 0
+        scratch = 3 * 4 * b * n_heads * q_len * n_keys if explicit else 0
         if not explicit and backend == "sdpa":
             scratch = allowed.numel() * query.element_size()
-        plan.note_mask_bytes(causal.numel() + (allowed.numel() if blocked is not None else 0), scratch)
+        held = 0 if mask is None else mask.numel() + allowed.numel()
+        plan.note_mask_bytes(causal.numel() + held, scratch)
     if prefix is not None:  # explicit math against the shared prefix: no per-element key/value copy
         pk, pv = (
             prefix[0][0],
@@ -264,12 +294,12 @@ def _attend_rows(query, key, value, prefix, causal, blocked, scaling, backend, m
         probs = torch.softmax(
             scores.masked_fill(~causal, torch.finfo(scores.dtype).min), dim=-1, dtype=torch.float32
         ).to(query.dtype)
-        if blocked is not None:
-            probs = probs.masked_fill(blocked, 0.0)  # not renormalised
+        if mask is not None:
+            probs = probs.masked_fill(mask, 0.0)  # not renormalised
         return torch.matmul(probs, value)
     full_rows = bool(allowed.any(-1).all())
     if backend == "flex" and full_rows:  # flex gives a fully blocked row zeros, the paper uniform weights
-        return _flex(query, key, value, allowed, scaling)
+        return _flex(query, key, value, q_first, bits, heads, scaling)
     if backend == "eager":
         scores = torch.matmul(query, key.transpose(2, 3)) * scaling  # [b, H, q, k]
         scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
@@ -282,28 +312,60 @@ def _attend_rows(query, key, value, prefix, causal, blocked, scaling, backend, m
     return F.scaled_dot_product_attention(query, key, value, attn_mask=allowed, scale=scaling)
 
 
-def _probabilities(query, key, causal, blocked, scaling, rows):
-    """The paper's attention probabilities of query `rows` of one sample -> [H, r, k] fp32: eager
-    scores, blocked and future keys at dtype min, softmax."""
-    allowed = causal[rows] if blocked is None else causal[rows] & ~blocked[..., rows, :]  # [1|H, r, k]
+def _probabilities(query, key, q_offset, source, scaling, rows):
+    """The paper's attention probabilities of query `rows` (counted from q_offset) of one sample ->
+    [H, r, k] fp32: eager scores, blocked and future keys at dtype min, softmax."""
+    dev = key.device
+    rows = rows.to(dev)
+    allowed = torch.arange(key.shape[2], device=dev)[None, :] <= (q_offset + rows)[:, None]  # [r, k]
+    if source is not None:
+        blocked, g = source
+        bits = blocked.distinct[g].bits
+        picked = blocked.distinct[g].select(rows.to(bits.device)).to(dev)  # [r, k]
+        allowed = allowed & ~_in_heads(picked, None if blocked.heads is None else blocked.heads.to(dev))
     scores = torch.matmul(query[:, :, rows], key.transpose(2, 3)) * scaling  # [1, H, r, k]
     scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
     return torch.softmax(scores, dim=-1, dtype=torch.float32)[0]
 
 
-def _flex(query, key, value, allowed, scaling):
-    """FlexAttention with a block mask made from `allowed` [q, k] or [1|H, q, k]."""
+def _flex(query, key, value, q_first, bits, heads, scaling):
+    """FlexAttention with a block mask read from causality (positions) and the packed blocked bits
+    [q, ceil(k/8)] of these rows (None: causal only): no dense [q, k] mask is built for it. On CUDA
+    the block mask and the kernel are compiled (block-sparse); elsewhere both run as written (see
+    `set_flex_compiled`)."""
     from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
-    a = allowed if allowed.dim() == 3 else allowed.unsqueeze(0)
-    per_head = a.shape[0] > 1
+    first = torch.tensor(q_first, device=query.device)  # a tensor: compiled once, not per chunk
+    if heads is not None and len(heads) <= 64:  # one int's bits (inductor's CPU kernel fails on heads[h])
+        bit = torch.arange(len(heads), device=heads.device)
+        heads = (heads.long() << bit).sum()
+
+    def in_heads(h):
+        return heads[h] if heads.dim() else ((heads >> h) & 1) == 1
 
     def mask_mod(b, h, q, k):
-        return a[h if per_head else 0, q, k]
+        ok = k <= q + first
+        if bits is None:
+            return ok
+        hit = ((bits[q, k // 8] >> (k % 8)) & 1) == 1
+        return ok & ~(hit if heads is None else hit & in_heads(h))
 
-    n_heads = query.shape[1] if per_head else None
-    block = create_block_mask(mask_mod, None, n_heads, query.shape[2], key.shape[2], device=query.device)
-    return flex_attention(query, key, value, block_mask=block, scale=scaling)
+    n_heads = None if heads is None else query.shape[1]
+    make, attend = (create_block_mask, flex_attention)
+    if query.is_cuda if _flex_compiled is None else _flex_compiled:
+        make, attend = _compiled(create_block_mask), _compiled(flex_attention)
+    block = make(mask_mod, None, n_heads, query.shape[2], key.shape[2], device=query.device)
+    return attend(query, key, value, block_mask=block, scale=scaling)
+
+
+_COMPILED: dict = {}
+
+
+def _compiled(fn):
+    """`fn` compiled once per process (torch.compile caches its graphs by shape)."""
+    if fn not in _COMPILED:
+        _COMPILED[fn] = torch.compile(fn)
+    return _COMPILED[fn]
 
 
 def register() -> None:

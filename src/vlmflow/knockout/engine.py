@@ -7,7 +7,7 @@ Exact reuse (every result equals the paper's full dense-mask forward, see `refer
    keys/values, recorded in the clean pass, are prepended in attention (->Last knockouts recompute
    one row);
 4. conditions with the same q0 share a batch and join it at their own start layer;
-5. each distinct knockout is compiled once per sample, for its rows q0..N-1 only;
+5. each distinct knockout is compiled once per sample, for its rows q0..N-1 only, one bit per pair;
 6. only the last position goes through the final norm and the lm_head.
 
 The engine speaks to the model only through the adapter contract (`vlmflow.models.base.Adapter`).
@@ -81,6 +81,7 @@ class KnockoutEngine:
         self.batch_size = batch_size
         self.peak_mask_bytes = 0  # most mask memory held at once in any run so far (compiled + in attention)
         self.peak_working_bytes = 0  # the same with the float scores and masks of attention calls
+        self.peak_held_bytes = 0  # the compiled (packed) masks alone, most held at once
 
     # --- layer stepping ----------------------------------------------------------------------
     def _head(self, h_last: torch.Tensor) -> torch.Tensor:
@@ -133,7 +134,8 @@ class KnockoutEngine:
                 compiled[c.knockout] = compile_knockout(
                     sample.layout, c.knockout, sample.inputs_embeds.device
                 )
-        held = sum(b.rows.numel() for b in compiled.values())
+        held = sum(b.nbytes for b in compiled.values())
+        self.peak_held_bytes = max(self.peak_held_bytes, held)
         out = [None] * len(conditions)
         groups: dict[tuple, list[int]] = {}
         for i, c in enumerate(conditions):
@@ -170,7 +172,7 @@ class KnockoutEngine:
         for c in chunk:
             if c.knockout not in distinct:
                 distinct.append(c.knockout)
-        matrices = [None] + [compiled[k].rows for k in distinct[1:]]  # views, no copies
+        matrices = [None] + [compiled[k] for k in distinct[1:]]  # packed, no copies
         which = [distinct.index(c.knockout) for c in chunk]
         h = None
         with a.attention_implementation(attention.NAME):
@@ -257,9 +259,10 @@ class KnockoutEngine:
                         if b is None:
                             which.append(0)
                             continue
-                        distinct.append(torch.cat([b.rows.new_zeros(b.q0 - q0, b.rows.shape[1]), b.rows]))
+                        distinct.append(b if b.q0 == q0 else b.from_row(q0))
                         which.append(len(distinct) - 1)
-                    plan.held = sum(m.numel() for m in distinct[1:])
+                    plan.held = sum(m.nbytes for m in distinct[1:])
+                    self.peak_held_bytes = max(self.peak_held_bytes, plan.held)
                     idx = torch.tensor(which, device=h.device)
                     plan.masks = {l: attention.BlockedRows(distinct, idx, sel)} if len(distinct) > 1 else {}
                     h = a.layer_forward(l, h, rope, pos, knockout=plan)
@@ -285,8 +288,8 @@ class KnockoutEngine:
         plan.probe = (torch.as_tensor(rows, device=sample.inputs_embeds.device), set(layers))
         if knockout is not None:
             b = compile_knockout(sample.layout, knockout, sample.inputs_embeds.device, q0=0)
-            one = torch.ones(1, dtype=torch.long, device=b.rows.device)
-            plan.masks = {l: attention.BlockedRows([None, b.rows], one) for l in knockout_layers}
+            one = torch.ones(1, dtype=torch.long, device=b.bits.device)
+            plan.masks = {l: attention.BlockedRows([None, b], one) for l in knockout_layers}
         for _ in self._forward(sample, plan, max(layers) + 1):
             pass
         return plan.probs
@@ -312,8 +315,8 @@ class KnockoutEngine:
         plan.recorded = [None] * a.n_layers
         if knockout is not None and layers:
             b = compile_knockout(sample.layout, knockout, dev, q0=0)
-            plan.masks = {l: attention.BlockedRows([None, b.rows], one) for l in layers}
-            last_row = b.rows[-1]  # [N]
+            plan.masks = {l: attention.BlockedRows([None, b], one) for l in layers}
+            last_row = b.rows(b.n_rows - 1)[0]  # [N]
         *_, h = self._forward(sample, plan)
         kv = plan.recorded
         embeds, positions = sample.inputs_embeds, sample.position_ids
@@ -331,7 +334,8 @@ class KnockoutEngine:
             step = _Plan(self.backend, q_offset=n)
             step.clean_kv, step.recorded = kv, [None] * a.n_layers
             if last_row is not None:
-                row = torch.cat([last_row, last_row.new_zeros(n + 1 - len(last_row))])[None]  # [1, n+1]
+                row = torch.cat([last_row, last_row.new_zeros(n + 1 - len(last_row))])  # [n + 1]
+                row = Blocked.from_dense(n, row[None])
                 step.masks = {l: attention.BlockedRows([None, row], one) for l in layers}
             rope = a.rope_rows(a.rotary(grown, embeds), n)
             pos = a.position_rows(positions, n)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from vlmflow.knockout.masks import Blocked
+from vlmflow.knockout.masks import ROWS, Blocked
 from vlmflow.knockout.spec import Edge, Knockout
 from vlmflow.layout import TokenLayout
 
@@ -107,9 +107,9 @@ def causal_pairs(n_tokens: int) -> int:
 
 def blocked_causal(b: Blocked) -> int:
     """How many causal (query >= key) pairs a compiled knockout blocks."""
-    n_rows, N = b.rows.shape
-    q = torch.arange(b.q0, b.q0 + n_rows, device=b.rows.device)[:, None]
-    return int((b.rows & (torch.arange(N, device=b.rows.device)[None, :] <= q)).sum())
+    return sum(
+        int((b.rows(r, r + ROWS) & b.causal_rows(r, r + ROWS)).sum()) for r in range(0, b.n_rows, ROWS)
+    )
 
 
 def random_blocked(layout: TokenLayout, n_block: int, seed: int, layer: int, device=None) -> Blocked:
@@ -125,6 +125,7 @@ def random_blocked(layout: TokenLayout, n_block: int, seed: int, layer: int, dev
     i = ((torch.sqrt(8 * pick.double() + 1) - 1) / 2).floor().long()  # row of the lower-triangle index
     i += ((i + 1) * (i + 2) // 2 <= pick).long() - (i * (i + 1) // 2 > pick).long()  # float rounding guard
     j = pick - i * (i + 1) // 2
-    rows = torch.zeros(K, layout.n_tokens, dtype=torch.bool)
-    rows[i, v0 + j] = True
-    return Blocked(v0, rows.to(device))
+    k = v0 + j  # the keys; distinct pairs, so summing their bits sets them
+    bits = torch.zeros(K, (layout.n_tokens + 7) // 8, dtype=torch.uint8)
+    bits.index_put_((i, k // 8), (1 << (k % 8)).to(torch.uint8), accumulate=True)
+    return Blocked(v0, bits.to(device), layout.n_tokens)

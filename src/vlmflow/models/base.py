@@ -217,7 +217,13 @@ class Adapter(ABC):
     # --- facts -------------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
-        return self.decoder().lm_head.weight.device
+        """Where the model's inputs go: the lm_head's device, or where its offload hook runs it
+        (device_map: an offloaded weight sits on the meta device)."""
+        head = self.decoder().lm_head
+        hook = getattr(head, "_hf_hook", None)
+        if head.weight.device.type == "meta" and getattr(hook, "execution_device", None) is not None:
+            return torch.device(hook.execution_device)
+        return head.weight.device
 
     @property
     def dtype(self) -> torch.dtype:
