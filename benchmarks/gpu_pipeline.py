@@ -13,6 +13,8 @@ free disk for the checkpoint and a GPU with 40 GB or more.
     python benchmarks/gpu_pipeline.py --family internvl   # Mini-InternVL-4B-shaped, in InternVL's
         # released format: 2048 video tokens per question (1152 for LLaVA), so longer sequences
         # and larger masks; about 10 GB of disk
+    python benchmarks/gpu_pipeline.py --family llava_next_video   # 7B-shaped, in the llava-hf
+        # format of LLaVA-NeXT-Video-7B-hf (transformers' own classes): 1152 video tokens
 
 Ends with: RESULT pipeline_speedup=<reference / fast, all experiments> max_diff=<largest |difference|
 of rel_change, in percentage points> peak_gpu_gib_fast=<a> peak_gpu_gib_reference=<b>
@@ -36,6 +38,7 @@ from vlmflow.data.synthetic import write_benchmark  # noqa: E402
 from vlmflow.jobs import Job  # noqa: E402
 from vlmflow.knockout.spec import OPEN_ENDED_EXPERIMENTS, PAPER_EXPERIMENTS  # noqa: E402
 from vlmflow.models.internvl import InternVLAdapter  # noqa: E402
+from vlmflow.models.llava_next_video import LlavaNextVideoAdapter  # noqa: E402
 from vlmflow.models.llava_video import LlavaVideoAdapter  # noqa: E402
 from vlmflow.provenance import Stamp  # noqa: E402
 from vlmflow.settings import model_settings  # noqa: E402
@@ -48,6 +51,7 @@ from vlmflow.testing.checkpoints import (  # noqa: E402
     TINY,
     VICUNA_7B,
     write_internvl,
+    write_llava_next_video,
     write_pllava,
 )
 
@@ -56,6 +60,13 @@ TASK = "action_sequence"
 FAMILIES_AT_SIZE = {
     "llava_video": (write_pllava, LlavaVideoAdapter, TINY, VICUNA_7B, "7B-shaped PLLaVA"),
     "internvl": (write_internvl, InternVLAdapter, INTERNVL_TINY, MINI_INTERNVL_4B, "4B-shaped Mini-InternVL"),
+    "llava_next_video": (
+        write_llava_next_video,
+        LlavaNextVideoAdapter,
+        TINY,
+        VICUNA_7B,
+        "7B-shaped LLaVA-NeXT-Video-hf",
+    ),
 }
 
 

@@ -130,6 +130,14 @@ def llava_next_checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def llava_next_video_checkpoint(tmp_path_factory) -> Path:
+    """A tiny random LLaVA-NeXT-Video checkpoint in the llava-hf format (transformers-native)."""
+    from vlmflow.testing.checkpoints import write_llava_next_video
+
+    return write_llava_next_video(tmp_path_factory.mktemp("llava-next-video") / "tiny-llava-next-video")
+
+
+@pytest.fixture(scope="session")
 def internvl_checkpoint(tmp_path_factory) -> Path:
     """A tiny random Mini-InternVL checkpoint in InternVL's released format."""
     from vlmflow.testing.checkpoints import write_internvl

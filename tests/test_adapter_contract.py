@@ -1,9 +1,9 @@
 """Every adapter through the same contract: layout, engine = dense-mask reference, canary.
 
-The LLaVA video family (toy and PLLaVA-format checkpoints), Mini-InternVL and VideoLLaMA3 (tiny
-checkpoints in their released formats; VideoLLaMA3 with the authors' frame ranges and with image
-tokens only), and two synthetic adapters (tests/contract_adapters.py): per-frame video spans
-separated by text, and 3-D M-RoPE positions.
+The LLaVA video family (toy and PLLaVA-format checkpoints), transformers' LLaVA-NeXT-Video (the
+llava-hf format), Mini-InternVL and VideoLLaMA3 (tiny checkpoints in their released formats;
+VideoLLaMA3 with the authors' frame ranges and with image tokens only), and two synthetic adapters
+(tests/contract_adapters.py): per-frame video spans separated by text, and 3-D M-RoPE positions.
 """
 
 from dataclasses import replace
@@ -19,18 +19,36 @@ from vlmflow.knockout.reference import reference_generate, reference_probs
 from vlmflow.knockout.spec import EXPERIMENTS, Condition, explicit_window, sweep
 from vlmflow.models.base import Adapter
 from vlmflow.models.internvl import InternVLAdapter
+from vlmflow.models.llava_next_video import LlavaNextVideoAdapter
 from vlmflow.models.llava_video import LlavaVideoAdapter
 from vlmflow.models.videollama3 import VideoLlama3Adapter
 
-ADAPTERS = ["llava_toy", "pllava", "internvl", "videollama3", "videollama3_tokens", "per_frame", "mrope"]
+ADAPTERS = [
+    "llava_toy",
+    "pllava",
+    "llava_next_video",
+    "internvl",
+    "videollama3",
+    "videollama3_tokens",
+    "per_frame",
+    "mrope",
+]
 
 
 @pytest.fixture(scope="module", params=ADAPTERS)
-def adapter(request, tiny_adapter, pllava_checkpoint, internvl_checkpoint, videollama3_checkpoint) -> Adapter:
+def adapter(
+    request,
+    tiny_adapter,
+    pllava_checkpoint,
+    llava_next_video_checkpoint,
+    internvl_checkpoint,
+    videollama3_checkpoint,
+) -> Adapter:
     vl3 = str(videollama3_checkpoint)
     return {
         "llava_toy": lambda: tiny_adapter,
         "pllava": lambda: LlavaVideoAdapter.from_pretrained(str(pllava_checkpoint)),
+        "llava_next_video": lambda: LlavaNextVideoAdapter.from_pretrained(str(llava_next_video_checkpoint)),
         "internvl": lambda: InternVLAdapter.from_pretrained(str(internvl_checkpoint)),
         "videollama3": lambda: VideoLlama3Adapter.from_pretrained(vl3, pooling_shape=(8, 2, 2)),
         "videollama3_tokens": lambda: VideoLlama3Adapter.from_pretrained(

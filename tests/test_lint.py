@@ -19,8 +19,8 @@ def test_the_workflow_passes_snakemakes_linter():
 
 @pytest.mark.parametrize(
     "extra",
-    [[], ["--config", "setting=paper"], ["--profile", "slurm"]],
-    ids=["default", "paper", "slurm"],
+    [[], ["--config", "setting=paper"], ["--config", "setting=today"], ["--profile", "slurm"]],
+    ids=["default", "paper", "today", "slurm"],
 )
 def test_the_dry_runs_plan(extra):
     res = run_snakemake("-n", "--nolock", "--quiet", "rules", *extra)

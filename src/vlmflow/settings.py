@@ -397,14 +397,14 @@ SECTIONS = ("datasets", "models", "runs", "figures")
 
 
 def apply_setting(config: dict, configfiles: list) -> None:
-    """`setting: paper`: the paper block's sections replace the default ones; `setting: custom`: the
+    """`setting: paper` (or `today`): that block's sections replace the default ones; `setting: custom`: the
     sections of the --configfile files only, none of config.yaml's toy setup. In place; validate the
     config again afterwards (the swapped-in sections get their defaults)."""
     import yaml
     from snakemake.utils import update_config
 
-    if config["setting"] == "paper":
-        config.update(config["paper"])
+    if config["setting"] in ("paper", "today"):
+        config.update(config[config["setting"]])
     elif config["setting"] == "custom":
         own: dict = {}
         for path in configfiles:  # the --configfile files, in order
@@ -426,7 +426,8 @@ RENAMED_KEYS = {"families": "experiments"}  # runs[] keys of earlier releases
 def refuse_old_keys(config: Mapping) -> None:
     """Name the new key of a renamed one (before schema validation, whose message would not)."""
     for section in ("runs",):
-        for where, runs in (("", config.get(section)), ("paper.", (config.get("paper") or {}).get(section))):
+        blocks = [("", config)] + [(f"{b}.", config.get(b) or {}) for b in ("paper", "today")]
+        for where, runs in ((w, block.get(section)) for w, block in blocks):
             for i, run in enumerate(runs or []):
                 for old, new in RENAMED_KEYS.items():
                     if isinstance(run, Mapping) and old in run:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 FAMILIES = {
     "llava_video": "vlmflow.models.llava_video:LlavaVideoAdapter",
+    "llava_next_video": "vlmflow.models.llava_next_video:LlavaNextVideoAdapter",
     "internvl": "vlmflow.models.internvl:InternVLAdapter",
     "videollama3": "vlmflow.models.videollama3:VideoLlama3Adapter",
 }

@@ -17,6 +17,7 @@ from torch import nn
 from vlmflow.layout import TokenLayout
 from vlmflow.models.base import Adapter, DecoderParts, Facts, PreparedSample
 from vlmflow.models.encoding import embed_prompt, encode, prepare_sample
+from vlmflow.models.native import strict_from_pretrained
 from vlmflow.models.weights import Renames, cached_config
 from vlmflow.open_ended import OpenAnswer
 from vlmflow.prompt import MVBENCH_SYSTEM, QuestionStyle, build_open_prompt, build_prompt
@@ -81,31 +82,13 @@ class LlavaVideoAdapter(Adapter):
         """Load from a hub id or a local directory (config, safetensors, tokenizer, image processor).
 
         PLLaVA-format (`model_type "llava"`) and llava-hf LLaVA-NeXT (`"llava_next"`) checkpoints
-        load with their hub key names; a missing or wrongly shaped weight is an error, never a
-        silently re-initialised layer.
+        load with their hub key names; a missing, unexpected or wrongly shaped weight is an error,
+        never a silently re-initialised layer.
         """
         from transformers import AutoConfig, AutoTokenizer
 
         model_cls = _model_class(AutoConfig.from_pretrained(path), path)
-        try:
-            model, info = model_cls.from_pretrained(
-                path, dtype=dtype, device_map=device_map, output_loading_info=True
-            )
-        except RuntimeError as err:
-            if "mismatch" not in str(err):
-                raise
-            raise ValueError(
-                f"checkpoint {path}: a weight has an unexpected shape (see the load report above); "
-                f"is the config.json the one saved with these weights?"
-            ) from err
-        if info["missing_keys"]:
-            missing = sorted(info["missing_keys"])
-            raise ValueError(
-                f"checkpoint {path} lacks {len(missing)} weights, e.g. {missing[:3]}; "
-                "a partial download or a checkpoint of another architecture"
-            )
-        if device_map is None:
-            model = model.to(device)
+        model = strict_from_pretrained(model_cls, path, dtype, device, device_map)
         tokenizer = AutoTokenizer.from_pretrained(path)
         check_image_token(tokenizer, model.config.image_token_id, path)
         processor = video_image_processor(path)

@@ -10,6 +10,9 @@ released names come from each adapter's own rename table, read backwards).
 
 Both carry a Llama-style BPE tokenizer (Metaspace, byte fallback, BOS, `<image>` + `<pad>` added
 after the vocabulary) and a CLIP image processor config, as the real repositories do.
+- `write_llava_next_video`: the llava-hf format of `llava-hf/LLaVA-NeXT-Video-7B-hf`
+  (`model_type "llava_next_video"`, `<video>` beside `<image>`, `video_preprocessor_config.json`,
+  `chat_template.json`).
 - `write_internvl`: InternVL's released format of `OpenGVLab/Mini-InternVL-Chat-4B-V1-5` and
   `byminji/Mini-InternVL-4B-Video-FT` (`InternVLChatModel` config with `llm_config` / `vision_config`,
   fused `attn.qkv`, Phi-3 "su" rope, a SentencePiece `tokenizer.model`, bf16 weights).
@@ -268,6 +271,78 @@ def write_llava_next(
     _save_weights(model, out, dtype)
     tok.save_pretrained(out)
     _image_processor(shape, "LlavaNextImageProcessor", image_grid_pinpoints=pinpoints).save_pretrained(out)
+    return out
+
+
+# the llava-hf Vicuna chat template with its video clause, in the form the LLaVA-NeXT-Video-hf
+# repositories' chat_template.json carries (system text as is, "USER: ", the video as "<video>\n",
+# each text + " ", "ASSISTANT:")
+LLAVA_HF_VICUNA_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] != 'system' %}"
+    "{{ message['role'].upper() + ': '}}{% endif %}"
+    "{# Render all images first #}{% for content in message['content'] | selectattr('type', 'equalto', "
+    "'image') %}{{ '<image>\n' }}{% endfor %}"
+    "{# Render all video then #}{% for content in message['content'] | selectattr('type', 'equalto', "
+    "'video') %}{{ '<video>\n' }}{% endfor %}"
+    "{# Render all text next #}{% if message['role'] != 'assistant' %}{% for content in "
+    "message['content'] | selectattr('type', 'equalto', 'text') %}{{ content['text'] + ' '}}{% endfor %}"
+    "{% else %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}"
+    "{% generation %}{{ content['text'] + ' '}}{% endgeneration %}{% endfor %}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
+)
+
+
+def write_llava_next_video(
+    out: str | Path,
+    shape: Shape = TINY,
+    seed: int = 2,
+    dtype: torch.dtype = torch.float32,
+    lm_head_scale: float = 30.0,
+    chat_template: str = LLAVA_HF_VICUNA_TEMPLATE,
+    image_mean: list[float] = CLIP_MEAN,
+    device: str = "cpu",
+) -> Path:
+    """A random LLaVA-NeXT-Video checkpoint in the llava-hf format of `llava-hf/LLaVA-NeXT-Video-7B-hf`:
+    `model_type "llava_next_video"` (average pooling, stride 2), hub key names, a tokenizer with
+    `<video>` and `<image>`, the video processor's `video_preprocessor_config.json`, the image
+    processor's `preprocessor_config.json` and the processor's `chat_template.json`."""
+    from transformers import (
+        LlavaNextImageProcessor,
+        LlavaNextVideoConfig,
+        LlavaNextVideoForConditionalGeneration,
+    )
+    from transformers.models.llava_next_video.video_processing_llava_next_video import (
+        LlavaNextVideoVideoProcessor,
+    )
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tok = llama_tokenizer()
+    tok.add_special_tokens({"additional_special_tokens": ["<image>", "<video>"]})
+    image_token, video_token, pad = tok.convert_tokens_to_ids(["<image>", "<video>", "<pad>"])
+    text, vision = _configs(shape, len(tok), image_token, pad)
+    s = shape.image_size
+    config = LlavaNextVideoConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_index=image_token,
+        video_token_index=video_token,
+        image_grid_pinpoints=[[s, 2 * s], [2 * s, s], [2 * s, 2 * s]],
+        vision_feature_layer=-2,
+        spatial_pool_mode="average",
+        spatial_pool_stride=2,
+        tie_word_embeddings=False,
+    )
+    model = _build(LlavaNextVideoForConditionalGeneration, config, seed, lm_head_scale, device)
+    model.config.dtype = dtype
+    model.config.save_pretrained(out)
+    _save_weights(model, out, dtype)
+    del model  # a 7B shape holds tens of GB
+    tok.save_pretrained(out)
+    sizes = dict(size={"shortest_edge": s}, crop_size={"height": s, "width": s}, image_std=CLIP_STD)
+    LlavaNextVideoVideoProcessor(**sizes, image_mean=image_mean).save_pretrained(out)
+    LlavaNextImageProcessor(**sizes, image_mean=CLIP_MEAN).save_pretrained(out)
+    (out / "chat_template.json").write_text(json.dumps({"chat_template": chat_template}, indent=2))
     return out
 
 

@@ -1,0 +1,63 @@
+"""Checkpoints that transformers reads as they are (the llava-hf and OpenGVLab `-hf` repositories):
+the model through transformers' own `from_pretrained`, strictly, and the files beside it that the
+families' processors read (which need torchvision here, so the adapters read them themselves)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+
+def strict_from_pretrained(model_cls, path: str, dtype: torch.dtype, device: str, device_map=None):
+    """`model_cls.from_pretrained(path)`: a missing, unexpected or misshaped weight is an error, never
+    a silently re-initialised layer. Placed on `device`, or split by `device_map`."""
+    try:
+        model, info = model_cls.from_pretrained(
+            path, dtype=dtype, device_map=device_map, output_loading_info=True
+        )
+    except RuntimeError as err:
+        if "mismatch" not in str(err):
+            raise
+        raise ValueError(
+            f"checkpoint {path}: a weight has an unexpected shape (see the load report above); "
+            "is the config.json the one saved with these weights?"
+        ) from err
+    missing, unexpected = sorted(info["missing_keys"]), sorted(info["unexpected_keys"])
+    if missing or unexpected:
+        raise ValueError(
+            f"checkpoint {path}: {len(missing)} weights missing (e.g. {missing[:3]}), {len(unexpected)} "
+            f"unexpected (e.g. {unexpected[:3]}); a partial download or a checkpoint of another "
+            "architecture"
+        )
+    return (model if device_map is not None else model.to(device)).eval()
+
+
+def checkpoint_file(path: str, name: str) -> Path | None:
+    """A file of a checkpoint (local directory, or hub id: downloaded, or from the cache offline), or
+    None where the checkpoint has none."""
+    local = Path(path).expanduser()
+    if local.is_dir():
+        return local / name if (local / name).is_file() else None
+    from transformers.utils import cached_file
+
+    found = cached_file(path, name, _raise_exceptions_for_missing_entries=False)
+    return Path(found) if found else None
+
+
+def chat_template(path: str, tokenizer) -> str:
+    """The checkpoint's chat template: `chat_template.jinja`, else `chat_template.json` (the
+    processor's), else the tokenizer's own."""
+    jinja = checkpoint_file(path, "chat_template.jinja")
+    if jinja is not None:
+        return jinja.read_text()
+    processor = checkpoint_file(path, "chat_template.json")
+    if processor is not None:
+        return json.loads(processor.read_text())["chat_template"]
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.chat_template
+    raise ValueError(
+        f"checkpoint {path}: no chat template (chat_template.jinja, chat_template.json, or the "
+        "tokenizer_config.json's chat_template); use the processor files saved with this checkpoint"
+    )
