@@ -132,3 +132,15 @@ def test_the_config_check_reads_depth_heads_and_grid_before_loading(llava_next_v
     facts = LlavaNextVideoAdapter.read_facts(str(llava_next_video_checkpoint))
     assert (facts.n_layers, facts.n_heads, facts.grid) == (4, 4, (8, 2, 2))
     assert LlavaNextVideoAdapter.read_facts(str(llava_next_video_checkpoint), (16, 2, 2)).grid == (16, 2, 2)
+
+
+def test_a_template_that_changes_the_users_text_is_refused(tmp_path):
+    """A template that rewrites what it is given (here: upper case) frames the marker the same way,
+    but the prompt it would render is not the one built: every prompt is checked against it."""
+    upper = CHATML.replace("{{ content['text'] }}", "{{ content['text'] | upper }}")
+    a = LlavaNextVideoAdapter.from_pretrained(
+        str(write_llava_next_video(tmp_path / "upper", chat_template=upper))
+    )
+    q, _ = synthetic_sample()
+    with pytest.raises(ValueError, match="is not what the checkpoint's chat template renders"):
+        a.encode(q)
