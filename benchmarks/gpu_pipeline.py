@@ -15,6 +15,10 @@ free disk for the checkpoint and a GPU with 40 GB or more.
         # and larger masks; about 10 GB of disk
     python benchmarks/gpu_pipeline.py --family llava_next_video   # 7B-shaped, in the llava-hf
         # format of LLaVA-NeXT-Video-7B-hf (transformers' own classes): 1152 video tokens
+    python benchmarks/gpu_pipeline.py --family llava_onevision   # 7B-shaped LLaVA-OneVision-hf
+        # (Qwen2-7B over SigLIP, 384 px): 8 x 196 + 1 = 1569 video tokens
+    python benchmarks/gpu_pipeline.py --family internvl_hf   # 8B-shaped InternVL3-hf (Qwen2.5-7B over
+        # InternViT-300M): 8 x 256 video tokens in per-frame spans
 
 Ends with: RESULT pipeline_speedup=<reference / fast, all experiments> max_diff=<largest |difference|
 of rel_change, in percentage points> peak_gpu_gib_fast=<a> peak_gpu_gib_reference=<b>
@@ -38,7 +42,9 @@ from vlmflow.data.synthetic import write_benchmark  # noqa: E402
 from vlmflow.jobs import Job  # noqa: E402
 from vlmflow.knockout.spec import OPEN_ENDED_EXPERIMENTS, PAPER_EXPERIMENTS  # noqa: E402
 from vlmflow.models.internvl import InternVLAdapter  # noqa: E402
+from vlmflow.models.internvl_hf import InternVLHFAdapter  # noqa: E402
 from vlmflow.models.llava_next_video import LlavaNextVideoAdapter  # noqa: E402
+from vlmflow.models.llava_onevision import LlavaOnevisionAdapter  # noqa: E402
 from vlmflow.models.llava_video import LlavaVideoAdapter  # noqa: E402
 from vlmflow.provenance import Stamp  # noqa: E402
 from vlmflow.settings import model_settings  # noqa: E402
@@ -46,12 +52,18 @@ from vlmflow.stages.features import FeaturesJob, cache_task  # noqa: E402
 from vlmflow.stages.frames import FramesJob, extract_task  # noqa: E402
 from vlmflow.stages.knockout import KnockoutJob, Sweep, run_experiment  # noqa: E402
 from vlmflow.testing.checkpoints import (  # noqa: E402
+    INTERNVL3_8B,
+    INTERNVL_HF_TINY,
     INTERNVL_TINY,
     MINI_INTERNVL_4B,
+    ONEVISION_7B,
+    ONEVISION_TINY,
     TINY,
     VICUNA_7B,
     write_internvl,
+    write_internvl_hf,
     write_llava_next_video,
+    write_llava_onevision,
     write_pllava,
 )
 
@@ -66,6 +78,20 @@ FAMILIES_AT_SIZE = {
         TINY,
         VICUNA_7B,
         "7B-shaped LLaVA-NeXT-Video-hf",
+    ),
+    "llava_onevision": (
+        write_llava_onevision,
+        LlavaOnevisionAdapter,
+        ONEVISION_TINY,
+        ONEVISION_7B,
+        "7B-shaped LLaVA-OneVision-hf",
+    ),
+    "internvl_hf": (
+        write_internvl_hf,
+        InternVLHFAdapter,
+        INTERNVL_HF_TINY,
+        INTERNVL3_8B,
+        "8B-shaped InternVL3-hf",
     ),
 }
 

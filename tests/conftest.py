@@ -138,6 +138,32 @@ def llava_next_video_checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def llava_onevision_checkpoint(tmp_path_factory) -> Path:
+    """A tiny random LLaVA-OneVision checkpoint in the llava-hf hub format (transformers-native)."""
+    from vlmflow.testing.checkpoints import write_llava_onevision
+
+    return write_llava_onevision(tmp_path_factory.mktemp("llava-onevision") / "tiny-llava-onevision")
+
+
+@pytest.fixture(scope="session")
+def internvl_hf_checkpoint(tmp_path_factory) -> Path:
+    """A tiny random InternVL checkpoint in transformers' format (the InternVL3 `-hf` repositories)."""
+    from vlmflow.testing.checkpoints import write_internvl_hf
+
+    return write_internvl_hf(tmp_path_factory.mktemp("internvl-hf") / "tiny-internvl-hf")
+
+
+@pytest.fixture(scope="session")
+def internvl3_5_hf_checkpoint(tmp_path_factory) -> Path:
+    """The same in InternVL3.5's form: a Qwen3 decoder (q/k norms in attention)."""
+    from vlmflow.testing.checkpoints import write_internvl_hf
+
+    return write_internvl_hf(
+        tmp_path_factory.mktemp("internvl3.5-hf") / "tiny-internvl3.5-hf", decoder="qwen3"
+    )
+
+
+@pytest.fixture(scope="session")
 def internvl_checkpoint(tmp_path_factory) -> Path:
     """A tiny random Mini-InternVL checkpoint in InternVL's released format."""
     from vlmflow.testing.checkpoints import write_internvl

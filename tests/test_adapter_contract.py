@@ -1,9 +1,12 @@
 """Every adapter through the same contract: layout, engine = dense-mask reference, canary.
 
-The LLaVA video family (toy and PLLaVA-format checkpoints), transformers' LLaVA-NeXT-Video (the
-llava-hf format), Mini-InternVL and VideoLLaMA3 (tiny checkpoints in their released formats;
-VideoLLaMA3 with the authors' frame ranges and with image tokens only), and two synthetic adapters
+The LLaVA video family (toy and PLLaVA-format checkpoints), transformers' LLaVA-NeXT-Video and
+LLaVA-OneVision (the llava-hf format; OneVision's video ends with a token in no frame), InternVL3's
+`-hf` format (per-frame spans, with and without their marker text; InternVL3.5's Qwen3 decoder),
+Mini-InternVL and VideoLLaMA3 (tiny checkpoints in their released formats; VideoLLaMA3 with the
+authors' frame ranges and with image tokens only), and two synthetic adapters
 (tests/contract_adapters.py): per-frame video spans separated by text, and 3-D M-RoPE positions.
+The canary runs on every attention backend a family declares.
 """
 
 from dataclasses import replace
@@ -13,13 +16,16 @@ import torch
 from conftest import synthetic_sample
 from contract_adapters import OPEN, MRopeAdapter, PerFrameAdapter
 
+from vlmflow.knockout.attention import BACKENDS
 from vlmflow.knockout.engine import KnockoutEngine, canary
 from vlmflow.knockout.masks import blocked_pairs
 from vlmflow.knockout.reference import reference_generate, reference_probs
 from vlmflow.knockout.spec import EXPERIMENTS, Condition, explicit_window, sweep
 from vlmflow.models.base import Adapter
 from vlmflow.models.internvl import InternVLAdapter
+from vlmflow.models.internvl_hf import InternVLHFAdapter
 from vlmflow.models.llava_next_video import LlavaNextVideoAdapter
+from vlmflow.models.llava_onevision import LlavaOnevisionAdapter
 from vlmflow.models.llava_video import LlavaVideoAdapter
 from vlmflow.models.videollama3 import VideoLlama3Adapter
 
@@ -27,7 +33,11 @@ ADAPTERS = [
     "llava_toy",
     "pllava",
     "llava_next_video",
+    "llava_onevision",
     "internvl",
+    "internvl_hf",
+    "internvl_hf_markers",
+    "internvl3_5_hf",
     "videollama3",
     "videollama3_tokens",
     "per_frame",
@@ -41,7 +51,10 @@ def adapter(
     tiny_adapter,
     pllava_checkpoint,
     llava_next_video_checkpoint,
+    llava_onevision_checkpoint,
     internvl_checkpoint,
+    internvl_hf_checkpoint,
+    internvl3_5_hf_checkpoint,
     videollama3_checkpoint,
 ) -> Adapter:
     vl3 = str(videollama3_checkpoint)
@@ -49,7 +62,13 @@ def adapter(
         "llava_toy": lambda: tiny_adapter,
         "pllava": lambda: LlavaVideoAdapter.from_pretrained(str(pllava_checkpoint)),
         "llava_next_video": lambda: LlavaNextVideoAdapter.from_pretrained(str(llava_next_video_checkpoint)),
+        "llava_onevision": lambda: LlavaOnevisionAdapter.from_pretrained(str(llava_onevision_checkpoint)),
         "internvl": lambda: InternVLAdapter.from_pretrained(str(internvl_checkpoint)),
+        "internvl_hf": lambda: InternVLHFAdapter.from_pretrained(str(internvl_hf_checkpoint)),
+        "internvl_hf_markers": lambda: InternVLHFAdapter.from_pretrained(
+            str(internvl_hf_checkpoint), frame_ranges="markers"
+        ),
+        "internvl3_5_hf": lambda: InternVLHFAdapter.from_pretrained(str(internvl3_5_hf_checkpoint)),
         "videollama3": lambda: VideoLlama3Adapter.from_pretrained(vl3, pooling_shape=(8, 2, 2)),
         "videollama3_tokens": lambda: VideoLlama3Adapter.from_pretrained(
             vl3, pooling_shape=(8, 2, 2), frame_ranges="tokens", vision_attention="per_frame"
@@ -150,6 +169,16 @@ def test_generation_under_knockout_equals_the_reference(adapter):
         assert fast == ref  # (that knockouts do change generated tokens: tests/test_engine.py)
 
 
-def test_canary_passes(adapter):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_canary_passes_on_every_backend_the_family_runs(adapter, backend):
+    if backend not in adapter.ATTENTION_BACKENDS:
+        pytest.skip(f"the {adapter.family} family does not run {backend}")
     _, _, sample = prepared(adapter)
-    canary(KnockoutEngine(adapter), sample)
+    canary(KnockoutEngine(adapter, backend=backend), sample)
+
+
+def test_a_backend_the_family_does_not_run_is_refused(tiny_adapter, monkeypatch):
+    monkeypatch.setattr(tiny_adapter, "ATTENTION_BACKENDS", ("sdpa", "eager"))
+    with pytest.raises(ValueError, match=r"'flex' is not run by the llava_video family; it runs \['sdpa'"):
+        KnockoutEngine(tiny_adapter, backend="flex")
+    KnockoutEngine(tiny_adapter, backend="eager")

@@ -27,7 +27,9 @@ def test_knockout_speed_quick_prints_its_result(backend):
     assert f"engine backend {backend}" in res.stdout
 
 
-@pytest.mark.parametrize("family", ["llava_video", "internvl", "llava_next_video"])
+@pytest.mark.parametrize(
+    "family", ["llava_video", "internvl", "llava_next_video", "llava_onevision", "internvl_hf"]
+)
 def test_gpu_pipeline_script_runs_and_engine_matches_reference(tmp_path, family):
     res = subprocess.run(
         [

@@ -5,6 +5,8 @@ from vlmflow.data import synthetic
 from vlmflow.data.frames import (
     VideoClock,
     frame_times,
+    hf_centered_indices,
+    hf_uniform_indices,
     linspace_indices,
     one_per_second_indices,
     read_frames,
@@ -161,3 +163,35 @@ def test_one_frame_per_second_then_evenly_and_short_clips_refused():
     assert one_per_second_indices(240, 24.0, 8, (2.0, 10.0)) == [48 + 24 * k for k in range(8)]
     with pytest.raises(ValueError, match="fewer than the 8"):
         one_per_second_indices(60, 10.0, 8)  # 6 s: 6 frames at 1 fps
+
+
+@pytest.mark.parametrize("total", [8, 9, 15, 80, 301])
+def test_the_processors_own_rules_are_transformers_sample_frames(total):
+    """hf_uniform and hf_centered give the indices of transformers' own `sample_frames`
+    (LLaVA-NeXT-Video-hf / OneVision-hf, and InternVL-hf's) for 8 frames of a whole video; a clip
+    bounded in time is sampled the same way over its frames."""
+    import importlib.util
+    from pathlib import Path
+
+    import torch
+    from transformers.video_utils import VideoMetadata, default_sample_indices_fn
+
+    meta = VideoMetadata(total_num_frames=total, fps=8.0)
+    assert hf_uniform_indices(total, 8.0, 8) == default_sample_indices_fn(meta, num_frames=8).tolist()
+    # InternVL's video processor module imports torchvision: its rule is read from its source and run
+    where = importlib.util.find_spec("transformers.models.internvl").submodule_search_locations[0]
+    source = (Path(where) / "video_processing_internvl.py").read_text()
+    shift = "initial_shift = total_num_frames / num_frames / 2"
+    rule = "torch.arange(initial_shift, total_num_frames, total_num_frames / num_frames).int()"
+    assert shift in source and rule in source and "initial_shift = True" in source
+    scope = dict(torch=torch, total_num_frames=total, num_frames=8)
+    exec(shift, scope)
+    assert hf_centered_indices(total, 8.0, 8) == eval(rule, scope).tolist()
+    if total >= 80:  # 10 s at 8 fps: the clip [2 s, 6 s] is frames 16..48, 33 of them
+        assert hf_uniform_indices(total, 8.0, 8, (2, 6)) == [16 + k * 33 // 8 for k in range(8)]
+        assert hf_centered_indices(total, 8.0, 8, (2, 6))[0] == 16 + int(33 / 16)
+
+
+def test_the_processors_rules_refuse_a_clip_shorter_than_the_frames():
+    with pytest.raises(ValueError, match="cannot give 8 frames"):
+        hf_uniform_indices(5, 8.0, 8)

@@ -73,6 +73,19 @@ def test_bins_hold_exactly_their_layers():
         layer_bins(8, 0)
 
 
+def test_lens_cells_follow_the_samples_own_grid():
+    from vlmflow.stages.probes import lens_frame
+
+    ids = torch.arange(2 * 12 * 1).reshape(2, 12, 1)  # [L+1, n_video, k]: 12 video tokens
+    for grid, cell in (((2, 2, 3), (1, 1, 2)), ((3, 1, 4), (2, 0, 3)), ((1, 3, 4), (0, 2, 3))):
+        rows = lens_frame("s", {"embedding": (ids, ids.float())}, grid)
+        last = rows[(rows.layer == 0) & (rows.position == 11)].iloc[0]
+        assert (last.t, last.h, last.w) == cell  # position 11's cell in that grid, row-major
+        assert sorted(set(zip(rows.t, rows.h, rows.w))) == sorted(
+            (t, h, w) for t in range(grid[0]) for h in range(grid[1]) for w in range(grid[2])
+        )
+
+
 def test_keywords_are_counted_by_their_first_subtoken(tiny_adapter, pllava_checkpoint):
     from transformers import AutoTokenizer
 

@@ -83,7 +83,8 @@ def clip(
         video: a video file, or its frames already sampled ([T, H, W, 3] uint8, T = the model's).
         question: the question text; options: the option texts in display order.
         answer: the index of the correct option, or its text.
-        sampling: the frame rule ("segments": the paper's; "linspace", "fps1": VideoLLaMA3's).
+        sampling: the frame rule ("segments": the paper's; "linspace", "fps1": VideoLLaMA3's; "hf_uniform",
+            "hf_centered": transformers' video processors'; see vlmflow.data.frames).
         bounds: the clip's [start, end] in seconds (None: the whole video).
         repeats: use a clip with fewer frames than the model takes, its frames repeated (else an
             error, as the workflow skips such a clip unless `short_clips: repeat`).
@@ -225,7 +226,7 @@ def probe(
     rows, tops = probe(engine, c.sample, final_norm, list(projections), top_k)
     names = _names(model, c)
     answer = pd.DataFrame([dict(names, **r, n_layers=model.n_layers, final_norm=final_norm) for r in rows])
-    lens = label_lens(lens_frame(c.question.sample_id, tops), model, words or {})
+    lens = label_lens(lens_frame(c.question.sample_id, tops, c.sample.layout.grid), model, words or {})
     return answer, lens
 
 

@@ -5,8 +5,10 @@ non_option_question, option[k], true_option, false_options, predicted_option (th
 chose), post, last, and, in the open-ended flow's inputs (prompt + the answer so far), response (the
 answer's earlier tokens). Video tokens are one span per frame; the frames may follow each other (LLaVA)
 or be separated by text (per-frame markers such as VideoLLaMA3's `Time 0.0s:` and the commas
-between frames). Built from tokenizer offsets and the prompt's character spans, never
-from hand-counted offsets.
+between frames). A model may append tokens of its own to the video that belong to no frame (LLaVA-
+OneVision's one `image_newline` after the last frame): the video's `tail`, which the knockouts count
+in the video group (video -> question blocks it too) and in no frame. Built from tokenizer offsets
+and the prompt's character spans, never from hand-counted offsets.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ class TokenLayout:
     # the open-ended flow's inputs end with generated answer tokens: the earlier ones the knockouts
     # call "response" (those just before the last token left open); None in a prompt alone
     response: Span | None = None
+    # tokens the model appends to the video after the last frame, in no frame (OneVision's
+    # image_newline); the knockouts' "video" holds them, the cells and "frame[t]" do not
+    video_tail: Span | None = None
 
     def __post_init__(self):
         T, H, W = self.grid
@@ -53,6 +58,8 @@ class TokenLayout:
             or any(self.frame_blocks[t][1] > self.frame_blocks[t + 1][0] for t in range(T - 1))
         ):
             raise ValueError(f"frame blocks {self.frame_blocks} must hold frames {self.frames}, in order")
+        if self.video_tail is not None and self.video_tail[0] != self.knockout_frames[-1][1]:
+            raise ValueError(f"video tail {self.video_tail} must follow the last frame {self.frames[-1]}")
 
     @property
     def last(self) -> int:
@@ -65,8 +72,14 @@ class TokenLayout:
 
     @property
     def video_range(self) -> Span:
-        """From the first video token (or frame block) to the last one, text between frames included."""
-        return self.knockout_frames[0][0], self.knockout_frames[-1][1]
+        """From the first video token (or frame block) to the last one, text between frames and the
+        video's tail included."""
+        end = self.knockout_frames[-1][1] if self.video_tail is None else self.video_tail[1]
+        return self.knockout_frames[0][0], end
+
+    def feature_indices(self) -> np.ndarray:
+        """Positions of the adapter's video features in order: the frames' tokens, then the tail."""
+        return _positions(list(self.frames) + ([self.video_tail] if self.video_tail else []))
 
     @property
     def contiguous(self) -> bool:
@@ -133,11 +146,14 @@ class TokenLayout:
         return _positions(self.spans(group))
 
     def knockout_spans(self, group: str) -> list[Span]:
-        """A group as the knockouts see it: in "video" and "frame[t]" each frame is its block."""
+        """A group as the knockouts see it: in "video" and "frame[t]" each frame is its block, and
+        "video" ends with the video's tail."""
         spans = self.spans(group)
         if group == "video" or group.startswith("frame["):
             block = dict(zip(self.frames, self.knockout_frames))
-            return [block[s] for s in spans]
+            spans = [block[s] for s in spans]
+        if group == "video" and self.video_tail is not None:
+            spans.append(self.video_tail)
         return spans
 
     def knockout_indices(self, group: str) -> np.ndarray:
@@ -165,15 +181,18 @@ def build_layout(
     grid: tuple[int, int, int],
     true_option: int | None,
     frame_blocks: list[Span] | None = None,
+    tail: int = 0,
 ) -> TokenLayout:
     """Layout in expanded coordinates. `placeholders` are the prompt-token positions the video
-    replaces: one token that becomes all T*H*W video tokens, or one token per frame that becomes
-    that frame's H*W tokens (frames separated by text). `frame_blocks`: character spans of what the
-    knockouts treat as each frame, when that is more than its video tokens."""
+    replaces: one token that becomes all T*H*W video tokens and the `tail` tokens after them, or one
+    token per frame that becomes that frame's H*W tokens (frames separated by text). `frame_blocks`:
+    character spans of what the knockouts treat as each frame, when that is more than its video tokens."""
     T, H, W = grid
     if len(placeholders) not in (1, T):
         raise ValueError(f"{len(placeholders)} video placeholders; expected 1 or one per frame ({T})")
-    per = T * H * W if len(placeholders) == 1 else H * W
+    if tail and len(placeholders) != 1:
+        raise ValueError("a video tail follows one video placeholder, not one per frame")
+    per = T * H * W + tail if len(placeholders) == 1 else H * W
     placeholders = sorted(placeholders)
 
     def expanded(i: int) -> int:  # prompt-token position -> expanded position
@@ -208,4 +227,5 @@ def build_layout(
         options=tuple(region(o, f"option {k}") for k, o in enumerate(prompt.options)),
         true_option=true_option,
         frame_blocks=None if frame_blocks is None else tuple(block(b, t) for t, b in enumerate(frame_blocks)),
+        video_tail=(frames[-1][1], frames[-1][1] + tail) if tail else None,
     )

@@ -1,8 +1,10 @@
 """Frame sampling and PyAV decoding. Rules: "segments" (the mid-points of equal segments of the
 clip, as the MVBench/TVBench evaluation loaders do: the paper's rule), "linspace" (VideoLLaMA3's
 package loader with fps=None: every frame of the clip decoded, `linspace(0, n-1, 8)` kept) and
-"fps1" (VideoLLaMA3's registered processor, which samples 1 frame per second first), and
-"lvb_stride" (LongVideoBench's rule in the paper's loader: frames at a fixed stride from frame 0);
+"fps1" (VideoLLaMA3's registered processor, which samples 1 frame per second first),
+"lvb_stride" (LongVideoBench's rule in the paper's loader: frames at a fixed stride from frame 0),
+and the rules of transformers' video processors: "hf_uniform" (the default `sample_frames` of
+LLaVA-NeXT-Video-hf and LLaVA-OneVision-hf) and "hf_centered" (InternVL-hf's, shifted half a step);
 with the frames' times as VideoLLaMA3's released loader states them (`frame_times`)."""
 
 from __future__ import annotations
@@ -91,6 +93,31 @@ def lvb_stride_indices(
     return idx + [idx[-1]] * (n - k)
 
 
+def hf_uniform_indices(
+    n_frames: int, fps: float, n: int = 8, bounds: tuple[float, float] | None = None
+) -> list[int]:
+    """transformers' default video `sample_frames` with `num_frames=n` (LLaVA-NeXT-Video-hf,
+    LLaVA-OneVision-hf): frame k * total // n of the clip's `total` frames, from its first frame."""
+    start, end = clip_range(n_frames, fps, bounds)
+    total = end - start + 1
+    if n > total:
+        raise ValueError(f"a clip of {total} frames cannot give {n} frames (frame_sampling hf_uniform)")
+    return [start + k * total // n for k in range(n)]
+
+
+def hf_centered_indices(
+    n_frames: int, fps: float, n: int = 8, bounds: tuple[float, float] | None = None
+) -> list[int]:
+    """InternVL-hf's video `sample_frames` with `num_frames=n` (`initial_shift` True): the integer part
+    of (k + 1/2) * total / n, the middle of each of n equal steps over the clip's `total` frames."""
+    start, end = clip_range(n_frames, fps, bounds)
+    total = end - start + 1
+    if n > total:
+        raise ValueError(f"a clip of {total} frames cannot give {n} frames (frame_sampling hf_centered)")
+    step = total / n
+    return [start + int(step / 2 + k * step) for k in range(n)]
+
+
 class ShortClip(ValueError):
     """A clip with fewer frames than the model takes."""
 
@@ -100,6 +127,8 @@ SAMPLINGS = {
     "linspace": linspace_indices,
     "fps1": one_per_second_indices,
     "lvb_stride": lvb_stride_indices,
+    "hf_uniform": hf_uniform_indices,
+    "hf_centered": hf_centered_indices,
 }
 
 
@@ -140,14 +169,14 @@ def frame_times(
     - "linspace" (its ffmpeg `load_video`, fps=None): numpy float64 times spread evenly over the clip,
       `linspace(start, start + duration, frames of the clip)` taken at the sampled frames;
     - "fps1" (the same loader at fps 1): numpy float64 `start + k` seconds for the k-th tick;
-    - "segments" and "lvb_stride" (no released VideoLLaMA3 loader uses them; its frame-index reader's
-      rule), and any clip bounded
+    - "segments", "lvb_stride", "hf_uniform" and "hf_centered" (no released VideoLLaMA3 loader uses
+      them; its frame-index reader's rule), and any clip bounded
       to under 1 s (where the released loader switches to that reader): index / fps, Python floats.
     `start` and `duration` are the stream's start time and the container's duration, trimmed to the
     clip bounds the way the released loader trims them."""
     fps = clock.fps
     short = bounds is not None and bounds[1] - bounds[0] < 1
-    if sampling in ("segments", "lvb_stride") or short:
+    if sampling in ("segments", "lvb_stride", "hf_uniform", "hf_centered") or short:
         return [i / fps for i in idx]
     duration = clock.n_frames / fps if clock.duration is None else clock.duration
     start = clock.start_time

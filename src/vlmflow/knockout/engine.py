@@ -77,6 +77,11 @@ class KnockoutEngine:
     def __init__(self, adapter: Adapter, backend: str = "sdpa", batch_size: int = 16):
         attention.register()
         self.backend = attention.check_backend(backend)
+        if backend not in adapter.ATTENTION_BACKENDS:
+            raise ValueError(
+                f"attention backend {backend!r} is not run by the {adapter.family} family; it runs "
+                f"{list(adapter.ATTENTION_BACKENDS)} (set knockout.attention_backend)"
+            )
         self.adapter = adapter
         self.batch_size = batch_size
         self.peak_mask_bytes = 0  # most mask memory held at once in any run so far (compiled + in attention)

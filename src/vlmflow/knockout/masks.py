@@ -90,7 +90,8 @@ def edge_blocks(layout: TokenLayout, edge: Edge) -> list[tuple[Span, Span]]:
     if edge.source == "cross_frame":  # frame t <- every earlier frame
         return [(frames[t], frames[s]) for t in range(1, len(frames)) for s in range(t)]
     if edge.source == "video_video":
-        return [(r, c) for r in frames for c in frames]
+        video = layout.knockout_spans("video")
+        return [(r, c) for r in video for c in video]
     if edge.source == "question_question":
         return [(layout.question, layout.question)]
     return [(r, c) for r in layout.knockout_spans(edge.target) for c in layout.knockout_spans(edge.source)]

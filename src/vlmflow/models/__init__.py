@@ -5,7 +5,9 @@ from __future__ import annotations
 FAMILIES = {
     "llava_video": "vlmflow.models.llava_video:LlavaVideoAdapter",
     "llava_next_video": "vlmflow.models.llava_next_video:LlavaNextVideoAdapter",
+    "llava_onevision": "vlmflow.models.llava_onevision:LlavaOnevisionAdapter",
     "internvl": "vlmflow.models.internvl:InternVLAdapter",
+    "internvl_hf": "vlmflow.models.internvl_hf:InternVLHFAdapter",
     "videollama3": "vlmflow.models.videollama3:VideoLlama3Adapter",
 }
 

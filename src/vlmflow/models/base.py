@@ -78,12 +78,16 @@ class DecoderParts:
 
 
 class Adapter(ABC):
-    """One VideoLLM family. Subclasses set `family`, `model`, `tokenizer` and `grid` (T, H, W)."""
+    """One VideoLLM family. Subclasses set `family`, `model`, `tokenizer` and `grid` (T, H, W).
+
+    `grid` is the checkpoint's default: the frames it reads and what the config's checks know before a
+    sample is seen. A sample's own grid is its `TokenLayout.grid` (a processor may pick frames and
+    resolution per video), and every stage reads that one."""
 
     family: str
     model: nn.Module
     tokenizer: object
-    grid: tuple[int, int, int]
+    grid: tuple[int, int, int]  # the default (T, H, W); a sample's own is sample.layout.grid
     model_id: str = ""  # the path or hub id it was loaded from (set by the loader; provenance)
 
     # --- what the family supports: stated here once, read by the config check and the loader ---

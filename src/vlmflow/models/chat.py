@@ -56,11 +56,16 @@ def check_rendered(
     system: str,
     video: list[dict],
     what: str,
+    video_as: tuple[str, str] | None = None,
 ) -> None:
     """The prompt (built on `chat`) is the template's render of its own user text followed by
-    `continuation` (the answer pre-fill): a template that changes the text it is given fails here."""
+    `continuation` (the answer pre-fill): a template that changes the text it is given fails here.
+    `video_as`: (what the template writes for the video, what the prompt writes in its place), as a
+    processor expands the video's placeholder (InternVL's per-frame text)."""
     end = len(prompt.text) - len(chat.assistant) - len(continuation)
     want = render(template, tokenizer, system, video, prompt.text[prompt.question[0] : end]) + continuation
+    if video_as is not None:
+        want = want.replace(*video_as, 1)
     if want != prompt.text:
         raise ValueError(
             f"{what}: the prompt is not what the checkpoint's chat template renders for it: "

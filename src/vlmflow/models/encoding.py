@@ -22,9 +22,11 @@ def encode(
     n_ctx: int | None,
     per_frame: bool = False,
     frame_blocks: list[Span] | None = None,
+    tail: int = 0,
 ) -> tuple[list[int], TokenLayout, list[int]]:
     """Token ids of the whole prompt (regions are placed by offsets on the whole text, never by
-    tokenizing pieces apart), its layout (the video is one placeholder token, or one per frame), and
+    tokenizing pieces apart), its layout (the video is one placeholder token, or one per frame; a
+    `tail` of tokens the model appends after the frames), and
     the answer's targets: the option letters' ids (multiple choice), or with `answer` the reference's
     ids as they continue the open-ended prompt."""
     true_option = q.answer_index if answer is None else None
@@ -35,7 +37,7 @@ def encode(
     if len(where) != expected:
         raise ValueError(f"{q.sample_id}: expected {expected} video placeholder(s), found {len(where)}")
     try:
-        layout = build_layout(prompt, enc["offset_mapping"], where, grid, true_option, frame_blocks)
+        layout = build_layout(prompt, enc["offset_mapping"], where, grid, true_option, frame_blocks, tail)
     except ValueError as err:
         raise ValueError(
             f"{q.sample_id}: {err} (the tokenizer cannot place this part of the prompt)"
@@ -112,12 +114,14 @@ def letter_ids(tokenizer, n: int, text: str = "", ids: list[int] | None = None, 
 def embed_prompt(
     embed_tokens, ids: list[int], placeholder_id: int, layout: TokenLayout, video_tokens: torch.Tensor
 ) -> torch.Tensor:
-    """Prompt ids + video tokens [T*H*W, d] -> input embeddings [N, d]: each placeholder replaced by
-    its equal share of the video tokens (all of them, or one frame each), in order."""
+    """Prompt ids + video tokens [T*H*W (+ tail), d] -> input embeddings [N, d]: each placeholder
+    replaced by its equal share of the video tokens (all of them, or one frame each), in order."""
     T, H, W = layout.grid
-    if video_tokens.shape[0] != T * H * W:
+    n_video = len(layout.feature_indices())
+    if video_tokens.shape[0] != n_video:
+        tail = f" + {n_video - T * H * W}" if n_video != T * H * W else ""
         raise ValueError(
-            f"{video_tokens.shape[0]} video tokens where the layout holds {T} x {H} x {W}: "
+            f"{video_tokens.shape[0]} video tokens where the layout holds {T} x {H} x {W}{tail}: "
             "set n_frames to the model's frames (pooling_shape's first number)"
         )
     text_embeds = embed_tokens(torch.as_tensor(ids, device=video_tokens.device))  # [n_text, d]

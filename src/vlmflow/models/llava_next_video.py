@@ -25,7 +25,7 @@ from vlmflow.models.base import Adapter, DecoderParts, Facts, PreparedSample
 from vlmflow.models.chat import check_rendered, template_format
 from vlmflow.models.encoding import encode, prepare_sample
 from vlmflow.models.llava_video import check_image_token
-from vlmflow.models.native import chat_template, strict_from_pretrained
+from vlmflow.models.native import chat_template, model_type, strict_from_pretrained
 from vlmflow.models.weights import cached_config
 from vlmflow.open_ended import OpenAnswer
 from vlmflow.prompt import MVBENCH_SYSTEM, ChatFormat, QuestionStyle, build_open_prompt, build_prompt
@@ -35,15 +35,30 @@ DEFAULT_FRAMES = 8  # the paper's frames per video
 VIDEO = [{"type": "video"}]  # the user turn's video item, as the processor's chat template takes it
 
 
-def pooled_side(config) -> int:
-    """Tokens per side of one pooled frame: (image_size / patch_size) / spatial_pool_stride."""
-    vision = config.vision_config
-    return vision.image_size // vision.patch_size // config.spatial_pool_stride
-
-
 class LlavaNextVideoAdapter(Adapter):
+    """Also the base of the llava-hf families whose video path is the same call (LLaVA-OneVision):
+    a subclass states its model type, classes, pooled side, video tail and preprocessing."""
+
     family = "llava_next_video"
     DEVICE_MAP = True
+    MODEL_TYPE = "llava_next_video"
+    MODEL_CLASS = "LlavaNextVideoForConditionalGeneration"
+    CHECKPOINTS = "llava-hf's LLaVA-NeXT-Video checkpoints"
+    TAIL = 0  # tokens the model's video features end with that belong to no frame
+
+    @staticmethod
+    def pooled_side(config) -> int:
+        """Tokens per side of one pooled frame: (image_size / patch_size) / spatial_pool_stride."""
+        vision = config.vision_config
+        return vision.image_size // vision.patch_size // config.spatial_pool_stride
+
+    @staticmethod
+    def video_processor_class():
+        from transformers.models.llava_next_video.video_processing_llava_next_video import (
+            LlavaNextVideoVideoProcessor,
+        )
+
+        return LlavaNextVideoVideoProcessor
 
     def __init__(
         self,
@@ -62,7 +77,7 @@ class LlavaNextVideoAdapter(Adapter):
         self.template = template
         self.system_prompt = system_prompt
         cfg = model.config
-        side = pooled_side(cfg)
+        side = self.pooled_side(cfg)
         frames = DEFAULT_FRAMES if pooling_shape is None else pooling_shape[0]
         if pooling_shape is not None and tuple(pooling_shape[1:]) != (side, side):
             raise ValueError(
@@ -77,12 +92,12 @@ class LlavaNextVideoAdapter(Adapter):
     @classmethod
     def read_facts(cls, path: str, pooling_shape=None) -> Facts | None:
         released = cached_config(path)
-        if released is None or released.get("model_type") != "llava_next_video":
+        if released is None or released.get("model_type") != cls.MODEL_TYPE:
             return None
         from transformers import AutoConfig
 
         cfg = AutoConfig.for_model(**released)
-        side = pooled_side(cfg)
+        side = cls.pooled_side(cfg)
         frames = DEFAULT_FRAMES if pooling_shape is None else pooling_shape[0]
         text = cfg.text_config
         return Facts(text.num_hidden_layers, text.num_attention_heads, (frames, side, side))
@@ -96,26 +111,24 @@ class LlavaNextVideoAdapter(Adapter):
         device_map: str | dict | None = None,
         **kw,
     ) -> "LlavaNextVideoAdapter":
-        """Load a llava-hf LLaVA-NeXT-Video checkpoint (hub id or local directory): the model through
-        transformers' `LlavaNextVideoForConditionalGeneration`, its tokenizer, video processor
-        settings and chat template from the checkpoint's own files."""
-        from transformers import AutoConfig, AutoTokenizer, LlavaNextVideoForConditionalGeneration
-        from transformers.models.llava_next_video.video_processing_llava_next_video import (
-            LlavaNextVideoVideoProcessor,
-        )
+        """Load a llava-hf checkpoint of the family (hub id or local directory): the model through
+        transformers' own class (`MODEL_CLASS`), its tokenizer, video processor settings and chat
+        template from the checkpoint's own files."""
+        import transformers
+        from transformers import AutoTokenizer
 
-        model_type = AutoConfig.from_pretrained(path).model_type
-        if model_type != "llava_next_video":
+        kind = model_type(path)
+        if kind != cls.MODEL_TYPE:
             raise ValueError(
-                f"checkpoint {path} is a {model_type!r} model; the llava_next_video family takes "
-                "llava-hf's LLaVA-NeXT-Video checkpoints (model_type 'llava_next_video')"
+                f"checkpoint {path} is a {kind!r} model; the {cls.family} family takes "
+                f"{cls.CHECKPOINTS} (model_type {cls.MODEL_TYPE!r})"
             )
-        model_cls = LlavaNextVideoForConditionalGeneration
+        model_cls = getattr(transformers, cls.MODEL_CLASS)
         model = strict_from_pretrained(model_cls, path, dtype, device, device_map)
         tokenizer = AutoTokenizer.from_pretrained(path)
         check_image_token(tokenizer, model.config.video_token_id, path)
-        processor = LlavaNextVideoVideoProcessor.from_pretrained(path)
-        check_frame_size(processor, model.config.vision_config.image_size, path)
+        processor = cls.video_processor_class().from_pretrained(path)
+        cls.check_frame_size(processor, model.config.vision_config.image_size, path)
         return cls(model, tokenizer, processor, chat_template(path, tokenizer), model_id=path, **kw)
 
     def chat(self, system: str) -> ChatFormat:
@@ -134,18 +147,18 @@ class LlavaNextVideoAdapter(Adapter):
                 f"{len(frames)} frames where the model's prompt takes {self.grid[0]}: set n_frames to "
                 "pooling_shape's first number (8 by default)"
             )
-        out = pil_video_processor(self.video_processor)(images=list(frames), return_tensors="pt")
+        out = self.pil_processor()(images=list(frames), return_tensors="pt")
         return out["pixel_values"].to(self.device, self.dtype)
 
     def video_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Frames [T, 3, S, S] -> video tokens [T*h*w, d] through the model's own video path."""
+        """Frames [T, 3, S, S] -> video tokens [T*h*w + TAIL, d] through the model's own video path."""
         cfg = self.model.config
         out = self.model.model.get_video_features(
             pixel_values_videos=pixel_values.unsqueeze(0),
             vision_feature_layer=cfg.vision_feature_layer,
             vision_feature_select_strategy=cfg.vision_feature_select_strategy,
         )
-        return out.pooler_output[0]  # [T*h*w, d]: frame-major, row-major within a frame
+        return out.pooler_output[0]  # [T*h*w + TAIL, d]: frame-major, row-major within a frame
 
     # --- text --------------------------------------------------------------------------------
     def encode(
@@ -165,13 +178,32 @@ class LlavaNextVideoAdapter(Adapter):
         what = f"{q.sample_id} ({self.model_id or 'model in memory'})"
         check_rendered(prompt, chat, continuation, self.template, self.tokenizer, system, VIDEO, what)
         n_ctx = getattr(self.model.config.text_config, "max_position_embeddings", None)
-        return encode(self.tokenizer, prompt, q, self.video_id, self.grid, answer, n_ctx)
+        return encode(self.tokenizer, prompt, q, self.video_id, self.grid, answer, n_ctx, tail=self.TAIL)
 
     def prepare(
         self, q: Question, video_tokens: torch.Tensor, answer: OpenAnswer | None = None
     ) -> PreparedSample:
         """Prompt + video tokens [n_video, d] -> decoder inputs, positions 0..N-1, the token layout."""
         return prepare_sample(self, q, video_tokens, answer, self.video_id)
+
+    def pil_processor(self):
+        """The video processor's steps, run through PIL (its own class needs torchvision)."""
+        return pil_video_processor(self.video_processor)
+
+    @staticmethod
+    def check_frame_size(video_processor, image_size: int, path: str) -> None:
+        """The processed frames are the size the vision tower's patches tile."""
+        crop = video_processor.crop_size
+        if video_processor.size.shortest_edge is None or (crop.height, crop.width) != (
+            image_size,
+            image_size,
+        ):
+            raise ValueError(
+                f"checkpoint {path}: video_preprocessor_config.json gives frames of "
+                f"{crop.height} x {crop.width} px (short side {video_processor.size.shortest_edge}), but "
+                f"the vision tower takes {image_size} x {image_size} px (config.json "
+                "vision_config.image_size); use the video_preprocessor_config.json saved with this checkpoint"
+            )
 
 
 def pil_video_processor(video_processor):
@@ -193,15 +225,3 @@ def pil_video_processor(video_processor):
         image_std=list(p.image_std),
         do_convert_rgb=p.do_convert_rgb,
     )
-
-
-def check_frame_size(video_processor, image_size: int, path: str) -> None:
-    """The processed frames are the size the vision tower's patches tile."""
-    crop = video_processor.crop_size
-    if video_processor.size.shortest_edge is None or (crop.height, crop.width) != (image_size, image_size):
-        raise ValueError(
-            f"checkpoint {path}: video_preprocessor_config.json gives frames of "
-            f"{crop.height} x {crop.width} px (short side {video_processor.size.shortest_edge}), but the "
-            f"vision tower takes {image_size} x {image_size} px (config.json vision_config.image_size); "
-            "use the video_preprocessor_config.json saved with this checkpoint"
-        )

@@ -34,6 +34,14 @@ def strict_from_pretrained(model_cls, path: str, dtype: torch.dtype, device: str
     return (model if device_map is not None else model.to(device)).eval()
 
 
+def model_type(path: str) -> str | None:
+    """The `model_type` of a checkpoint's config.json (hub id or local directory), read as a file:
+    a checkpoint that names remote code is never asked to run it."""
+    from transformers import PreTrainedConfig
+
+    return PreTrainedConfig.get_config_dict(path)[0].get("model_type")
+
+
 def checkpoint_file(path: str, name: str) -> Path | None:
     """A file of a checkpoint (local directory, or hub id: downloaded, or from the cache offline), or
     None where the checkpoint has none."""
@@ -60,4 +68,21 @@ def chat_template(path: str, tokenizer) -> str:
     raise ValueError(
         f"checkpoint {path}: no chat template (chat_template.jinja, chat_template.json, or the "
         "tokenizer_config.json's chat_template); use the processor files saved with this checkpoint"
+    )
+
+
+def pil_resize_processor(size: tuple[int, int], resample, rescale_factor: float, mean, std, **switches):
+    """A video processor's steps for a square input, run through transformers' PIL backend: resize
+    straight to `size` (height, width; no crop), rescale, normalise (`switches`: do_resize,
+    do_rescale, do_normalize, do_convert_rgb)."""
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+    return CLIPImageProcessorPil(
+        size={"height": size[0], "width": size[1]},
+        resample=resample,
+        do_center_crop=False,
+        rescale_factor=rescale_factor,
+        image_mean=list(mean),
+        image_std=list(std),
+        **switches,
     )

@@ -49,12 +49,26 @@ def _samples(adapter, job: Job):
         yield k, len(base), b, q, sample
 
 
-LENS_COLUMNS = ["sample_id", "projection", "final_norm", "layer", "position", "rank", "token_id", "prob"]
+LENS_COLUMNS = [
+    "sample_id",
+    "projection",
+    "final_norm",
+    "layer",
+    "position",
+    "t",
+    "h",
+    "w",
+    "rank",
+    "token_id",
+    "prob",
+]
 
 
-def lens_frame(sample_id: str, tops: dict) -> pd.DataFrame:
+def lens_frame(sample_id: str, tops: dict, grid: tuple[int, int, int]) -> pd.DataFrame:
     """One sample's lens tokens {projection: (ids, probs) [L+1, n_video, k]} as rows: projection,
-    layer, video position, rank, token id and probability."""
+    layer, video position and its cell (t, h, w) in the sample's own `grid` (T, H, W), rank, token id
+    and probability."""
+    _, H, W = grid
     frames = []
     for projection, (ids, probs) in tops.items():  # [L+1, n_video, k]
         layer, pos, rank = torch.meshgrid(*(torch.arange(s) for s in ids.shape), indexing="ij")
@@ -66,6 +80,9 @@ def lens_frame(sample_id: str, tops: dict) -> pd.DataFrame:
                     final_norm=projection == "lm_head",
                     layer=layer.flatten().numpy().astype("int16"),
                     position=pos.flatten().numpy().astype("int32"),
+                    t=(pos.flatten() // (H * W)).numpy().astype("int16"),
+                    h=(pos.flatten() % (H * W) // W).numpy().astype("int16"),
+                    w=(pos.flatten() % W).numpy().astype("int16"),
                     rank=rank.flatten().numpy().astype("int8"),
                     token_id=ids.flatten().cpu().numpy().astype("int32"),
                     prob=probs.flatten().cpu().numpy().astype("float32"),
@@ -76,9 +93,8 @@ def lens_frame(sample_id: str, tops: dict) -> pd.DataFrame:
 
 
 def label_lens(df: pd.DataFrame, adapter: Adapter, words) -> pd.DataFrame:
-    """Lens rows with each token's text, the spatial or temporal keyword (`words`: kind -> keywords)
-    it is the first sub-token of, and the video position's cell (t, h, w)."""
-    _, H, W = adapter.grid
+    """Lens rows with each token's text and the spatial or temporal keyword (`words`: kind ->
+    keywords) it is the first sub-token of."""
     vocab = {i: adapter.token_text(i) for i in df.token_id.unique().tolist()}
     df["token"] = df.token_id.map(vocab)
     for kind in ("spatial", "temporal"):
@@ -86,7 +102,6 @@ def label_lens(df: pd.DataFrame, adapter: Adapter, words) -> pd.DataFrame:
         for word in words.get(kind, []):
             first.setdefault(first_subtoken(adapter.tokenizer, word), word)
         df[f"{kind}_word"] = df.token_id.map(first)
-    df["t"], df["h"], df["w"] = df.position // (H * W), df.position % (H * W) // W, df.position % W
     return df
 
 
@@ -106,7 +121,7 @@ def probe_task(adapter: Adapter, job: Job) -> None:
                 dict(common, **r, n_layers=adapter.n_layers, final_norm=cfg.final_norm, **provenance)
                 for r in rows
             ]
-            lens.append(lens_frame(b.sample_id, tops))
+            lens.append(lens_frame(b.sample_id, tops, sample.layout.grid))
             if (k + 1) % 20 == 0 or k + 1 == n:
                 print(
                     f"[probes] {job.model} {b.task}: sample {k + 1}/{n} ({sample.layout.n_tokens} tokens)",
@@ -166,7 +181,6 @@ def attention_task(adapter: Adapter, job: Job) -> None:
     engine = KnockoutEngine(adapter, backend=cfg.backend)
     cross_frame = EXPERIMENTS["cross_frame"][0]
     every = list(range(adapter.n_layers))
-    _, H, W = adapter.grid
     rows, skipped, drawn = [], [], 0
     for k, n, b, q, sample in _samples(adapter, job):
         if drawn == n_samples:
@@ -178,6 +192,7 @@ def attention_task(adapter: Adapter, job: Job) -> None:
             skipped.append(dict(sample_id=b.sample_id, task=b.task, reason=reason))
             continue
         drawn += 1
+        _, H, W = sample.layout.grid  # this sample's own grid
         video = torch.as_tensor(sample.layout.indices("video"))
         for condition, ko in (("baseline", None), ("no cross-frame", cross_frame)):
             probs = engine.attention_probs(sample, list(where.values()), [l - 1 for l in layers], ko, every)

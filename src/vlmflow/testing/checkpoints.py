@@ -13,6 +13,13 @@ after the vocabulary) and a CLIP image processor config, as the real repositorie
 - `write_llava_next_video`: the llava-hf format of `llava-hf/LLaVA-NeXT-Video-7B-hf`
   (`model_type "llava_next_video"`, `<video>` beside `<image>`, `video_preprocessor_config.json`,
   `chat_template.json`).
+- `write_llava_onevision`: the llava-hf format of `llava-hf/llava-onevision-qwen2-7b-ov-hf`
+  (`model_type "llava_onevision"`, SigLIP tower with the hub's `vision_model.` key level, a Qwen2
+  tokenizer with `<image>` and `<video>`, processor files with mean and std 0.5, the ChatML
+  `chat_template.json` transformers' conversion script writes).
+- `write_internvl_hf`: transformers' format of `OpenGVLab/InternVL3-8B-hf` (`model_type "internvl"`,
+  a Qwen2 tokenizer naming `<img>`, `</img>`, `<IMG_CONTEXT>` and `<video>`, the processor files, the
+  ChatML chat template).
 - `write_internvl`: InternVL's released format of `OpenGVLab/Mini-InternVL-Chat-4B-V1-5` and
   `byminji/Mini-InternVL-4B-Video-FT` (`InternVLChatModel` config with `llm_config` / `vision_config`,
   fused `attn.qkv`, Phi-3 "su" rope, a SentencePiece `tokenizer.model`, bf16 weights).
@@ -346,6 +353,219 @@ def write_llava_next_video(
     return out
 
 
+# the chat template transformers' conversion script writes into the LLaVA-OneVision-hf repositories'
+# chat_template.json: ChatML turns, each image as "<image>\n" and video as "<video>\n" before the text
+ONEVISION_TEMPLATE = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n'}}"
+    "{# Render all images first #}{% for content in message['content'] | selectattr('type', 'equalto', "
+    "'image') %}{{ '<image>\n' }}{% endfor %}"
+    "{# Render all video then #}{% for content in message['content'] | selectattr('type', 'equalto', "
+    "'video') %}{{ '<video>\n' }}{% endfor %}"
+    "{# Render all text next #}{% if message['role'] != 'assistant' %}{% for content in "
+    "message['content'] | selectattr('type', 'equalto', 'text') %}{{ content['text'] }}{% endfor %}"
+    "{% else %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}"
+    "{% generation %}{{ content['text'] }}{% endgeneration %}{% endfor %}{% endif %}"
+    "{{'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
+    "{% endif %}"
+)
+# 70 px over 14 px patches: 5 x 5 patches, pooled to ceil(5/2) = 3 x 3 tokens per frame (an odd side,
+# as the hub's 27 x 27 -> 14 x 14)
+ONEVISION_TINY = Shape(image_size=70, vision_layers=2, kv_heads=2)
+# llava-onevision-qwen2-7b-ov-hf: Qwen2-7B (28 x 3584, GQA 28 / 4) over SigLIP-so400m (26 layers, 384 px)
+ONEVISION_7B = Shape(
+    layers=28,
+    hidden=3584,
+    heads=28,
+    kv_heads=4,
+    intermediate=18944,
+    context=32768,
+    vision_layers=26,
+    vision_hidden=1152,
+    vision_heads=16,
+    image_size=384,
+    patch=14,
+    pooling=(8, 14, 14),
+)
+HALF = [0.5, 0.5, 0.5]  # the hub processors' mean and std (SigLIP's)
+
+
+def write_llava_onevision(
+    out: str | Path,
+    shape: Shape = ONEVISION_TINY,
+    seed: int = 3,
+    dtype: torch.dtype = torch.float32,
+    lm_head_scale: float = 30.0,
+    chat_template: str = ONEVISION_TEMPLATE,
+    image_mean: list[float] = HALF,
+    keys: str = "hub",
+    device: str = "cpu",
+) -> Path:
+    """A random LLaVA-OneVision checkpoint in the llava-hf format: `model_type "llava_onevision"`,
+    a SigLIP tower without head (`vision_feature_layer -1`, "full"), a Qwen2 decoder, weights under
+    the hub's names (`keys="hub"`: `vision_tower.vision_model.*`, `language_model.model.*`, ...) or as
+    transformers' `save_pretrained` writes them (`keys="saved"`: no `vision_model.` level), a Qwen2
+    tokenizer with `<image>` and `<video>`, `preprocessor_config.json`,
+    `video_preprocessor_config.json` (mean and std 0.5 unless `image_mean`) and `chat_template.json`."""
+    from transformers import (
+        LlavaOnevisionConfig,
+        LlavaOnevisionForConditionalGeneration,
+        LlavaOnevisionImageProcessor,
+        Qwen2Config,
+        SiglipVisionConfig,
+    )
+    from transformers.models.llava_onevision.video_processing_llava_onevision import (
+        LlavaOnevisionVideoProcessor,
+    )
+
+    if keys not in ("hub", "saved"):
+        raise ValueError(f"keys must be 'hub' or 'saved', got {keys!r}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tok = qwen2_tokenizer()
+    tok.add_tokens(["<video>"], special_tokens=True)
+    image_token, video_token = tok.convert_tokens_to_ids(["<image>", "<video>"])
+    vision = SiglipVisionConfig(**_vision_fields(shape), image_size=shape.image_size, vision_use_head=False)
+    config = LlavaOnevisionConfig(
+        text_config=Qwen2Config(**_qwen2_fields(shape, tok)),
+        vision_config=vision,
+        image_token_index=image_token,
+        video_token_index=video_token,
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="full",
+        tie_word_embeddings=False,
+    )
+    model = _build(LlavaOnevisionForConditionalGeneration, config, seed, lm_head_scale, device)
+    model.config.dtype = dtype
+    if keys == "hub":
+        model.config.save_pretrained(out)
+        _save_weights(model, out, dtype)
+    else:
+        model.to(dtype).save_pretrained(out)
+    del model
+    tok.save_pretrained(out)
+    s = shape.image_size
+    sizes = dict(size={"height": s, "width": s}, image_std=HALF)
+    LlavaOnevisionVideoProcessor(**sizes, image_mean=image_mean).save_pretrained(out)
+    LlavaOnevisionImageProcessor(
+        **sizes, image_mean=HALF, image_grid_pinpoints=[[s, s], [s, 2 * s]]
+    ).save_pretrained(out)
+    (out / "chat_template.json").write_text(json.dumps({"chat_template": chat_template}, indent=2))
+    return out
+
+
+# the chat template transformers' conversion script writes for the InternVL `-hf` repositories
+INTERNVL_HF_TEMPLATE = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n'}}"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for content in message['content'] %}{% if content['type'] == 'image' %}{{ '<image>\n' }}"
+    "{% elif content['type'] == 'video' %}{{ '<video>\n' }}"
+    "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}{% endfor %}{% endif %}"
+    "{{'<|im_end|>\n'}}{% endfor %}{% if add_generation_prompt %}{{'<|im_start|>assistant\n' }}{% endif %}"
+)
+INTERNVL_NAMED_TOKENS = dict(
+    start_image_token="<img>",
+    end_image_token="</img>",
+    context_image_token="<IMG_CONTEXT>",
+    video_token="<video>",
+)
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+# 56 px over 14 px patches: 4 x 4 patches, pixel shuffle 0.5 -> 2 x 2 tokens per frame
+INTERNVL_HF_TINY = Shape(vision_layers=2, kv_heads=2)
+# InternVL3-8B-hf: Qwen2.5-7B (28 x 3584, GQA 28 / 4) over InternViT-300M-448px: 256 tokens per frame
+INTERNVL3_8B = Shape(
+    layers=28,
+    hidden=3584,
+    heads=28,
+    kv_heads=4,
+    intermediate=18944,
+    context=32768,
+    vision_layers=24,
+    vision_hidden=1024,
+    vision_heads=16,
+    image_size=448,
+    patch=14,
+    pooling=(8, 16, 16),
+)
+
+
+def write_internvl_hf(
+    out: str | Path,
+    shape: Shape = INTERNVL_HF_TINY,
+    seed: int = 5,
+    dtype: torch.dtype = torch.float32,
+    lm_head_scale: float = 30.0,
+    chat_template: str = INTERNVL_HF_TEMPLATE,
+    image_mean: list[float] = IMAGENET_MEAN,
+    video_processor_file: bool = True,
+    decoder: str = "qwen2",
+    device: str = "cpu",
+) -> Path:
+    """A random InternVL checkpoint in transformers' format of `OpenGVLab/InternVL3-8B-hf`:
+    `model_type "internvl"` (InternViT, pixel shuffle 0.5, a Qwen2 decoder, or with
+    `decoder="qwen3"` InternVL3.5's Qwen3) written by
+    `save_pretrained`, a Qwen2 tokenizer naming `<img>`, `</img>`, `<IMG_CONTEXT>` and `<video>` as
+    its processor reads them, the image processor's `preprocessor_config.json`, the video
+    processor's `video_preprocessor_config.json` (unless `video_processor_file` is False; ImageNet
+    mean and std unless `image_mean`) and the chat template in `chat_template.json`."""
+    from transformers import (
+        GotOcr2ImageProcessor,
+        InternVLConfig,
+        InternVLForConditionalGeneration,
+        InternVLVisionConfig,
+        Qwen2Config,
+        Qwen3Config,
+    )
+
+    text_cls = {"qwen2": Qwen2Config, "qwen3": Qwen3Config}[decoder]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tok = qwen2_tokenizer(**INTERNVL_NAMED_TOKENS)
+    s = shape.image_size
+    vision = InternVLVisionConfig(
+        hidden_size=shape.vision_hidden,
+        intermediate_size=4 * shape.vision_hidden,
+        num_hidden_layers=shape.vision_layers,
+        num_attention_heads=shape.vision_heads,
+        image_size=[s, s],
+        patch_size=[shape.patch, shape.patch],
+        use_absolute_position_embeddings=True,
+    )
+    config = InternVLConfig(
+        vision_config=vision,
+        text_config=text_cls(
+            **_qwen2_fields(shape, tok), rope_parameters={"rope_type": "default", "rope_theta": 1e6}
+        ),
+        image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"),
+        downsample_ratio=0.5,
+        tie_word_embeddings=False,
+    )
+    model = _build(InternVLForConditionalGeneration, config, seed, lm_head_scale, device)
+    model.to(dtype).save_pretrained(out)
+    del model
+    tok.save_pretrained(out)
+    size = {"height": s, "width": s}
+    GotOcr2ImageProcessor(size=size, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD).save_pretrained(out)
+    if video_processor_file:  # the file InternVLVideoProcessor writes (its class needs torchvision here)
+        video = dict(
+            video_processor_type="InternVLVideoProcessor",
+            processor_class="InternVLProcessor",
+            size=size,
+            resample=3,
+            do_resize=True,
+            do_rescale=True,
+            rescale_factor=1 / 255,
+            do_normalize=True,
+            image_mean=image_mean,
+            image_std=IMAGENET_STD,
+            do_convert_rgb=True,
+            initial_shift=True,
+        )
+        (out / "video_preprocessor_config.json").write_text(json.dumps(video, indent=2))
+    (out / "chat_template.json").write_text(json.dumps({"chat_template": chat_template}, indent=2))
+    return out
+
+
 def _sparse(cfg) -> dict:
     """A sub-config as the hub stores it: only what differs from the class defaults."""
     return {**cfg.to_diff_dict(), "model_type": cfg.model_type}
@@ -613,9 +833,10 @@ VIDEOLLAMA3_7B = Shape(
 CHATML_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>"]
 
 
-def qwen2_tokenizer(vocab_size: int = 600):
+def qwen2_tokenizer(vocab_size: int = 600, **named_tokens: str):
     """A byte-level BPE tokenizer in Qwen2's class (GPT-2 pre-tokenizer, no BOS) with the ChatML
-    tokens and VideoLLaMA3's `<image>`."""
+    tokens and VideoLLaMA3's `<image>`; `named_tokens` (e.g. `context_image_token="<IMG_CONTEXT>"`)
+    become named special tokens, saved in tokenizer_config.json as a processor reads them."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import Qwen2Tokenizer
 
@@ -629,8 +850,8 @@ def qwen2_tokenizer(vocab_size: int = 600):
     )
     backend.train_from_iterator(_CORPUS * 4, trainer)
     model = json.loads(backend.to_str())["model"]
-    tok = Qwen2Tokenizer(vocab=model["vocab"], merges=[tuple(m) for m in model["merges"]])
-    tok.add_tokens(CHATML_TOKENS[1:], special_tokens=True)
+    tok = Qwen2Tokenizer(vocab=model["vocab"], merges=[tuple(m) for m in model["merges"]], **named_tokens)
+    tok.add_tokens(CHATML_TOKENS[1:] + list(named_tokens.values()), special_tokens=True)
     tok.eos_token = "<|im_end|>"
     return tok
 
