@@ -110,7 +110,9 @@ def synthetic_sample(task: str = "action_sequence", seed: int = 0):
     q.sample_id = f"{task}_{seed}"
     idx = synthetic.sampled_indices(q)
     q.params["frame_times"] = [i / synthetic.FPS for i in idx]  # as the extract_frames rule records them
-    return q, synthetic.render(q, idx)
+    frames = synthetic.render(q, idx)
+    q.params["frame_size"] = list(frames.shape[1:3])
+    return q, frames
 
 
 @pytest.fixture(scope="session")
@@ -161,6 +163,14 @@ def internvl3_5_hf_checkpoint(tmp_path_factory) -> Path:
     return write_internvl_hf(
         tmp_path_factory.mktemp("internvl3.5-hf") / "tiny-internvl3.5-hf", decoder="qwen3"
     )
+
+
+@pytest.fixture(scope="session")
+def qwen2_5_vl_checkpoint(tmp_path_factory) -> Path:
+    """A tiny random Qwen2.5-VL checkpoint in transformers' format."""
+    from vlmflow.testing.checkpoints import write_qwen2_5_vl
+
+    return write_qwen2_5_vl(tmp_path_factory.mktemp("qwen2.5-vl") / "tiny-qwen2.5-vl")
 
 
 @pytest.fixture(scope="session")

@@ -4,9 +4,10 @@ The LLaVA video family (toy and PLLaVA-format checkpoints), transformers' LLaVA-
 LLaVA-OneVision (the llava-hf format; OneVision's video ends with a token in no frame), InternVL3's
 `-hf` format (per-frame spans, with and without their marker text; InternVL3.5's Qwen3 decoder),
 Mini-InternVL and VideoLLaMA3 (tiny checkpoints in their released formats; VideoLLaMA3 with the
-authors' frame ranges and with image tokens only), and two synthetic adapters
-(tests/contract_adapters.py): per-frame video spans separated by text, and 3-D M-RoPE positions.
-The canary runs on every attention backend a family declares.
+authors' frame ranges and with image tokens only), Qwen2.5-VL (transformers' format: 3-D positions
+from its rope index, tokens of two frames), and two synthetic adapters (tests/contract_adapters.py):
+per-frame video spans separated by text, and 3-D M-RoPE positions. The canary runs on every
+attention backend a family declares.
 """
 
 from dataclasses import replace
@@ -27,6 +28,7 @@ from vlmflow.models.internvl_hf import InternVLHFAdapter
 from vlmflow.models.llava_next_video import LlavaNextVideoAdapter
 from vlmflow.models.llava_onevision import LlavaOnevisionAdapter
 from vlmflow.models.llava_video import LlavaVideoAdapter
+from vlmflow.models.qwen2_5_vl import Qwen25VLAdapter
 from vlmflow.models.videollama3 import VideoLlama3Adapter
 
 ADAPTERS = [
@@ -40,6 +42,7 @@ ADAPTERS = [
     "internvl3_5_hf",
     "videollama3",
     "videollama3_tokens",
+    "qwen2_5_vl",
     "per_frame",
     "mrope",
 ]
@@ -56,6 +59,7 @@ def adapter(
     internvl_hf_checkpoint,
     internvl3_5_hf_checkpoint,
     videollama3_checkpoint,
+    qwen2_5_vl_checkpoint,
 ) -> Adapter:
     vl3 = str(videollama3_checkpoint)
     return {
@@ -73,6 +77,7 @@ def adapter(
         "videollama3_tokens": lambda: VideoLlama3Adapter.from_pretrained(
             vl3, pooling_shape=(8, 2, 2), frame_ranges="tokens", vision_attention="per_frame"
         ),
+        "qwen2_5_vl": lambda: Qwen25VLAdapter.from_pretrained(str(qwen2_5_vl_checkpoint)),
         "per_frame": PerFrameAdapter.from_pretrained,
         "mrope": MRopeAdapter.from_pretrained,
     }[request.param]()

@@ -23,6 +23,7 @@ def native_run(
     llava_next_checkpoint,
     llava_onevision_checkpoint,
     internvl_hf_checkpoint,
+    qwen2_5_vl_checkpoint,
 ):
     from vlmflow.testing.checkpoints import write_llava_onevision
 
@@ -36,7 +37,11 @@ def native_run(
     config = {
         "seed": 0,
         "n_frames": 8,
-        "datasets": {"tvbench": tvbench, "tvbench-hf": dict(tvbench, frame_sampling="hf_uniform")},
+        "datasets": {
+            "tvbench": tvbench,
+            "tvbench-hf": dict(tvbench, frame_sampling="hf_uniform"),
+            "tvbench-16": dict(tvbench, n_frames=16),  # Qwen2.5-VL: 8 temporal groups of 2 frames
+        },
         "models": {
             "next-video": dict(family="llava_next_video", path=str(llava_next_video_checkpoint), window=2),
             "next-image": dict(
@@ -44,6 +49,7 @@ def native_run(
             ),
             "ov-video": dict(family="llava_onevision", path=str(llava_onevision_checkpoint), window=2),
             "ov-image": dict(family="llava_onevision", path=str(onevision_si), window=2),
+            "qwen": dict(family="qwen2_5_vl", path=str(qwen2_5_vl_checkpoint), window=2),
             "internvl-hf": dict(
                 family="internvl_hf", path=str(internvl_hf_checkpoint), frame_ranges="markers", window=2
             ),
@@ -54,6 +60,8 @@ def native_run(
             ),
             dict(dataset="tvbench", models=["next-image", "ov-image"], experiments=["cross_frame"]),
             dict(dataset="tvbench-hf", models=["ov-video"], experiments=["cross_frame"]),
+            dict(dataset="tvbench", models=["qwen"], experiments=EXPERIMENTS),
+            dict(dataset="tvbench-16", models=["qwen"], experiments=["cross_frame"]),
         ],
         # random weights answer at chance: analyse every sample, not only the correct ones
         "knockout": dict(
@@ -84,6 +92,7 @@ def baseline(run, dataset, model):
         ("next-video", "llava-next-video", "8-2-2"),
         ("ov-video", "llava-onevision", "8-3-3"),
         ("internvl-hf", "internvl-hf", "8-2-2"),
+        ("qwen", "qwen2.5-vl", "4-2-3"),  # 40 x 64 frames -> 56 x 84 px: 2 x 3 tokens
     ],
 )
 def test_every_experiment_runs_on_the_native_checkpoint(native_run, model, name, pooling):
@@ -97,6 +106,12 @@ def test_every_experiment_runs_on_the_native_checkpoint(native_run, model, name,
         assert df.pooling.eq(pooling).all()
     if model == "internvl-hf":
         assert df.adapter_settings.map(json.loads).eq({"frame_ranges": "markers"}).all()
+
+
+def test_sixteen_frames_give_qwen_eight_temporal_groups(native_run):
+    df = pd.read_parquet(experiment_table(native_run, "tvbench-16", "qwen", "cross_frame"))
+    assert df.pooling.eq("8-2-3").all() and df.n_frames.eq(16).all()
+    assert df.adapter_settings.map(json.loads).eq({"text_after_video": "start+max(h,w)"}).all()
 
 
 def test_the_hub_processors_frame_rule_gives_other_frames(native_run):

@@ -94,18 +94,18 @@ def clip(
     from vlmflow.data.frames import read_frames
 
     index = options.index(answer) if isinstance(answer, str) else int(answer)
-    T = model.grid[0]
+    T = model.n_frames
     times = None
     if isinstance(video, (str, Path)):
         frames, times = read_frames(video, T, bounds, with_times=True, sampling=sampling, repeats=repeats)
         name = Path(video).stem
     else:
         frames, name = np.asarray(video), "frames"
-    params = (
-        {}
-        if times is None
-        else dict(frame_times=[float(t) for t in times], frame_times_numpy=isinstance(times[0], np.floating))
-    )
+    params = {"frame_size": [int(frames.shape[1]), int(frames.shape[2])]}
+    if times is not None:
+        params.update(
+            frame_times=[float(t) for t in times], frame_times_numpy=isinstance(times[0], np.floating)
+        )
     path = "" if times is None else str(video)
     q = Question("clip", "clip", name, question, list(options), index, path, bounds, params)
     with torch.no_grad():
@@ -157,7 +157,7 @@ def _names(model: Adapter, c: Clip, **extra) -> dict:
 
 def _provenance(model: Adapter, backend: str, sampling: str = "segments") -> dict:
     return model_provenance(
-        model, getattr(model, "model_id", ""), Stamp(backend, "fast", model.grid[0], sampling, 0)
+        model, getattr(model, "model_id", ""), Stamp(backend, "fast", model.n_frames, sampling, 0)
     )
 
 

@@ -20,7 +20,20 @@ class Stamp:
     @classmethod
     def of(cls, s, dataset: str) -> "Stamp":
         k, d = s.knockout, s.datasets[dataset]
-        return cls(k.attention_backend, k.engine, s.n_frames, d.frame_sampling, s.seed, d.short_clips)
+        return cls(
+            k.attention_backend, k.engine, d.n_frames or s.n_frames, d.frame_sampling, s.seed, d.short_clips
+        )
+
+
+def grid_text(grid: tuple[int, int, int]) -> str:
+    """A video grid (T, H, W) as the rows' `pooling` column writes it: "8-12-12"."""
+    return "-".join(map(str, grid))
+
+
+def sample_provenance(provenance: dict, layout) -> dict:
+    """A job's provenance with the sample's own grid as `pooling` (a processor may pick each
+    sample's frames and resolution)."""
+    return {**provenance, "pooling": grid_text(layout.grid)}
 
 
 def provenance(
@@ -45,7 +58,7 @@ def provenance(
         n_frames=stamp.n_frames,
         frame_sampling=stamp.frame_sampling,
         short_clips=stamp.short_clips,
-        pooling="-".join(map(str, pooling)),
+        pooling=grid_text(pooling),
         seed=stamp.seed,
         adapter_settings=json.dumps(settings or {}, sort_keys=True),  # the family's switches
         torch_version=torch.__version__,

@@ -73,6 +73,7 @@ class Dataset:
     max_new_tokens: int
     short_clips: str = "skip"  # skip | repeat: a clip with fewer frames than n_frames
     limit: int | None = None
+    n_frames: int | None = None  # the frames per clip, where not the config's n_frames
     answer_prompts: FrozenMap = field(default_factory=frozen_map)  # task -> open-ended answer prompt
     lens_words: FrozenMap = field(default_factory=frozen_map)  # spatial | temporal -> keywords
     generate: Generate | None = None
@@ -254,6 +255,7 @@ def _dataset(name: str, d: Mapping) -> Dataset:
         short_clips=d["short_clips"],
         max_new_tokens=d["max_new_tokens"],
         limit=d.get("limit"),
+        n_frames=d.get("n_frames"),
         answer_prompts=frozen_map(d.get("answer_prompts")),
         lens_words=frozen_map(d.get("lens_words")),
         generate=None if gen is None else Generate(gen["n_per_task"], gen["seed"]),

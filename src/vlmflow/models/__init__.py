@@ -9,6 +9,7 @@ FAMILIES = {
     "internvl": "vlmflow.models.internvl:InternVLAdapter",
     "internvl_hf": "vlmflow.models.internvl_hf:InternVLHFAdapter",
     "videollama3": "vlmflow.models.videollama3:VideoLlama3Adapter",
+    "qwen2_5_vl": "vlmflow.models.qwen2_5_vl:Qwen25VLAdapter",
 }
 
 

@@ -55,7 +55,7 @@ class Facts:
 
     n_layers: int
     n_heads: int
-    grid: tuple[int, int, int]  # (T, H, W) of the video tokens
+    grid: tuple[int, int, int] | None  # (T, H, W) of the video tokens; None: per sample
 
 
 @dataclass
@@ -93,6 +93,7 @@ class Adapter(ABC):
     # --- what the family supports: stated here once, read by the config check and the loader ---
     OPTIONS: dict[str, tuple] = {}  # the family's own settings: name -> allowed values, the first the default
     DEVICE_MAP = False  # can split a model over several GPUs (transformers' `device_map`)
+    GRID_PER_SAMPLE = False  # its processor picks each sample's frames and resolution (no grid to check)
     ATTENTION_BACKENDS = ("sdpa", "eager", "flex")  # the knockout attention backends it runs under
 
     @classmethod
@@ -234,6 +235,12 @@ class Adapter(ABC):
         return self.decoder().lm_head.weight.dtype
 
     @property
+    def n_frames(self) -> int:
+        """Frames the model reads per clip by default: one per frame of its grid (a family whose
+        tokens cover several frames, e.g. Qwen2.5-VL's pairs, reads more)."""
+        return self.grid[0]
+
+    @property
     def n_layers(self) -> int:
         return len(self.decoder().layers)
 
@@ -254,7 +261,7 @@ class Adapter(ABC):
 
     @property
     def facts(self) -> Facts:
-        return Facts(self.n_layers, self.n_heads, tuple(self.grid))
+        return Facts(self.n_layers, self.n_heads, None if self.GRID_PER_SAMPLE else tuple(self.grid))
 
     def token_text(self, token_id: int) -> str:
         """The decoded text of one token (what the paper compares with the option letter)."""

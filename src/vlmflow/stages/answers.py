@@ -17,7 +17,7 @@ from vlmflow.models.base import Adapter
 from vlmflow.models.loading import model_provenance
 from vlmflow.open_ended import exact_match, open_answer
 from vlmflow.prompt import is_letter
-from vlmflow.provenance import Stamp
+from vlmflow.provenance import Stamp, sample_provenance
 from vlmflow.settings import ModelLoad
 from vlmflow.stages.features import cached_samples, select
 
@@ -88,6 +88,6 @@ def answer_task(adapter: Adapter, job: Job) -> None:
                     row[f"first_token_{when}"] = bool(ids) and ids[0] == open_sample.gt_token
                     row[f"exact_{when}"] = exact_match(text, oa.reference)
                 row.update(answer_prompt=oa.prompt, reference=oa.reference)
-            rows.append({**row, **provenance})
+            rows.append({**row, **sample_provenance(provenance, sample.layout)})
             print(f"[answers] {job.model} {b.task}: sample {k + 1}/{len(base)}", flush=True)
     write_parquet(pd.DataFrame(rows), job.output.table)

@@ -63,7 +63,7 @@ class FramesJob:
     @classmethod
     def of(cls, s, wc) -> "FramesJob":
         d = s.datasets[wc.dataset]
-        return cls(d.format, d.root, s.n_frames, d.frame_sampling, d.limit, d.short_clips)
+        return cls(d.format, d.root, d.n_frames or s.n_frames, d.frame_sampling, d.limit, d.short_clips)
 
 
 def drop_duplicates(questions: list, skipped: list[dict]) -> list:
@@ -113,13 +113,15 @@ def extract_task(job: Job) -> None:
                 candidates=q.candidates,
                 answer_index=q.answer_index,
                 video=q.video,
-                # annotation fields beyond the format's own (answer prompts), and the frames' times
-                # in full, with the value type the released VideoLLaMA3 loader gives them
+                # annotation fields beyond the format's own (answer prompts), the frames' times in
+                # full, with the value type the released VideoLLaMA3 loader gives them, and their
+                # size (height, width: the grid of a model that picks its resolution per video)
                 params=json.dumps(
                     {
                         **q.params,
                         "frame_times": [float(t) for t in times],
                         "frame_times_numpy": isinstance(times[0], np.floating),
+                        "frame_size": [int(clip.shape[1]), int(clip.shape[2])],
                     }
                 ),
             )

@@ -17,7 +17,7 @@ from vlmflow.knockout.spec import Condition, Experiment, Knockout, check_experim
 from vlmflow.models.base import Adapter
 from vlmflow.models.loading import model_provenance
 from vlmflow.prompt import is_letter
-from vlmflow.provenance import Stamp
+from vlmflow.provenance import Stamp, sample_provenance
 from vlmflow.settings import ModelLoad
 from vlmflow.stages.features import SAMPLE_MODES, cached_samples, select
 from vlmflow.stages.frames import load_frames
@@ -109,7 +109,7 @@ def experiment_conditions(adapter: Adapter, e: Experiment, sweep_: Sweep, model:
     """The experiment's knockouts (one per head group with `head_groups`) x every window of the sweep,
     after the checks the config could not make before the model was loaded."""
     try:
-        check_experiment(e, adapter.n_heads, adapter.grid)
+        check_experiment(e, adapter.n_heads, adapter.facts.grid)
     except ValueError as err:
         raise ValueError(f"model {model!r}: {err}") from None
     if sweep_.window > adapter.n_layers:
@@ -243,7 +243,7 @@ def run_experiment(adapter: Adapter, job: Job) -> None:
                 dataset=job.dataset, task=b.task, model=job.model, sample_id=b.sample_id, experiment=e.name
             )
             found = knockout_rows(fast, sample, b, conditions, probs, control, clean)
-            rows += [{**names, **r, **provenance} for r in found]
+            rows += [{**names, **r, **sample_provenance(provenance, sample.layout)} for r in found]
             print(
                 f"[knockout] {job.model} {e.name} {b.task}: sample {k + 1}/{len(base)} "
                 f"({sample.layout.n_tokens} tokens)",

@@ -19,7 +19,7 @@ from vlmflow.models.base import Adapter
 from vlmflow.models.loading import model_provenance, system_prompt
 from vlmflow.open_ended import OpenAnswer
 from vlmflow.open_ended_flow import find_anchors, token_spans, with_answer
-from vlmflow.provenance import Stamp
+from vlmflow.provenance import Stamp, sample_provenance
 from vlmflow.question import Question
 from vlmflow.settings import ModelLoad, OpenEndedFlow
 from vlmflow.stages.features import too_long
@@ -104,7 +104,8 @@ def run_flow(adapter: Adapter, job: Job) -> None:
                 found, answer = _sample_rows(
                     adapter, engine, tagger, flow, sample, cfg.max_new_tokens, conditions
                 )
-        rows += [{**names, "experiment": EXPERIMENT, **r, **provenance} for r in found]
+        prov = sample_provenance(provenance, sample.layout) if found else provenance
+        rows += [{**names, "experiment": EXPERIMENT, **r, **prov} for r in found]
         answers.append({**names, **answer})
         kept = f"anchors {answer['kept_anchors']}" + (f"; {answer['reason']}" if answer["reason"] else "")
         n = f" ({found[0]['n_tokens'] - found[0]['anchor_position']} tokens)" if found else ""

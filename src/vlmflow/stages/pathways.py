@@ -27,7 +27,7 @@ from vlmflow.knockout.pathways import (
 from vlmflow.models.base import Adapter
 from vlmflow.models.loading import model_provenance
 from vlmflow.prompt import is_letter
-from vlmflow.provenance import Stamp
+from vlmflow.provenance import Stamp, sample_provenance
 from vlmflow.settings import ModelLoad
 from vlmflow.stages.features import cached_samples
 
@@ -191,7 +191,11 @@ def evaluate_task(adapter: Adapter, job: Job) -> None:
             if k == 0:
                 canary(engine, sample)
             names = dict(
-                dataset=job.dataset, task=b.task, model=job.model, sample_id=b.sample_id, **provenance
+                dataset=job.dataset,
+                task=b.task,
+                model=job.model,
+                sample_id=b.sample_id,
+                **sample_provenance(provenance, sample.layout),
             )
             rows += pathway_rows(engine, sample, b, pathways, list(cfg.seeds), k, names)
             if (k + 1) % 10 == 0 or k + 1 == len(base):

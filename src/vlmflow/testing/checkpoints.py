@@ -20,6 +20,8 @@ after the vocabulary) and a CLIP image processor config, as the real repositorie
 - `write_internvl_hf`: transformers' format of `OpenGVLab/InternVL3-8B-hf` (`model_type "internvl"`,
   a Qwen2 tokenizer naming `<img>`, `</img>`, `<IMG_CONTEXT>` and `<video>`, the processor files, the
   ChatML chat template).
+- `write_qwen2_5_vl`: transformers' format of `Qwen/Qwen2.5-VL-7B-Instruct` (`model_type
+  "qwen2_5_vl"`, the vision tokens, the hub's `preprocessor_config.json` and chat template).
 - `write_internvl`: InternVL's released format of `OpenGVLab/Mini-InternVL-Chat-4B-V1-5` and
   `byminji/Mini-InternVL-4B-Video-FT` (`InternVLChatModel` config with `llm_config` / `vision_config`,
   fused `attn.qkv`, Phi-3 "su" rope, a SentencePiece `tokenizer.model`, bf16 weights).
@@ -564,6 +566,147 @@ def write_internvl_hf(
         (out / "video_preprocessor_config.json").write_text(json.dumps(video, indent=2))
     (out / "chat_template.json").write_text(json.dumps({"chat_template": chat_template}, indent=2))
     return out
+
+
+# the chat template of the Qwen2-VL / Qwen2.5-VL hub repositories (a default system turn, each video
+# as <|vision_start|><|video_pad|><|vision_end|>, optional "Video k: " ids)
+QWEN2_VL_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}"
+    "<|im_end|>\n{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}Picture "
+    "{{ image_count.value }}: {% endif %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}"
+    "{% set video_count.value = video_count.value + 1 %}{% if add_vision_id %}Video "
+    "{{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+QWEN_VISION_TOKENS = [
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
+QWEN2_5_VL_TINY = Shape(vision_layers=2, kv_heads=2)
+# Qwen2.5-VL-7B-Instruct: Qwen2.5-7B (28 x 3584, GQA 28 / 4) over its 32-layer ViT (1280 wide)
+QWEN2_5_VL_7B = Shape(
+    layers=28,
+    hidden=3584,
+    heads=28,
+    kv_heads=4,
+    intermediate=18944,
+    context=128000,
+    vision_layers=32,
+    vision_hidden=1280,
+    vision_heads=16,
+    patch=14,
+)
+
+
+def write_qwen2_5_vl(
+    out: str | Path,
+    shape: Shape = QWEN2_5_VL_TINY,
+    seed: int = 6,
+    dtype: torch.dtype = torch.float32,
+    lm_head_scale: float = 30.0,
+    min_pixels: int = 56 * 56,
+    max_pixels: int = 112 * 112,
+    video_budget: tuple[int, int] | None = None,
+    device: str = "cpu",
+) -> Path:
+    """A random Qwen2.5-VL checkpoint in transformers' format of `Qwen/Qwen2.5-VL-7B-Instruct`:
+    `model_type "qwen2_5_vl"` (a windowed ViT with temporal patches of 2 frames, 2 x 2 merge, M-RoPE
+    sections) written by `save_pretrained`, a Qwen2 tokenizer with the vision tokens, the hub's
+    `preprocessor_config.json` (`min_pixels` / `max_pixels`), with `video_budget` a
+    `video_preprocessor_config.json` of its own pixel budget (shortest, longest edge), and the chat
+    template in `chat_template.json`."""
+    from transformers import (
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLTextConfig,
+        Qwen2_5_VLVisionConfig,
+    )
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tok = qwen2_tokenizer()
+    tok.add_tokens(QWEN_VISION_TOKENS, special_tokens=True)
+    ids = dict(zip(QWEN_VISION_TOKENS, tok.convert_tokens_to_ids(QWEN_VISION_TOKENS)))
+    head_dim = shape.hidden // shape.heads
+    text = Qwen2_5_VLTextConfig(
+        **_qwen2_fields(shape, tok),
+        rope_parameters={
+            "rope_type": "default",
+            "rope_theta": 1e6,
+            "mrope_section": _mrope_section(head_dim),
+        },
+    )
+    vision = Qwen2_5_VLVisionConfig(
+        depth=shape.vision_layers,
+        hidden_size=shape.vision_hidden,
+        intermediate_size=2 * shape.vision_hidden,
+        num_heads=shape.vision_heads,
+        patch_size=shape.patch,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        window_size=112,
+        fullatt_block_indexes=[shape.vision_layers - 1],
+        out_hidden_size=shape.hidden,
+        tokens_per_second=2,
+    )
+    config = Qwen2_5_VLConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=False,
+    )
+    model = _build(Qwen2_5_VLForConditionalGeneration, config, seed, lm_head_scale, device)
+    model.to(dtype).save_pretrained(out)
+    del model
+    tok.save_pretrained(out)
+    processor = dict(
+        image_processor_type="Qwen2VLImageProcessor",
+        processor_class="Qwen2_5_VLProcessor",
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+        patch_size=shape.patch,
+        temporal_patch_size=2,
+        merge_size=2,
+        image_mean=CLIP_MEAN,
+        image_std=CLIP_STD,
+        resample=3,
+        do_resize=True,
+        do_rescale=True,
+        rescale_factor=1 / 255,
+        do_normalize=True,
+        do_convert_rgb=True,
+    )
+    (out / "preprocessor_config.json").write_text(json.dumps(processor, indent=2))
+    if video_budget is not None:
+        video = dict(processor, video_processor_type="Qwen2VLVideoProcessor")
+        for k in ("image_processor_type", "min_pixels", "max_pixels"):
+            video.pop(k)
+        video["size"] = {"shortest_edge": video_budget[0], "longest_edge": video_budget[1]}
+        (out / "video_preprocessor_config.json").write_text(json.dumps(video, indent=2))
+    (out / "chat_template.json").write_text(json.dumps({"chat_template": QWEN2_VL_TEMPLATE}, indent=2))
+    return out
+
+
+def _mrope_section(head_dim: int) -> list[int]:
+    """M-RoPE's (temporal, height, width) split of head_dim / 2 rotary pairs, in Qwen2.5-VL's
+    proportions (16, 24, 24 of 64)."""
+    half = head_dim // 2
+    t = half // 4
+    h = (half - t) // 2
+    return [t, h, half - t - h]
 
 
 def _sparse(cfg) -> dict:
