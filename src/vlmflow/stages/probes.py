@@ -17,7 +17,7 @@ from vlmflow.knockout.spec import EXPERIMENTS
 from vlmflow.models.base import Adapter
 from vlmflow.models.loading import model_provenance
 from vlmflow.probes import first_subtoken, probe
-from vlmflow.provenance import Stamp
+from vlmflow.provenance import Stamp, sample_provenance
 from vlmflow.question import Question
 from vlmflow.settings import FrozenMap, ModelLoad
 from vlmflow.stages.features import cached_samples, select
@@ -118,7 +118,13 @@ def probe_task(adapter: Adapter, job: Job) -> None:
             common = dict(dataset=job.dataset, task=b.task, model=job.model, sample_id=b.sample_id)
             rows, tops = probe(engine, sample, cfg.final_norm, list(cfg.projections), cfg.top_k)
             answer += [
-                dict(common, **r, n_layers=adapter.n_layers, final_norm=cfg.final_norm, **provenance)
+                dict(
+                    common,
+                    **r,
+                    n_layers=adapter.n_layers,
+                    final_norm=cfg.final_norm,
+                    **sample_provenance(provenance, sample.layout),
+                )
                 for r in rows
             ]
             lens.append(lens_frame(b.sample_id, tops, sample.layout.grid))
