@@ -19,6 +19,8 @@ free disk for the checkpoint and a GPU with 40 GB or more.
         # (Qwen2-7B over SigLIP, 384 px): 8 x 196 + 1 = 1569 video tokens
     python benchmarks/gpu_pipeline.py --family internvl_hf   # 8B-shaped InternVL3-hf (Qwen2.5-7B over
         # InternViT-300M): 8 x 256 video tokens in per-frame spans
+    python benchmarks/gpu_pipeline.py --family qwen2_5_vl   # 7B-shaped Qwen2.5-VL: 3-D positions,
+        # 4 temporal groups of the synthetic clips at the fixture's pixel budget
 
 Ends with: RESULT pipeline_speedup=<reference / fast, all experiments> max_diff=<largest |difference|
 of rel_change, in percentage points> peak_gpu_gib_fast=<a> peak_gpu_gib_reference=<b>
@@ -46,6 +48,7 @@ from vlmflow.models.internvl_hf import InternVLHFAdapter  # noqa: E402
 from vlmflow.models.llava_next_video import LlavaNextVideoAdapter  # noqa: E402
 from vlmflow.models.llava_onevision import LlavaOnevisionAdapter  # noqa: E402
 from vlmflow.models.llava_video import LlavaVideoAdapter  # noqa: E402
+from vlmflow.models.qwen2_5_vl import Qwen25VLAdapter  # noqa: E402
 from vlmflow.provenance import Stamp  # noqa: E402
 from vlmflow.settings import model_settings  # noqa: E402
 from vlmflow.stages.features import FeaturesJob, cache_task  # noqa: E402
@@ -58,6 +61,8 @@ from vlmflow.testing.checkpoints import (  # noqa: E402
     MINI_INTERNVL_4B,
     ONEVISION_7B,
     ONEVISION_TINY,
+    QWEN2_5_VL_7B,
+    QWEN2_5_VL_TINY,
     TINY,
     VICUNA_7B,
     write_internvl,
@@ -65,6 +70,7 @@ from vlmflow.testing.checkpoints import (  # noqa: E402
     write_llava_next_video,
     write_llava_onevision,
     write_pllava,
+    write_qwen2_5_vl,
 )
 
 TASK = "action_sequence"
@@ -93,6 +99,7 @@ FAMILIES_AT_SIZE = {
         INTERNVL3_8B,
         "8B-shaped InternVL3-hf",
     ),
+    "qwen2_5_vl": (write_qwen2_5_vl, Qwen25VLAdapter, QWEN2_5_VL_TINY, QWEN2_5_VL_7B, "7B-shaped Qwen2.5-VL"),
 }
 
 
