@@ -5,7 +5,8 @@ hidden states of `vision_feature_layer` (CLS dropped), the 24 x 24 patches avera
 stride 2 (`spatial_pool_stride`) to 12 x 12 = 144 tokens, then the projector; frames back to back,
 frame-major then row-major, with no separator, replacing the prompt's one `<video>` token (the
 processor repeats it once per video token). Positions 0..N-1. Frames: the paper's rule (the
-extract_frames rule's `n_frames`, 8 by default); the processor itself samples none.
+extract_frames rule's `n_frames`, 8 by default); the hub processor's own rule is `frame_sampling:
+hf_uniform`.
 
 Preprocessing: the checkpoint's video processor (`video_preprocessor_config.json`, read by
 transformers' own class) needs torchvision to run, so its steps run here through PIL: resize the
