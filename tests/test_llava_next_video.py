@@ -26,8 +26,9 @@ def adapter(llava_next_video_checkpoint) -> LlavaNextVideoAdapter:
 
 
 def expanded_ids(a: LlavaNextVideoAdapter, ids: list[int]) -> list[int]:
-    """The prompt ids with `<video>` repeated once per video token, as the processor writes them."""
-    n = a.grid[0] * a.grid[1] * a.grid[2]
+    """The prompt ids with `<video>` repeated once per video token (and per token of the video's
+    tail: OneVision's newline), as the processor writes them."""
+    n = a.grid[0] * a.grid[1] * a.grid[2] + a.TAIL
     return [j for i in ids for j in ([i] * n if i == a.video_id else [i])]
 
 

@@ -5,6 +5,7 @@ it, the checkpoint's processor files, both weight-name forms, and flex attention
 import pytest
 import torch
 from conftest import synthetic_sample
+from test_llava_next_video import expanded_ids
 
 from vlmflow.knockout.engine import KnockoutEngine, canary
 from vlmflow.knockout.masks import compile_knockout
@@ -16,12 +17,6 @@ from vlmflow.testing.checkpoints import write_llava_onevision
 @pytest.fixture(scope="module")
 def adapter(llava_onevision_checkpoint) -> LlavaOnevisionAdapter:
     return LlavaOnevisionAdapter.from_pretrained(str(llava_onevision_checkpoint))
-
-
-def expanded_ids(a: LlavaOnevisionAdapter, ids: list[int]) -> list[int]:
-    """The prompt ids with `<video>` repeated T*h*w + 1 times (the newline), as the processor writes them."""
-    n = a.grid[0] * a.grid[1] * a.grid[2] + 1
-    return [j for i in ids for j in ([i] * n if i == a.video_id else [i])]
 
 
 def test_the_prepared_sample_gives_the_models_own_forward(adapter):

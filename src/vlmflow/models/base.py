@@ -95,6 +95,7 @@ class Adapter(ABC):
     DEVICE_MAP = False  # can split a model over several GPUs (transformers' `device_map`)
     GRID_PER_SAMPLE = False  # its processor picks each sample's frames and resolution (no grid to check)
     ATTENTION_BACKENDS = ("sdpa", "eager", "flex")  # the knockout attention backends it runs under
+    END_OF_TURN: str | None = None  # the chat's end-of-turn token, which also ends an answer
 
     @classmethod
     def read_facts(cls, path: str, pooling_shape=None) -> Facts | None:
@@ -250,9 +251,12 @@ class Adapter(ABC):
 
     @property
     def stop_tokens(self) -> set[int]:
-        """Token ids that end a generated answer (the tokenizer's end of sequence; chat models add
-        their end-of-turn token)."""
-        return {self.tokenizer.eos_token_id}
+        """Token ids that end a generated answer: the tokenizer's end of sequence, and the chat's
+        end-of-turn token (`END_OF_TURN`) where the family has one."""
+        if self.END_OF_TURN is None:
+            return {self.tokenizer.eos_token_id}
+        ids = {self.tokenizer.eos_token_id, self.tokenizer.convert_tokens_to_ids(self.END_OF_TURN)}
+        return ids - {None, self.tokenizer.unk_token_id}
 
     @property
     def settings(self) -> dict:

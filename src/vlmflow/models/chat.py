@@ -9,9 +9,18 @@ own user text and fails where the template would have written something else.
 
 from __future__ import annotations
 
-from vlmflow.prompt import ANSWER_PREFIX, POST_QUESTION, ChatFormat, Prompt
+from vlmflow.prompt import (
+    ANSWER_PREFIX,
+    POST_QUESTION,
+    ChatFormat,
+    Prompt,
+    QuestionStyle,
+    build_open_prompt,
+    build_prompt,
+)
 
 _MARK = "VLMFLOW_USER_TEXT"  # stands for the user's text while the template is rendered
+VIDEO = [{"type": "video"}]  # the user turn's video item, as the processors' chat templates take it
 
 
 def render(template: str, tokenizer, system: str, video: list[dict], text: str) -> str:
@@ -71,3 +80,32 @@ def check_rendered(
             f"{what}: the prompt is not what the checkpoint's chat template renders for it: "
             f"{want!r} != {prompt.text!r}"
         )
+
+
+def templated_prompt(
+    template: str,
+    tokenizer,
+    system: str,
+    q,
+    answer,
+    family: str,
+    video_marker: str,
+    video: str | None = None,
+    what: str = "",
+) -> Prompt:
+    """The paper's prompt for `q` framed by the checkpoint's chat template: multiple choice with the
+    answer pre-fill, or with an `OpenAnswer` the open-ended prompt; the template writes the video
+    as `video_marker`, which the prompt writes as `video` (a processor's expansion; default the
+    marker itself). Checked against the template's own render of it."""
+    chat = template_format(template, tokenizer, system, VIDEO, video_marker, what)
+    video = video_marker if video is None else video
+    if answer is None:
+        style = QuestionStyle.of(q.params, family)
+        prompt = build_prompt("", q.question, q.candidates, video, chat, style)
+        continuation = style.answer_prefix or chat.answer_prefix
+    else:
+        prompt = build_open_prompt("", q.question, answer.prompt, video, chat, answer.label)
+        continuation = answer.prompt
+    expanded = None if video == video_marker else (video_marker, video)
+    check_rendered(prompt, chat, continuation, template, tokenizer, system, VIDEO, what, expanded)
+    return prompt

@@ -56,6 +56,16 @@ def encode(
     return ids, layout, continuation_ids(tokenizer, prompt.text, ids, answer.reference, q.sample_id)
 
 
+def check_frame_count(n: int, frames: int) -> None:
+    """A clip of `n` frames for a prompt laid out for `frames` (the model's grid), else a ValueError
+    naming the setting to change."""
+    if n != frames:
+        raise ValueError(
+            f"{n} frames where the model's prompt takes {frames}: set n_frames to pooling_shape's first "
+            "number (8 by default)"
+        )
+
+
 def continuation_ids(tokenizer, text: str, ids: list[int], continuation: str, what: str) -> list[int]:
     """Token ids of `continuation` where it follows `text` (after a space, unless `text` ends with
     whitespace), found by character offsets in the tokenized whole: what the model generates after

@@ -89,6 +89,18 @@ def native_state_dict(released: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     return out
 
 
+def tile_features(model, pixel_values: torch.Tensor) -> torch.Tensor:
+    """Tiles [T, 3, S, S] -> video tokens [T*h*w, d] through transformers' InternVL model (its
+    `get_image_features`: the vision tower's configured layer, pixel shuffle, projector)."""
+    cfg = model.config
+    feats = model.model.get_image_features(
+        pixel_values=pixel_values,
+        vision_feature_layer=cfg.vision_feature_layer,
+        vision_feature_select_strategy=cfg.vision_feature_select_strategy,
+    ).pooler_output  # [T, h*w, d]
+    return feats.flatten(0, 1)
+
+
 def phi3_rope(llm: dict) -> dict:
     """Phi-3's released `rope_scaling` ("su", or "longrope" in later releases) -> transformers'
     `rope_parameters`, keeping the short/long factors and the attention factor
@@ -180,6 +192,7 @@ def native_config(released: dict, image_token_id: int):
 
 class InternVLAdapter(Adapter):
     family = "internvl"
+    END_OF_TURN = "<|end|>"
 
     def __init__(
         self,
@@ -241,11 +254,6 @@ class InternVLAdapter(Adapter):
         )
         return cls(model, tokenizer, processor, **kw)
 
-    @property
-    def stop_tokens(self) -> set[int]:
-        ids = {self.tokenizer.eos_token_id, self.tokenizer.convert_tokens_to_ids("<|end|>")}
-        return ids - {None, self.tokenizer.unk_token_id}
-
     def decoder(self) -> DecoderParts:
         return DecoderParts.of(self.model.model.language_model, self.model.lm_head)
 
@@ -257,13 +265,7 @@ class InternVLAdapter(Adapter):
 
     def video_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Tiles [T, 3, S, S] -> video tokens [T*h*w, d], frame-major then row-major."""
-        cfg = self.model.config
-        feats = self.model.model.get_image_features(
-            pixel_values=pixel_values,
-            vision_feature_layer=cfg.vision_feature_layer,
-            vision_feature_select_strategy=cfg.vision_feature_select_strategy,
-        ).pooler_output  # [T, h*w, d]
-        return feats.flatten(0, 1)
+        return tile_features(self.model, pixel_values)
 
     # --- text --------------------------------------------------------------------------------
     def encode(

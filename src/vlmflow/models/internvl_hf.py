@@ -24,30 +24,28 @@ turn holding the video and the paper's question, then the pre-fill `Best option:
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import torch
 
 from vlmflow.layout import TokenLayout
 from vlmflow.models.base import Adapter, DecoderParts, Facts, PreparedSample
-from vlmflow.models.chat import check_rendered, template_format
-from vlmflow.models.encoding import encode, prepare_sample
+from vlmflow.models.chat import VIDEO, template_format, templated_prompt
+from vlmflow.models.encoding import check_frame_count, encode, prepare_sample
+from vlmflow.models.internvl import tile_features
 from vlmflow.models.llava_video import parse_pooling
 from vlmflow.models.native import (
     chat_template,
-    checkpoint_file,
-    model_type,
+    check_model_type,
     pil_resize_processor,
+    processor_file,
     strict_from_pretrained,
 )
 from vlmflow.models.weights import cached_config
 from vlmflow.open_ended import OpenAnswer
-from vlmflow.prompt import MVBENCH_SYSTEM, ChatFormat, QuestionStyle, build_open_prompt, build_prompt
+from vlmflow.prompt import MVBENCH_SYSTEM
 from vlmflow.question import Question
 
 DEFAULT_FRAMES = 8
-VIDEO = [{"type": "video"}]
 # transformers' InternVLVideoProcessor class attributes (its module needs torchvision to import)
 VIDEO_DEFAULTS = dict(
     size={"height": 384, "width": 384},
@@ -73,19 +71,13 @@ def tokens_per_side(config) -> int:
 def video_processor_settings(path: str) -> dict:
     """The checkpoint's video processor settings (`video_preprocessor_config.json`, else
     `preprocessor_config.json`), the video class's defaults where the file is silent."""
-    for name in ("video_preprocessor_config.json", "preprocessor_config.json"):
-        found = checkpoint_file(path, name)
-        if found is not None:
-            given = json.loads(found.read_text())
-            return {k: given.get(k, v) for k, v in VIDEO_DEFAULTS.items()}
-    raise ValueError(
-        f"checkpoint {path}: no video_preprocessor_config.json or preprocessor_config.json; copy the "
-        "processor files of its hub repository beside the weights"
-    )
+    _, given = processor_file(path)
+    return {k: given.get(k, v) for k, v in VIDEO_DEFAULTS.items()}
 
 
 class InternVLHFAdapter(Adapter):
     family = "internvl_hf"
+    END_OF_TURN = "<|im_end|>"
     DEVICE_MAP = True
     OPTIONS = {"frame_ranges": ("tokens", "markers")}
 
@@ -126,7 +118,9 @@ class InternVLHFAdapter(Adapter):
                 f"{self.context_id}, config.json's image_token_id is {model.config.image_token_id}; use the "
                 "tokenizer files saved with this checkpoint"
             )
-        self.chat(system_prompt)  # a template that cannot frame the prompt fails at loading
+        # a template that cannot frame the prompt fails at loading, not at the first sample
+        where = f"checkpoint {model_id or '(in memory)'}"
+        template_format(template, tokenizer, system_prompt, VIDEO, self.video_token, where)
 
     @classmethod
     def read_facts(cls, path: str, pooling_shape=None) -> Facts | None:
@@ -154,14 +148,9 @@ class InternVLHFAdapter(Adapter):
         and chat template from the checkpoint's own files."""
         from transformers import AutoTokenizer, InternVLForConditionalGeneration
 
-        kind = model_type(path)
-        if kind != "internvl":
-            hint = " (InternVL's released format is the internvl family)" if kind == "internvl_chat" else ""
-            raise ValueError(
-                f"checkpoint {path} is a {kind!r} model; the internvl_hf family takes InternVL's "
-                "transformers-format checkpoints (model_type 'internvl', e.g. OpenGVLab/InternVL3-8B-hf)"
-                f"{hint}"
-            )
+        checkpoints = "InternVL's transformers-format checkpoints (e.g. OpenGVLab/InternVL3-8B-hf)"
+        hints = {"internvl_chat": " (InternVL's released format is the internvl family)"}
+        check_model_type(path, "internvl", cls.family, checkpoints, hints)
         tokenizer = AutoTokenizer.from_pretrained(path)
         missing = [n for n in NAMED_TOKENS if not getattr(tokenizer, n, None)]
         if missing:
@@ -180,27 +169,13 @@ class InternVLHFAdapter(Adapter):
             )
         return cls(model, tokenizer, processor, chat_template(path, tokenizer), model_id=path, **kw)
 
-    def chat(self, system: str) -> ChatFormat:
-        """The prompt's frame as the checkpoint's chat template renders it around `system`."""
-        what = f"checkpoint {self.model_id or '(in memory)'}"
-        return template_format(self.template, self.tokenizer, system, VIDEO, self.video_token, what)
-
-    @property
-    def stop_tokens(self) -> set[int]:
-        ids = {self.tokenizer.eos_token_id, self.tokenizer.convert_tokens_to_ids("<|im_end|>")}
-        return ids - {None, self.tokenizer.unk_token_id}
-
     def decoder(self) -> DecoderParts:
         return DecoderParts.of(self.model.model.language_model, self.model.lm_head)
 
     # --- video -------------------------------------------------------------------------------
     def pixel_values(self, frames: np.ndarray) -> torch.Tensor:
         """uint8 RGB frames [T, H, W, 3] -> one tile per frame [T, 3, S, S]."""
-        if len(frames) != self.grid[0]:
-            raise ValueError(
-                f"{len(frames)} frames where the model's prompt takes {self.grid[0]}: set n_frames to "
-                "pooling_shape's first number (8 by default)"
-            )
+        check_frame_count(len(frames), self.grid[0])
         p = self.processor
         size = (p["size"]["height"], p["size"]["width"])
         switches = {k: p[k] for k in ("do_resize", "do_rescale", "do_normalize", "do_convert_rgb")}
@@ -211,13 +186,7 @@ class InternVLHFAdapter(Adapter):
 
     def video_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Tiles [T, 3, S, S] -> video tokens [T*h*w, d], frame-major then row-major."""
-        cfg = self.model.config
-        feats = self.model.model.get_image_features(
-            pixel_values=pixel_values,
-            vision_feature_layer=cfg.vision_feature_layer,
-            vision_feature_select_strategy=cfg.vision_feature_select_strategy,
-        ).pooler_output  # [T, h*w, d]
-        return feats.flatten(0, 1)
+        return tile_features(self.model, pixel_values)
 
     # --- text --------------------------------------------------------------------------------
     def frame_texts(self) -> list[str]:
@@ -231,26 +200,10 @@ class InternVLHFAdapter(Adapter):
         spans; with `frame_ranges: markers` each frame's block its whole text), the option-letter
         ids; with an `answer`, the open-ended prompt and the reference's ids after it."""
         system = self.system_prompt if answer is None or answer.system is None else answer.system
-        chat = self.chat(system)
-        video = "\n".join(self.frame_texts())
-        if answer is None:
-            style = QuestionStyle.of(q.params, self.family)
-            prompt = build_prompt("", q.question, q.candidates, video, chat, style)
-            continuation = style.answer_prefix or chat.answer_prefix
-        else:
-            prompt = build_open_prompt("", q.question, answer.prompt, video, chat, answer.label)
-            continuation = answer.prompt
         what = f"{q.sample_id} ({self.model_id or 'model in memory'})"
-        check_rendered(
-            prompt,
-            chat,
-            continuation,
-            self.template,
-            self.tokenizer,
-            system,
-            VIDEO,
-            what,
-            (self.video_token, video),
+        video = "\n".join(self.frame_texts())
+        prompt = templated_prompt(
+            self.template, self.tokenizer, system, q, answer, self.family, self.video_token, video, what
         )
         blocks = self.frame_blocks(prompt.placeholder[0]) if self.frame_ranges == "markers" else None
         n_ctx = getattr(self.model.config.text_config, "max_position_embeddings", None)

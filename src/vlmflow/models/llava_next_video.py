@@ -23,17 +23,16 @@ import torch
 
 from vlmflow.layout import TokenLayout
 from vlmflow.models.base import Adapter, DecoderParts, Facts, PreparedSample
-from vlmflow.models.chat import check_rendered, template_format
-from vlmflow.models.encoding import encode, prepare_sample
+from vlmflow.models.chat import VIDEO, template_format, templated_prompt
+from vlmflow.models.encoding import check_frame_count, encode, prepare_sample
 from vlmflow.models.llava_video import check_image_token
-from vlmflow.models.native import chat_template, model_type, strict_from_pretrained
+from vlmflow.models.native import chat_template, check_model_type, strict_from_pretrained
 from vlmflow.models.weights import cached_config
 from vlmflow.open_ended import OpenAnswer
-from vlmflow.prompt import MVBENCH_SYSTEM, ChatFormat, QuestionStyle, build_open_prompt, build_prompt
+from vlmflow.prompt import MVBENCH_SYSTEM
 from vlmflow.question import Question
 
 DEFAULT_FRAMES = 8  # the paper's frames per video
-VIDEO = [{"type": "video"}]  # the user turn's video item, as the processor's chat template takes it
 
 
 class LlavaNextVideoAdapter(Adapter):
@@ -88,7 +87,9 @@ class LlavaNextVideoAdapter(Adapter):
         self.grid = (frames, side, side)
         self.video_id = cfg.video_token_id
         self.video_token = tokenizer.convert_ids_to_tokens(self.video_id)
-        self.chat(system_prompt)  # a template that cannot frame the prompt fails at loading
+        # a template that cannot frame the prompt fails at loading, not at the first sample
+        where = f"checkpoint {model_id or '(in memory)'}"
+        template_format(template, tokenizer, system_prompt, VIDEO, self.video_token, where)
 
     @classmethod
     def read_facts(cls, path: str, pooling_shape=None) -> Facts | None:
@@ -118,12 +119,7 @@ class LlavaNextVideoAdapter(Adapter):
         import transformers
         from transformers import AutoTokenizer
 
-        kind = model_type(path)
-        if kind != cls.MODEL_TYPE:
-            raise ValueError(
-                f"checkpoint {path} is a {kind!r} model; the {cls.family} family takes "
-                f"{cls.CHECKPOINTS} (model_type {cls.MODEL_TYPE!r})"
-            )
+        check_model_type(path, cls.MODEL_TYPE, cls.family, cls.CHECKPOINTS)
         model_cls = getattr(transformers, cls.MODEL_CLASS)
         model = strict_from_pretrained(model_cls, path, dtype, device, device_map)
         tokenizer = AutoTokenizer.from_pretrained(path)
@@ -132,22 +128,13 @@ class LlavaNextVideoAdapter(Adapter):
         cls.check_frame_size(processor, model.config.vision_config.image_size, path)
         return cls(model, tokenizer, processor, chat_template(path, tokenizer), model_id=path, **kw)
 
-    def chat(self, system: str) -> ChatFormat:
-        """The prompt's frame as the checkpoint's chat template renders it around `system`."""
-        what = f"checkpoint {self.model_id or '(in memory)'}"
-        return template_format(self.template, self.tokenizer, system, VIDEO, self.video_token, what)
-
     def decoder(self) -> DecoderParts:
         return DecoderParts.of(self.model.model.language_model, self.model.lm_head)
 
     # --- video -------------------------------------------------------------------------------
     def pixel_values(self, frames: np.ndarray) -> torch.Tensor:
         """uint8 RGB frames [T, H, W, 3] -> processed frames [T, 3, S, S]."""
-        if len(frames) != self.grid[0]:
-            raise ValueError(
-                f"{len(frames)} frames where the model's prompt takes {self.grid[0]}: set n_frames to "
-                "pooling_shape's first number (8 by default)"
-            )
+        check_frame_count(len(frames), self.grid[0])
         out = self.pil_processor()(images=list(frames), return_tensors="pt")
         return out["pixel_values"].to(self.device, self.dtype)
 
@@ -168,16 +155,10 @@ class LlavaNextVideoAdapter(Adapter):
         """The chat template's prompt (one `<video>`), the expanded layout, the option-letter ids; with
         an `answer`, the open-ended prompt and the reference's ids after it."""
         system = self.system_prompt if answer is None or answer.system is None else answer.system
-        chat = self.chat(system)
-        if answer is None:
-            style = QuestionStyle.of(q.params, self.family)
-            prompt = build_prompt("", q.question, q.candidates, self.video_token, chat, style)
-            continuation = style.answer_prefix or chat.answer_prefix
-        else:
-            prompt = build_open_prompt("", q.question, answer.prompt, self.video_token, chat, answer.label)
-            continuation = answer.prompt
         what = f"{q.sample_id} ({self.model_id or 'model in memory'})"
-        check_rendered(prompt, chat, continuation, self.template, self.tokenizer, system, VIDEO, what)
+        prompt = templated_prompt(
+            self.template, self.tokenizer, system, q, answer, self.family, self.video_token, what=what
+        )
         n_ctx = getattr(self.model.config.text_config, "max_position_embeddings", None)
         return encode(self.tokenizer, prompt, q, self.video_id, self.grid, answer, n_ctx, tail=self.TAIL)
 

@@ -31,6 +31,7 @@ from vlmflow.models.native import pil_resize_processor
 
 class LlavaOnevisionAdapter(LlavaNextVideoAdapter):
     family = "llava_onevision"
+    END_OF_TURN = "<|im_end|>"
     MODEL_TYPE = "llava_onevision"
     MODEL_CLASS = "LlavaOnevisionForConditionalGeneration"
     CHECKPOINTS = "llava-hf's LLaVA-OneVision checkpoints"
@@ -49,11 +50,6 @@ class LlavaOnevisionAdapter(LlavaNextVideoAdapter):
         )
 
         return LlavaOnevisionVideoProcessor
-
-    @property
-    def stop_tokens(self) -> set[int]:
-        ids = {self.tokenizer.eos_token_id, self.tokenizer.convert_tokens_to_ids("<|im_end|>")}
-        return ids - {None, self.tokenizer.unk_token_id}
 
     def pil_processor(self):
         """Straight resize to the processor's height x width (bicubic), rescale, normalise, with the

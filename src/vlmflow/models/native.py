@@ -42,6 +42,33 @@ def model_type(path: str) -> str | None:
     return PreTrainedConfig.get_config_dict(path)[0].get("model_type")
 
 
+def check_model_type(
+    path: str, expected: str, family: str, checkpoints: str, hints: dict | None = None
+) -> None:
+    """The checkpoint is of `expected` model type, else a ValueError naming the type found, the family
+    and what it takes (`checkpoints`), with a hint for a type that has a family of its own."""
+    kind = model_type(path)
+    if kind != expected:
+        hint = (hints or {}).get(kind, "")
+        raise ValueError(
+            f"checkpoint {path} is a {kind!r} model; the {family} family takes {checkpoints} "
+            f"(model_type {expected!r}){hint}"
+        )
+
+
+def processor_file(path: str) -> tuple[str, dict]:
+    """The checkpoint's video processor settings as stored: `video_preprocessor_config.json`, else
+    `preprocessor_config.json` (transformers' own fallback); (file name, its dict)."""
+    for name in ("video_preprocessor_config.json", "preprocessor_config.json"):
+        found = checkpoint_file(path, name)
+        if found is not None:
+            return name, json.loads(found.read_text())
+    raise ValueError(
+        f"checkpoint {path}: no video_preprocessor_config.json or preprocessor_config.json; copy the "
+        "processor files of its hub repository beside the weights"
+    )
+
+
 def checkpoint_file(path: str, name: str) -> Path | None:
     """A file of a checkpoint (local directory, or hub id: downloaded, or from the cache offline), or
     None where the checkpoint has none."""

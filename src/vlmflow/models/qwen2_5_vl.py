@@ -29,7 +29,6 @@ Attention backends: sdpa and eager (transformers' Qwen2.5-VL text model refuses 
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -37,22 +36,21 @@ import torch
 
 from vlmflow.layout import TokenLayout
 from vlmflow.models.base import Adapter, DecoderParts, Facts, PreparedSample
-from vlmflow.models.chat import check_rendered, template_format
+from vlmflow.models.chat import VIDEO, template_format, templated_prompt
 from vlmflow.models.encoding import embed_prompt, encode
 from vlmflow.models.native import (
     chat_template,
-    checkpoint_file,
-    model_type,
+    check_model_type,
     pil_resize_processor,
+    processor_file,
     strict_from_pretrained,
 )
 from vlmflow.models.weights import cached_config
 from vlmflow.open_ended import OpenAnswer
-from vlmflow.prompt import MVBENCH_SYSTEM, ChatFormat, QuestionStyle, build_open_prompt, build_prompt
+from vlmflow.prompt import MVBENCH_SYSTEM
 from vlmflow.question import Question
 
 DEFAULT_FRAMES = 8  # the paper's frames per clip: 4 temporal groups
-VIDEO = [{"type": "video"}]
 VIDEO_TEXT = "<|vision_start|><|video_pad|><|vision_end|>"
 # transformers' Qwen2VLVideoProcessor class attributes (its module needs torchvision to run)
 VIDEO_DEFAULTS = dict(
@@ -71,22 +69,14 @@ def video_processor_settings(path: str) -> dict:
     """The checkpoint's video processor settings (`video_preprocessor_config.json`, else
     `preprocessor_config.json`), `min_pixels` / `max_pixels` read as the pixel budget as the video
     class reads them, its defaults where the file is silent."""
-    for name in ("video_preprocessor_config.json", "preprocessor_config.json"):
-        found = checkpoint_file(path, name)
-        if found is None:
-            continue
-        given = json.loads(found.read_text())
-        out = {k: given.get(k, v) for k, v in VIDEO_DEFAULTS.items()}
-        size = dict(out["size"])
-        if given.get("min_pixels") is not None:
-            size["shortest_edge"] = given["min_pixels"]
-        if given.get("max_pixels") is not None:
-            size["longest_edge"] = given["max_pixels"]
-        return dict(out, size=size, file=name)
-    raise ValueError(
-        f"checkpoint {path}: no video_preprocessor_config.json or preprocessor_config.json; copy the "
-        "processor files of its hub repository beside the weights"
-    )
+    name, given = processor_file(path)
+    out = {k: given.get(k, v) for k, v in VIDEO_DEFAULTS.items()}
+    size = dict(out["size"])
+    if given.get("min_pixels") is not None:
+        size["shortest_edge"] = given["min_pixels"]
+    if given.get("max_pixels") is not None:
+        size["longest_edge"] = given["max_pixels"]
+    return dict(out, size=size, file=name)
 
 
 def text_after_video_rule(model) -> str:
@@ -108,6 +98,7 @@ def text_after_video_rule(model) -> str:
 
 class Qwen25VLAdapter(Adapter):
     family = "qwen2_5_vl"
+    END_OF_TURN = "<|im_end|>"
     DEVICE_MAP = True
     ATTENTION_BACKENDS = ("sdpa", "eager")  # transformers' Qwen2.5-VL text model refuses flex
     GRID_PER_SAMPLE = True
@@ -141,7 +132,9 @@ class Qwen25VLAdapter(Adapter):
         self.factor = processor["patch_size"] * processor["merge_size"]
         self.grid = (DEFAULT_FRAMES // self.temporal, *self.grid_of(self.default_size()))
         self.text_after_video = text_after_video_rule(model)
-        self.chat(system_prompt)  # a template that cannot frame the prompt fails at loading
+        # a template that cannot frame the prompt fails at loading, not at the first sample
+        where = f"checkpoint {model_id or '(in memory)'}"
+        template_format(template, tokenizer, system_prompt, VIDEO, VIDEO_TEXT, where)
 
     @property
     def n_frames(self) -> int:
@@ -176,12 +169,7 @@ class Qwen25VLAdapter(Adapter):
         import transformers
         from transformers import AutoTokenizer
 
-        kind = model_type(path)
-        if kind != cls.MODEL_TYPE:
-            raise ValueError(
-                f"checkpoint {path} is a {kind!r} model; the {cls.family} family takes transformers-format "
-                f"checkpoints with model_type {cls.MODEL_TYPE!r}"
-            )
+        check_model_type(path, cls.MODEL_TYPE, cls.family, "Qwen2.5-VL's transformers-format checkpoints")
         model = strict_from_pretrained(
             getattr(transformers, cls.MODEL_CLASS), path, dtype, device, device_map
         )
@@ -193,15 +181,6 @@ class Qwen25VLAdapter(Adapter):
             )
         processor = video_processor_settings(path)
         return cls(model, tokenizer, processor, chat_template(path, tokenizer), model_id=path, **kw)
-
-    def chat(self, system: str) -> ChatFormat:
-        what = f"checkpoint {self.model_id or '(in memory)'}"
-        return template_format(self.template, self.tokenizer, system, VIDEO, VIDEO_TEXT, what)
-
-    @property
-    def stop_tokens(self) -> set[int]:
-        ids = {self.tokenizer.eos_token_id, self.tokenizer.convert_tokens_to_ids("<|im_end|>")}
-        return ids - {None, self.tokenizer.unk_token_id}
 
     def decoder(self) -> DecoderParts:
         return DecoderParts.of(self.model.model.language_model, self.model.lm_head)
@@ -276,16 +255,10 @@ class Qwen25VLAdapter(Adapter):
         """The chat template's prompt (one `<|video_pad|>`), the expanded layout in the sample's grid,
         the option-letter ids; with an `answer`, the open-ended prompt and the reference's ids."""
         system = self.system_prompt if answer is None or answer.system is None else answer.system
-        chat = self.chat(system)
-        if answer is None:
-            style = QuestionStyle.of(q.params, self.family)
-            prompt = build_prompt("", q.question, q.candidates, VIDEO_TEXT, chat, style)
-            continuation = style.answer_prefix or chat.answer_prefix
-        else:
-            prompt = build_open_prompt("", q.question, answer.prompt, VIDEO_TEXT, chat, answer.label)
-            continuation = answer.prompt
         what = f"{q.sample_id} ({self.model_id or 'model in memory'})"
-        check_rendered(prompt, chat, continuation, self.template, self.tokenizer, system, VIDEO, what)
+        prompt = templated_prompt(
+            self.template, self.tokenizer, system, q, answer, self.family, VIDEO_TEXT, what=what
+        )
         n_ctx = getattr(self.model.config.text_config, "max_position_embeddings", None)
         return encode(self.tokenizer, prompt, q, self.video_id, grid or self.sample_grid(q), answer, n_ctx)
 

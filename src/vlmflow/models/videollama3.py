@@ -129,6 +129,7 @@ def _register_released_eager() -> None:
 
 class VideoLlama3Adapter(Adapter):
     family = "videollama3"
+    END_OF_TURN = "<|im_end|>"
     OPTIONS = {
         "vision_attention": ("released_eager", "per_frame"),
         "frame_ranges": ("authors", "tokens"),
@@ -192,11 +193,6 @@ class VideoLlama3Adapter(Adapter):
                     "use the preprocessor_config.json saved with this checkpoint"
                 )
         return cls(model, tokenizer, proc["image_mean"], proc["image_std"], **kw)
-
-    @property
-    def stop_tokens(self) -> set[int]:
-        ids = {self.tokenizer.eos_token_id, self.tokenizer.convert_tokens_to_ids("<|im_end|>")}
-        return ids - {None, self.tokenizer.unk_token_id}
 
     def decoder(self) -> DecoderParts:
         return DecoderParts.of(self.model.model.language_model, self.model.lm_head)
