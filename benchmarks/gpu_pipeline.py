@@ -21,6 +21,8 @@ free disk for the checkpoint and a GPU with 40 GB or more.
         # InternViT-300M): 8 x 256 video tokens in per-frame spans
     python benchmarks/gpu_pipeline.py --family qwen2_5_vl   # 7B-shaped Qwen2.5-VL: 3-D positions,
         # 4 temporal groups of the synthetic clips at the fixture's pixel budget
+    python benchmarks/gpu_pipeline.py --family qwen3_vl   # 8B-shaped Qwen3-VL: DeepStack additions
+        # after the first 3 layers, time text between the 4 groups, interleaved M-RoPE
 
 Ends with: RESULT pipeline_speedup=<reference / fast, all experiments> max_diff=<largest |difference|
 of rel_change, in percentage points> peak_gpu_gib_fast=<a> peak_gpu_gib_reference=<b>
@@ -49,6 +51,7 @@ from vlmflow.models.llava_next_video import LlavaNextVideoAdapter  # noqa: E402
 from vlmflow.models.llava_onevision import LlavaOnevisionAdapter  # noqa: E402
 from vlmflow.models.llava_video import LlavaVideoAdapter  # noqa: E402
 from vlmflow.models.qwen2_5_vl import Qwen25VLAdapter  # noqa: E402
+from vlmflow.models.qwen3_vl import Qwen3VLAdapter  # noqa: E402
 from vlmflow.provenance import Stamp  # noqa: E402
 from vlmflow.settings import model_settings  # noqa: E402
 from vlmflow.stages.features import FeaturesJob, cache_task  # noqa: E402
@@ -63,6 +66,8 @@ from vlmflow.testing.checkpoints import (  # noqa: E402
     ONEVISION_TINY,
     QWEN2_5_VL_7B,
     QWEN2_5_VL_TINY,
+    QWEN3_VL_8B,
+    QWEN3_VL_TINY,
     TINY,
     VICUNA_7B,
     write_internvl,
@@ -71,6 +76,7 @@ from vlmflow.testing.checkpoints import (  # noqa: E402
     write_llava_onevision,
     write_pllava,
     write_qwen2_5_vl,
+    write_qwen3_vl,
 )
 
 TASK = "action_sequence"
@@ -100,6 +106,7 @@ FAMILIES_AT_SIZE = {
         "8B-shaped InternVL3-hf",
     ),
     "qwen2_5_vl": (write_qwen2_5_vl, Qwen25VLAdapter, QWEN2_5_VL_TINY, QWEN2_5_VL_7B, "7B-shaped Qwen2.5-VL"),
+    "qwen3_vl": (write_qwen3_vl, Qwen3VLAdapter, QWEN3_VL_TINY, QWEN3_VL_8B, "8B-shaped Qwen3-VL"),
 }
 
 

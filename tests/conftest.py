@@ -174,6 +174,14 @@ def qwen2_5_vl_checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def qwen3_vl_checkpoint(tmp_path_factory) -> Path:
+    """A tiny random Qwen3-VL checkpoint in transformers' format (two DeepStack levels)."""
+    from vlmflow.testing.checkpoints import write_qwen3_vl
+
+    return write_qwen3_vl(tmp_path_factory.mktemp("qwen3-vl") / "tiny-qwen3-vl")
+
+
+@pytest.fixture(scope="session")
 def internvl_checkpoint(tmp_path_factory) -> Path:
     """A tiny random Mini-InternVL checkpoint in InternVL's released format."""
     from vlmflow.testing.checkpoints import write_internvl

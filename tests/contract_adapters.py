@@ -96,10 +96,17 @@ class _SyntheticAdapter(Adapter):
         embeds = torch.cat(parts + [text[prev:]]).unsqueeze(0)  # [1, N, d]
         if answer is not None:
             gt = continuation_ids(self.tokenizer, prompt.text, ids, answer.reference, q.sample_id)[0]
-            return PreparedSample(embeds, self.positions(layout).to(self.device), layout, gt, [])
+            return PreparedSample(
+                embeds, self.positions(layout).to(self.device), layout, gt, [], video_tokens
+            )
         letters = self.tokenizer.convert_tokens_to_ids([LETTERS[k] for k in range(len(q.candidates))])
         return PreparedSample(
-            embeds, self.positions(layout).to(self.device), layout, letters[q.answer_index], letters
+            embeds,
+            self.positions(layout).to(self.device),
+            layout,
+            letters[q.answer_index],
+            letters,
+            video_tokens,
         )
 
     def positions(self, layout) -> torch.Tensor:

@@ -5,7 +5,9 @@ LLaVA-OneVision (the llava-hf format; OneVision's video ends with a token in no 
 `-hf` format (per-frame spans, with and without their marker text; InternVL3.5's Qwen3 decoder),
 Mini-InternVL and VideoLLaMA3 (tiny checkpoints in their released formats; VideoLLaMA3 with the
 authors' frame ranges and with image tokens only), Qwen2.5-VL (transformers' format: 3-D positions
-from its rope index, tokens of two frames), and two synthetic adapters (tests/contract_adapters.py):
+from its rope index, tokens of two frames), Qwen3-VL (time text between the groups, with and
+without it in the frames; DeepStack kept, whose additions the engine applies, and dropped), and two
+synthetic adapters (tests/contract_adapters.py):
 per-frame video spans separated by text, and 3-D M-RoPE positions. The canary runs on every
 attention backend a family declares.
 """
@@ -29,6 +31,7 @@ from vlmflow.models.llava_next_video import LlavaNextVideoAdapter
 from vlmflow.models.llava_onevision import LlavaOnevisionAdapter
 from vlmflow.models.llava_video import LlavaVideoAdapter
 from vlmflow.models.qwen2_5_vl import Qwen25VLAdapter
+from vlmflow.models.qwen3_vl import Qwen3VLAdapter
 from vlmflow.models.videollama3 import VideoLlama3Adapter
 
 ADAPTERS = [
@@ -43,6 +46,8 @@ ADAPTERS = [
     "videollama3",
     "videollama3_tokens",
     "qwen2_5_vl",
+    "qwen3_vl",
+    "qwen3_vl_markers_drop",
     "per_frame",
     "mrope",
 ]
@@ -60,6 +65,7 @@ def adapter(
     internvl3_5_hf_checkpoint,
     videollama3_checkpoint,
     qwen2_5_vl_checkpoint,
+    qwen3_vl_checkpoint,
 ) -> Adapter:
     vl3 = str(videollama3_checkpoint)
     return {
@@ -78,6 +84,10 @@ def adapter(
             vl3, pooling_shape=(8, 2, 2), frame_ranges="tokens", vision_attention="per_frame"
         ),
         "qwen2_5_vl": lambda: Qwen25VLAdapter.from_pretrained(str(qwen2_5_vl_checkpoint)),
+        "qwen3_vl": lambda: Qwen3VLAdapter.from_pretrained(str(qwen3_vl_checkpoint)),
+        "qwen3_vl_markers_drop": lambda: Qwen3VLAdapter.from_pretrained(
+            str(qwen3_vl_checkpoint), frame_ranges="markers", deepstack="drop"
+        ),
         "per_frame": PerFrameAdapter.from_pretrained,
         "mrope": MRopeAdapter.from_pretrained,
     }[request.param]()

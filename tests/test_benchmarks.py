@@ -28,7 +28,16 @@ def test_knockout_speed_quick_prints_its_result(backend):
 
 
 @pytest.mark.parametrize(
-    "family", ["llava_video", "internvl", "llava_next_video", "llava_onevision", "internvl_hf", "qwen2_5_vl"]
+    "family",
+    [
+        "llava_video",
+        "internvl",
+        "llava_next_video",
+        "llava_onevision",
+        "internvl_hf",
+        "qwen2_5_vl",
+        "qwen3_vl",
+    ],
 )
 def test_gpu_pipeline_script_runs_and_engine_matches_reference(tmp_path, family):
     res = subprocess.run(

@@ -4,6 +4,7 @@ import pytest
 from vlmflow.data import synthetic
 from vlmflow.data.frames import (
     VideoClock,
+    fps2_indices,
     frame_times,
     hf_centered_indices,
     hf_uniform_indices,
@@ -98,7 +99,7 @@ def test_read_frames_under_each_rule_gives_frames_and_their_times(tmp_path):
         assert times == pytest.approx(released_times(idx), abs=1e-12)
         assert np.abs(got.reshape(8, -1).mean(1) - 3 * np.array(idx)).max() < 3  # the picked frames
     with pytest.raises(ValueError, match="frame sampling"):
-        read_frames(tmp_path / "v.mp4", 8, sampling="fps2")
+        read_frames(tmp_path / "v.mp4", 8, sampling="fps3")
 
 
 def released_template(t) -> str:
@@ -190,6 +191,21 @@ def test_the_processors_own_rules_are_transformers_sample_frames(total):
     if total >= 80:  # 10 s at 8 fps: the clip [2 s, 6 s] is frames 16..48, 33 of them
         assert hf_uniform_indices(total, 8.0, 8, (2, 6)) == [16 + k * 33 // 8 for k in range(8)]
         assert hf_centered_indices(total, 8.0, 8, (2, 6))[0] == 16 + int(33 / 16)
+
+
+@pytest.mark.parametrize("total,fps", [(75, 25.0), (24, 8.0), (12, 8.0), (301, 30.0), (3, 30.0)])
+def test_fps2_is_qwen3_vls_own_sample_frames(total, fps):
+    """fps2 gives the indices of transformers' Qwen3-VL video processor (2 frames per second, at
+    least its min_frames 4, at most its max_frames, here the dataset's n_frames 8, and the clip's
+    frames); a clip bounded in time is sampled the same way over its frames."""
+    from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
+    from transformers.video_utils import VideoMetadata
+
+    own = Qwen3VLVideoProcessor(min_frames=4, max_frames=8)
+    want = own.sample_frames(VideoMetadata(total_num_frames=total, fps=fps)).tolist()
+    assert fps2_indices(total, fps, 8) == want
+    if total == 301:  # the clip [2 s, 3.5 s] is frames 60..105, 46 of them: 1.5 s -> 3, at least 4
+        assert fps2_indices(total, fps, 8, (2, 3.5)) == [60 + int(i) for i in np.linspace(0, 45, 4).round()]
 
 
 def test_the_processors_rules_refuse_a_clip_shorter_than_the_frames():

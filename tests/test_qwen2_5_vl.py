@@ -144,7 +144,7 @@ def test_the_pixel_budget_comes_from_the_checkpoints_files(tmp_path, adapter):
         str(write_qwen2_5_vl(tmp_path / "video", video_budget=(3136, 3136)))
     )
     assert video.processor["file"] == "video_preprocessor_config.json"
-    assert video.grid_of((48, 96)) == (1, 2)  # the video file's own budget: 28 x 56 px
+    assert video.grid_of((48, 96), 8) == (1, 2)  # the video file's own budget: 28 x 56 px
 
 
 def test_refusals(tmp_path, adapter, llava_onevision_checkpoint):

@@ -1,5 +1,6 @@
 """End-to-end on the transformers-native families: llava-hf LLaVA-NeXT-Video and LLaVA-OneVision
-checkpoints and an InternVL3 `-hf` one (with its frames' marker text; tiny, random weights), the
+checkpoints, an InternVL3 `-hf` one (with its frames' marker text), Qwen2.5-VL and Qwen3-VL ones
+(DeepStack kept and dropped, Qwen3-VL's own frame rule; tiny, random weights), the
 LLaVAs each beside its image-stage counterpart (a llava-hf LLaVA-NeXT image model, the llava_video
 family; a second OneVision checkpoint), on a TVBench-format fixture tree, through every knockout
 experiment and Figs. 2 and 3; OneVision also on the hub processor's frames."""
@@ -24,6 +25,7 @@ def native_run(
     llava_onevision_checkpoint,
     internvl_hf_checkpoint,
     qwen2_5_vl_checkpoint,
+    qwen3_vl_checkpoint,
 ):
     from vlmflow.testing.checkpoints import write_llava_onevision
 
@@ -41,6 +43,7 @@ def native_run(
             "tvbench": tvbench,
             "tvbench-hf": dict(tvbench, frame_sampling="hf_uniform"),
             "tvbench-16": dict(tvbench, n_frames=16),  # Qwen2.5-VL: 8 temporal groups of 2 frames
+            "tvbench-fps2": dict(tvbench, frame_sampling="fps2", n_frames=16),  # Qwen3-VL's own rule
         },
         "models": {
             "next-video": dict(family="llava_next_video", path=str(llava_next_video_checkpoint), window=2),
@@ -50,6 +53,14 @@ def native_run(
             "ov-video": dict(family="llava_onevision", path=str(llava_onevision_checkpoint), window=2),
             "ov-image": dict(family="llava_onevision", path=str(onevision_si), window=2),
             "qwen": dict(family="qwen2_5_vl", path=str(qwen2_5_vl_checkpoint), window=2),
+            "qwen3": dict(family="qwen3_vl", path=str(qwen3_vl_checkpoint), window=2),
+            "qwen3-drop": dict(
+                family="qwen3_vl",
+                path=str(qwen3_vl_checkpoint),
+                deepstack="drop",
+                frame_ranges="markers",
+                window=2,
+            ),
             "internvl-hf": dict(
                 family="internvl_hf", path=str(internvl_hf_checkpoint), frame_ranges="markers", window=2
             ),
@@ -62,6 +73,8 @@ def native_run(
             dict(dataset="tvbench-hf", models=["ov-video"], experiments=["cross_frame"]),
             dict(dataset="tvbench", models=["qwen"], experiments=EXPERIMENTS),
             dict(dataset="tvbench-16", models=["qwen"], experiments=["cross_frame"]),
+            dict(dataset="tvbench", models=["qwen3"], experiments=EXPERIMENTS),
+            dict(dataset="tvbench-fps2", models=["qwen3", "qwen3-drop"], experiments=["cross_frame"]),
         ],
         # random weights answer at chance: analyse every sample, not only the correct ones
         "knockout": dict(
@@ -93,6 +106,7 @@ def baseline(run, dataset, model):
         ("ov-video", "llava-onevision", "8-3-3"),
         ("internvl-hf", "internvl-hf", "8-2-2"),
         ("qwen", "qwen2.5-vl", "4-2-3"),  # 40 x 64 frames -> 56 x 84 px: 2 x 3 tokens
+        ("qwen3", "qwen3-vl", "4-1-2"),  # 40 x 64 frames -> 32 x 64 px: 1 x 2 tokens
     ],
 )
 def test_every_experiment_runs_on_the_native_checkpoint(native_run, model, name, pooling):
@@ -112,6 +126,26 @@ def test_sixteen_frames_give_qwen_eight_temporal_groups(native_run):
     df = pd.read_parquet(experiment_table(native_run, "tvbench-16", "qwen", "cross_frame"))
     assert df.pooling.eq("8-2-3").all() and df.n_frames.eq(16).all()
     assert df.adapter_settings.map(json.loads).eq({"text_after_video": "start+max(h,w)"}).all()
+
+
+def test_qwen3_vl_on_its_own_frame_rule_with_deepstack_kept_and_dropped(native_run):
+    """fps2: 2 frames per second of each clip (the 3 s videos give 6 frames, 3 groups; the 2 s
+    clips of action_sequence 4, 2 groups), so the grid is per sample; the DeepStack switch and the
+    frame ranges are recorded in every row, and dropping DeepStack changes the answers."""
+    kept, dropped = (
+        pd.read_parquet(experiment_table(native_run, "tvbench-fps2", m, "cross_frame"))
+        for m in ("qwen3", "qwen3-drop")
+    )
+    groups = kept.groupby("task").pooling.unique().map(list).to_dict()
+    assert groups == {"moving_direction": ["3-1-2"], "action_sequence": ["2-1-2"]}
+    assert kept.frame_sampling.eq("fps2").all()
+    settings = {"qwen3": kept, "qwen3-drop": dropped}
+    want = {"qwen3": "keep", "qwen3-drop": "drop"}
+    for m, df in settings.items():
+        assert df.adapter_settings.map(json.loads).map(lambda s: s["deepstack"]).eq(want[m]).all()
+    assert dropped.adapter_settings.map(json.loads).map(lambda s: s["frame_ranges"]).eq("markers").all()
+    b_kept, b_dropped = (baseline(native_run, "tvbench-fps2", m).set_index("sample_id") for m in want)
+    assert (b_kept.p_base_gt / b_dropped.loc[b_kept.index].p_base_gt - 1).abs().max() > 1e-3
 
 
 def test_the_hub_processors_frame_rule_gives_other_frames(native_run):

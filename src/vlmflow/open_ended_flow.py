@@ -70,4 +70,6 @@ def with_answer(
             positions = torch.cat([positions, adapter.next_position(positions)], dim=-1)
     earlier = max(0, k - 1 - open_tokens)
     layout = replace(sample.layout, n_tokens=n0 + k, response=(n0, n0 + earlier))
-    return PreparedSample(embeds, positions, layout, target, [])
+    return replace(
+        sample, inputs_embeds=embeds, position_ids=positions, layout=layout, gt_token=target, option_tokens=[]
+    )

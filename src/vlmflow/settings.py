@@ -69,7 +69,7 @@ class Dataset:
     format: str  # tvbench | tomato
     root: str
     tasks: tuple[str, ...]
-    frame_sampling: str  # segments | linspace | fps1 | lvb_stride | hf_uniform | hf_centered
+    frame_sampling: str  # segments | linspace | fps1 | lvb_stride | hf_uniform | hf_centered | fps2
     max_new_tokens: int
     short_clips: str = "skip"  # skip | repeat: a clip with fewer frames than n_frames
     limit: int | None = None

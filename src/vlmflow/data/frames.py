@@ -4,8 +4,9 @@ package loader with fps=None: every frame of the clip decoded, `linspace(0, n-1,
 "fps1" (VideoLLaMA3's registered processor, which samples 1 frame per second first),
 "lvb_stride" (LongVideoBench's rule in the paper's loader: frames at a fixed stride from frame 0),
 and the rules of transformers' video processors: "hf_uniform" (the default `sample_frames` of
-LLaVA-NeXT-Video-hf and LLaVA-OneVision-hf) and "hf_centered" (InternVL-hf's, shifted half a step);
-with the frames' times as VideoLLaMA3's released loader states them (`frame_times`)."""
+LLaVA-NeXT-Video-hf and LLaVA-OneVision-hf), "hf_centered" (InternVL-hf's, shifted half a step)
+and "fps2" (Qwen3-VL's: 2 frames per second, so the count follows the clip's length); with the
+frames' times as VideoLLaMA3's released loader states them (`frame_times`)."""
 
 from __future__ import annotations
 
@@ -118,6 +119,18 @@ def hf_centered_indices(
     return [start + int(step / 2 + k * step) for k in range(n)]
 
 
+def fps2_indices(
+    n_frames: int, fps: float, n: int = 8, bounds: tuple[float, float] | None = None
+) -> list[int]:
+    """Qwen3-VL's video `sample_frames` at its default 2 frames per second: int(seconds x 2) frames of
+    the clip, at least 4 (its `min_frames`), at most `n` (here its `max_frames`) and the clip's
+    frames, at the rounded points of linspace(first, last)."""
+    start, end = clip_range(n_frames, fps, bounds)
+    total = end - start + 1
+    k = min(max(int(total / fps * 2), 4), n, total)
+    return [start + int(i) for i in np.linspace(0, total - 1, k).round().astype(int)]
+
+
 class ShortClip(ValueError):
     """A clip with fewer frames than the model takes."""
 
@@ -129,6 +142,7 @@ SAMPLINGS = {
     "lvb_stride": lvb_stride_indices,
     "hf_uniform": hf_uniform_indices,
     "hf_centered": hf_centered_indices,
+    "fps2": fps2_indices,
 }
 
 
@@ -169,14 +183,14 @@ def frame_times(
     - "linspace" (its ffmpeg `load_video`, fps=None): numpy float64 times spread evenly over the clip,
       `linspace(start, start + duration, frames of the clip)` taken at the sampled frames;
     - "fps1" (the same loader at fps 1): numpy float64 `start + k` seconds for the k-th tick;
-    - "segments", "lvb_stride", "hf_uniform" and "hf_centered" (no released VideoLLaMA3 loader uses
-      them; its frame-index reader's rule), and any clip bounded
+    - "segments", "lvb_stride", "hf_uniform", "hf_centered" and "fps2" (no released VideoLLaMA3
+      loader uses them; its frame-index reader's rule, which is also Qwen3-VL's), and any clip bounded
       to under 1 s (where the released loader switches to that reader): index / fps, Python floats.
     `start` and `duration` are the stream's start time and the container's duration, trimmed to the
     clip bounds the way the released loader trims them."""
     fps = clock.fps
     short = bounds is not None and bounds[1] - bounds[0] < 1
-    if sampling in ("segments", "lvb_stride", "hf_uniform", "hf_centered") or short:
+    if sampling in ("segments", "lvb_stride", "hf_uniform", "hf_centered", "fps2") or short:
         return [i / fps for i in idx]
     duration = clock.n_frames / fps if clock.duration is None else clock.duration
     start = clock.start_time
@@ -202,9 +216,10 @@ def read_frames(
     sampling: str = "segments",
     repeats: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, list[float]]:
-    """Decode the `n` frames a sampling rule picks -> uint8 RGB [n, H, W, 3], and with `with_times`
-    their times in seconds as VideoLLaMA3's released loader states them (`frame_times`). A clip with
-    fewer than `n` frames is an error (`ShortClip`) unless `repeats` allows its frames to repeat."""
+    """Decode the frames a sampling rule picks (`n`; "fps2": at most `n`) -> uint8 RGB [n, H, W, 3],
+    and with `with_times` their times in seconds as VideoLLaMA3's released loader states them
+    (`frame_times`). A clip whose frames would repeat is an error (`ShortClip`) unless `repeats`
+    allows it."""
     if sampling not in SAMPLINGS:
         raise ValueError(f"frame sampling {sampling!r}: expected one of {sorted(SAMPLINGS)}")
     import av
@@ -226,9 +241,9 @@ def read_frames(
                 container.duration / av.time_base if container.duration else None,
             )
             idx = SAMPLINGS[sampling](n_frames, fps, n, bounds)
-            if len(set(idx)) < n and not repeats:
+            if len(set(idx)) < len(idx) and not repeats:
                 raise ShortClip(
-                    f"clip of {path} has {len(set(idx))} distinct frames, fewer than the {n} asked "
+                    f"clip of {path} has {len(set(idx))} distinct frames, fewer than the {len(idx)} asked "
                     "(its frames would repeat); set the dataset's `short_clips: repeat` to use it so"
                 )
             container.seek(0)

@@ -16,7 +16,7 @@ The engine speaks to the model only through the adapter contract (`vlmflow.model
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -105,7 +105,7 @@ class KnockoutEngine:
         with a.attention_implementation(attention.NAME):
             yield h[0]
             for l in range(a.n_layers if n_layers is None else n_layers):
-                h = a.layer_forward(l, h, rope, sample.position_ids, knockout=plan)
+                h = a.after_layer(l, a.layer_forward(l, h, rope, sample.position_ids, knockout=plan), sample)
                 yield h[0]
 
     @torch.no_grad()
@@ -200,6 +200,7 @@ class KnockoutEngine:
                 else:
                     out = a.layer_forward(l, h[keep], rope, pos, knockout=plan)
                     h = out[[keep.index(first[key]) for key in history]]
+                h = a.after_layer(l, h, sample, q0)
         self.peak_mask_bytes = max(self.peak_mask_bytes, plan.peak_mask_bytes)
         self.peak_working_bytes = max(self.peak_working_bytes, plan.peak_working_bytes)
         return self._head(h[:, -1])
@@ -270,7 +271,7 @@ class KnockoutEngine:
                     self.peak_held_bytes = max(self.peak_held_bytes, plan.held)
                     idx = torch.tensor(which, device=h.device)
                     plan.masks = {l: attention.BlockedRows(distinct, idx, sel)} if len(distinct) > 1 else {}
-                    h = a.layer_forward(l, h, rope, pos, knockout=plan)
+                    h = a.after_layer(l, a.layer_forward(l, h, rope, pos, knockout=plan), sample, q0)
             self.peak_mask_bytes = max(self.peak_mask_bytes, plan.peak_mask_bytes)
             self.peak_working_bytes = max(self.peak_working_bytes, plan.peak_working_bytes)
             for i, p in zip(members, self._head(h[:, -1])):
@@ -335,7 +336,7 @@ class KnockoutEngine:
             new = a.decoder().embed_tokens(torch.tensor([[token]], device=dev)).to(embeds.dtype)
             embeds = torch.cat([embeds, new], dim=1)
             positions = torch.cat([positions, a.next_position(positions)], dim=-1)
-            grown = PreparedSample(embeds, positions, sample.layout, sample.gt_token, sample.option_tokens)
+            grown = replace(sample, inputs_embeds=embeds, position_ids=positions)
             step = _Plan(self.backend, q_offset=n)
             step.clean_kv, step.recorded = kv, [None] * a.n_layers
             if last_row is not None:
@@ -346,7 +347,7 @@ class KnockoutEngine:
             pos = a.position_rows(positions, n)
             h = embeds[:, n:]
             with a.attention_implementation(attention.NAME):
-                for l in range(a.n_layers):
+                for l in range(a.n_layers):  # (the new row is text: no layer additions reach it)
                     h = a.layer_forward(l, h, rope, pos, knockout=step)
             kv = [
                 (torch.cat([k, k1], dim=2), torch.cat([v, v1], dim=2))

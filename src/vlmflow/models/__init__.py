@@ -10,6 +10,7 @@ FAMILIES = {
     "internvl_hf": "vlmflow.models.internvl_hf:InternVLHFAdapter",
     "videollama3": "vlmflow.models.videollama3:VideoLlama3Adapter",
     "qwen2_5_vl": "vlmflow.models.qwen2_5_vl:Qwen25VLAdapter",
+    "qwen3_vl": "vlmflow.models.qwen3_vl:Qwen3VLAdapter",
 }
 
 

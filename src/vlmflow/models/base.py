@@ -32,6 +32,10 @@ class PreparedSample:
     layout: TokenLayout
     gt_token: int  # token id of the correct option letter
     option_tokens: list[int]  # token id of each option letter, in display order
+    video_tokens: torch.Tensor  # the video features it was prepared from, as cached ([n_video, ...])
+    # per decoder layer l < len: [n_video, d] added to the video positions' states after layer l, a
+    # path into the language model outside attention (Qwen3-VL's DeepStack); empty for most families
+    layer_additions: tuple[torch.Tensor, ...] = ()
 
 
 class NonFinite(ValueError):
@@ -140,7 +144,8 @@ class Adapter(ABC):
 
     @abstractmethod
     def video_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Vision input -> video tokens [T*H*W, d] in the layout's frame-major order (gradients flow)."""
+        """Vision input -> video tokens [T*H*W, d] in the layout's frame-major order (gradients flow);
+        a family that feeds more than one feature per token gives [T*H*W, k, d] (Qwen3-VL's DeepStack)."""
 
     @abstractmethod
     def prepare(
@@ -198,6 +203,28 @@ class Adapter(ABC):
         )
         return out[0] if isinstance(out, tuple) else out
 
+    @staticmethod
+    def after_layer(layer: int, hidden: torch.Tensor, sample: PreparedSample, q0: int = 0) -> torch.Tensor:
+        """Decoder layer `layer`'s output for rows q0..N-1, [b, N - q0, d] -> what the next layer
+        reads: the sample's `layer_additions[layer]` added at its video positions (rows below q0 are
+        never recomputed: their clean states hold it already)."""
+        if layer >= len(sample.layer_additions):
+            return hidden
+        where = torch.as_tensor(sample.layout.feature_indices(), device=hidden.device)
+        inside = where >= q0
+        if not bool(inside.any()):
+            return hidden
+        add = sample.layer_additions[layer].to(hidden.device, hidden.dtype)[inside]  # [n, d]
+        out = hidden.clone()
+        rows = where[inside] - q0
+        out[:, rows] = out[:, rows] + add
+        return out
+
+    def text_model_inputs(self, sample: PreparedSample) -> dict:
+        """Keyword arguments the language model's own forward takes beside the embeddings and
+        positions (Qwen3-VL: its DeepStack features and their positions); none by default."""
+        return {}
+
     @contextmanager
     def attention_implementation(self, name: str):
         """Run the language model with another attention implementation (a transformers name or one
@@ -216,7 +243,9 @@ class Adapter(ABC):
         parts = self.decoder()
         with self.attention_implementation(attn_implementation):
             h = parts.text_model(
-                inputs_embeds=sample.inputs_embeds, position_ids=sample.position_ids
+                inputs_embeds=sample.inputs_embeds,
+                position_ids=sample.position_ids,
+                **self.text_model_inputs(sample),
             ).last_hidden_state
         return finite(torch.softmax(parts.lm_head(h[:, -1]).float(), dim=-1)[0])
 

@@ -105,6 +105,7 @@ def prepare_sample(
         layout=layout,
         gt_token=targets[q.answer_index] if answer is None else targets[0],
         option_tokens=targets if answer is None else [],
+        video_tokens=video_tokens,
     )
 
 

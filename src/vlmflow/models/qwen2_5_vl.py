@@ -65,12 +65,12 @@ VIDEO_DEFAULTS = dict(
 )
 
 
-def video_processor_settings(path: str) -> dict:
+def video_processor_settings(path: str, defaults: dict = VIDEO_DEFAULTS) -> dict:
     """The checkpoint's video processor settings (`video_preprocessor_config.json`, else
     `preprocessor_config.json`), `min_pixels` / `max_pixels` read as the pixel budget as the video
-    class reads them, its defaults where the file is silent."""
+    class reads them, the class's `defaults` where the file is silent."""
     name, given = processor_file(path)
-    out = {k: given.get(k, v) for k, v in VIDEO_DEFAULTS.items()}
+    out = {k: given.get(k, v) for k, v in defaults.items()}
     size = dict(out["size"])
     if given.get("min_pixels") is not None:
         size["shortest_edge"] = given["min_pixels"]
@@ -104,6 +104,8 @@ class Qwen25VLAdapter(Adapter):
     GRID_PER_SAMPLE = True
     MODEL_TYPE = "qwen2_5_vl"
     MODEL_CLASS = "Qwen2_5_VLForConditionalGeneration"
+    CHECKPOINTS = "Qwen2.5-VL's transformers-format checkpoints"
+    VIDEO_DEFAULTS = VIDEO_DEFAULTS
 
     def __init__(
         self,
@@ -130,7 +132,7 @@ class Qwen25VLAdapter(Adapter):
         self.video_id = model.config.video_token_id
         self.temporal = processor["temporal_patch_size"]
         self.factor = processor["patch_size"] * processor["merge_size"]
-        self.grid = (DEFAULT_FRAMES // self.temporal, *self.grid_of(self.default_size()))
+        self.grid = (DEFAULT_FRAMES // self.temporal, *self.grid_of(self.default_size(), DEFAULT_FRAMES))
         self.text_after_video = text_after_video_rule(model)
         # a template that cannot frame the prompt fails at loading, not at the first sample
         where = f"checkpoint {model_id or '(in memory)'}"
@@ -143,7 +145,7 @@ class Qwen25VLAdapter(Adapter):
     @property
     def settings(self) -> dict:
         """The rope rule of the installed transformers changes every result: recorded with each row."""
-        return {"text_after_video": self.text_after_video}
+        return {**super().settings, "text_after_video": self.text_after_video}
 
     @classmethod
     def read_facts(cls, path: str, pooling_shape=None) -> Facts | None:
@@ -164,12 +166,12 @@ class Qwen25VLAdapter(Adapter):
         device_map: str | dict | None = None,
         **kw,
     ) -> "Qwen25VLAdapter":
-        """Load a Qwen2.5-VL checkpoint (hub id or local directory) through transformers' own class,
+        """Load a checkpoint of the family (hub id or local directory) through transformers' own class,
         strictly; the tokenizer, processor settings and chat template from its own files."""
         import transformers
         from transformers import AutoTokenizer
 
-        check_model_type(path, cls.MODEL_TYPE, cls.family, "Qwen2.5-VL's transformers-format checkpoints")
+        check_model_type(path, cls.MODEL_TYPE, cls.family, cls.CHECKPOINTS)
         model = strict_from_pretrained(
             getattr(transformers, cls.MODEL_CLASS), path, dtype, device, device_map
         )
@@ -179,7 +181,7 @@ class Qwen25VLAdapter(Adapter):
                 f"checkpoint {path}: the tokenizer's <|video_pad|> is not config.json's video_token_id "
                 f"{model.config.video_token_id}; use the tokenizer files saved with this checkpoint"
             )
-        processor = video_processor_settings(path)
+        processor = video_processor_settings(path, cls.VIDEO_DEFAULTS)
         return cls(model, tokenizer, processor, chat_template(path, tokenizer), model_id=path, **kw)
 
     def decoder(self) -> DecoderParts:
@@ -191,23 +193,25 @@ class Qwen25VLAdapter(Adapter):
         side = int(math.sqrt(self.processor["size"]["longest_edge"]))
         return side, side
 
-    def resized(self, height: int, width: int) -> tuple[int, int]:
-        """transformers' own `smart_resize` with the checkpoint's pixel budget."""
+    def resized(self, height: int, width: int, n_frames: int) -> tuple[int, int]:
+        """Frames of height x width -> their size for the vision tower: transformers' own `smart_resize`
+        with the checkpoint's pixel budget, which Qwen2.5-VL spends per frame (`n_frames` unused)."""
         from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
 
         size = self.processor["size"]
         return smart_resize(height, width, self.factor, size["shortest_edge"], size["longest_edge"])
 
-    def grid_of(self, frame_size: tuple[int, int]) -> tuple[int, int]:
-        """Tokens per row and column of one temporal group for frames of `frame_size` (height, width)."""
-        h, w = self.resized(*frame_size)
+    def grid_of(self, frame_size: tuple[int, int], n_frames: int) -> tuple[int, int]:
+        """Tokens per row and column of one temporal group for `n_frames` frames of `frame_size`
+        (height, width)."""
+        h, w = self.resized(*frame_size, n_frames)
         return h // self.factor, w // self.factor
 
     def pixel_values(self, frames: np.ndarray) -> torch.Tensor:
         """uint8 RGB frames [T, H, W, 3] -> resized, rescaled, normalised frames [T', 3, h, w], the last
         frame repeated where T is odd (as the processor pads to whole temporal groups)."""
         p = self.processor
-        h, w = self.resized(*frames.shape[1:3])
+        h, w = self.resized(*frames.shape[1:3], len(frames))
         pil = pil_resize_processor(
             (h, w), p["resample"], p["rescale_factor"], p["image_mean"], p["image_std"]
         )
@@ -235,7 +239,7 @@ class Qwen25VLAdapter(Adapter):
                 f"{q.sample_id}: the {self.family} prompt needs the frames' size and times "
                 "(params['frame_size'], params['frame_times'], written by the extract_frames rule)"
             )
-        h, w = self.grid_of(tuple(size))
+        h, w = self.grid_of(tuple(size), len(times))
         groups = -(-len(times) // self.temporal) if n_video is None else n_video // (h * w)
         return groups, h, w
 
@@ -267,13 +271,7 @@ class Qwen25VLAdapter(Adapter):
         video) and the group's seconds."""
         T, H, W = layout.grid
         merge = self.processor["merge_size"]
-        expanded = torch.full((1, layout.n_tokens), self.video_id)
-        types = torch.zeros(1, layout.n_tokens, dtype=torch.int)
-        video = torch.as_tensor(layout.indices("video"))
-        types[0, video] = 2
-        text = torch.ones(layout.n_tokens, dtype=torch.bool)
-        text[video] = False
-        expanded[0, text] = torch.tensor([i for i in ids if i != self.video_id])
+        expanded, types = rope_inputs(ids, layout, self.video_id)
         grid_thw = torch.tensor([[T, H * merge, W * merge]])
         seconds = torch.tensor([self.seconds_per_group(q)])
         pos, _ = self.model.model.get_rope_index(expanded, types, None, grid_thw, seconds)
@@ -293,7 +291,21 @@ class Qwen25VLAdapter(Adapter):
             layout=layout,
             gt_token=targets[q.answer_index] if answer is None else targets[0],
             option_tokens=targets if answer is None else [],
+            video_tokens=video_tokens,
         )
+
+
+def rope_inputs(ids: list[int], layout: TokenLayout, video_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The prompt's ids with the video placeholders expanded to the layout's video tokens, [1, N], and
+    the token types the rope index reads, [1, N] (2 on the video, 0 elsewhere)."""
+    expanded = torch.full((1, layout.n_tokens), video_id)
+    types = torch.zeros(1, layout.n_tokens, dtype=torch.int)
+    video = torch.as_tensor(layout.indices("video"))
+    types[0, video] = 2
+    text = torch.ones(layout.n_tokens, dtype=torch.bool)
+    text[video] = False
+    expanded[0, text] = torch.tensor([i for i in ids if i != video_id])
+    return expanded, types
 
 
 def patchify(

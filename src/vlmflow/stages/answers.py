@@ -78,8 +78,7 @@ def answer_task(adapter: Adapter, job: Job) -> None:
             )
             if q.task in answer_prompts:
                 oa = open_answer(q, answer_prompts)
-                video = sample.inputs_embeds[0, sample.layout.feature_indices()]  # [n_video, d], as cached
-                open_sample = adapter.prepare(q, video, oa)
+                open_sample = adapter.prepare(q, sample.video_tokens, oa)
                 before = engine.generate(open_sample, max_new_tokens, stop)
                 after = engine.generate(open_sample, max_new_tokens, stop, CROSS_FRAME, layers)
                 for when, ids in (("before", before), ("after", after)):

@@ -22,6 +22,8 @@ after the vocabulary) and a CLIP image processor config, as the real repositorie
   ChatML chat template).
 - `write_qwen2_5_vl`: transformers' format of `Qwen/Qwen2.5-VL-7B-Instruct` (`model_type
   "qwen2_5_vl"`, the vision tokens, the hub's `preprocessor_config.json` and chat template).
+- `write_qwen3_vl`: transformers' format of `Qwen/Qwen3-VL-8B-Instruct` (`model_type "qwen3_vl"`,
+  DeepStack mergers, the vision tokens, the hub's processor files and chat template).
 - `write_internvl`: InternVL's released format of `OpenGVLab/Mini-InternVL-Chat-4B-V1-5` and
   `byminji/Mini-InternVL-4B-Video-FT` (`InternVLChatModel` config with `llm_config` / `vision_config`,
   fused `attn.qkv`, Phi-3 "su" rope, a SentencePiece `tokenizer.model`, bf16 weights).
@@ -698,6 +700,127 @@ def write_qwen2_5_vl(
         (out / "video_preprocessor_config.json").write_text(json.dumps(video, indent=2))
     (out / "chat_template.json").write_text(json.dumps({"chat_template": QWEN2_VL_TEMPLATE}, indent=2))
     return out
+
+
+QWEN3_VL_TINY = Shape(vision_layers=2, kv_heads=2, patch=16)
+# Qwen3-VL-8B-Instruct: Qwen3-8B (36 x 4096, GQA 32 / 8, head_dim 128) over its 27-layer ViT (1152
+# wide), DeepStack from vision layers 8, 16 and 24
+QWEN3_VL_8B = Shape(
+    layers=36,
+    hidden=4096,
+    heads=32,
+    kv_heads=8,
+    intermediate=12288,
+    context=262144,
+    vision_layers=27,
+    vision_hidden=1152,
+    vision_heads=16,
+    patch=16,
+)
+# the chat template of the Qwen3-VL Instruct hub repositories (no default system turn; tools)
+QWEN3_VL_TEMPLATE = (Path(__file__).parent / "qwen3_vl_chat_template.jinja").read_text()
+
+
+def write_qwen3_vl(
+    out: str | Path,
+    shape: Shape = QWEN3_VL_TINY,
+    seed: int = 7,
+    dtype: torch.dtype = torch.float32,
+    lm_head_scale: float = 30.0,
+    budget: tuple[int, int] = (2 * 32 * 32, 16 * 64 * 64),
+    deepstack_layers: tuple[int, ...] | None = None,
+    cap_pixels_per_frame: bool | None = None,
+    device: str = "cpu",
+) -> Path:
+    """A random Qwen3-VL checkpoint in transformers' format of `Qwen/Qwen3-VL-8B-Instruct`:
+    `model_type "qwen3_vl"` (a ViT with learned position embeddings, temporal patches of 2 frames,
+    2 x 2 merge, DeepStack mergers at `deepstack_layers` of the vision tower, by default the hub's
+    8, 16, 24 or a tiny tower's first 3; interleaved M-RoPE sections) written by `save_pretrained`,
+    a Qwen2 tokenizer with the vision tokens, the hub's `video_preprocessor_config.json` (pixel
+    `budget` for the whole clip: shortest, longest edge; `cap_pixels_per_frame` where given) and
+    `preprocessor_config.json`, and the chat template in `chat_template.json`."""
+    from transformers import (
+        Qwen3VLConfig,
+        Qwen3VLForConditionalGeneration,
+        Qwen3VLTextConfig,
+        Qwen3VLVisionConfig,
+    )
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tok = qwen2_tokenizer()
+    tok.add_tokens(QWEN_VISION_TOKENS, special_tokens=True)
+    ids = dict(zip(QWEN_VISION_TOKENS, tok.convert_tokens_to_ids(QWEN_VISION_TOKENS)))
+    head_dim = shape.hidden // shape.heads
+    fields = _qwen2_fields(shape, tok)
+    text = Qwen3VLTextConfig(
+        **{
+            k: v
+            for k, v in fields.items()
+            if k not in ("bos_token_id", "eos_token_id", "tie_word_embeddings")
+        },
+        head_dim=head_dim,
+        rope_parameters={
+            "rope_type": "default",
+            "rope_theta": 5e6,
+            "mrope_section": _interleaved_mrope_section(head_dim),
+            "mrope_interleaved": True,
+        },
+    )
+    if deepstack_layers is None:  # the hub's 8, 16, 24 of 27 layers; a tiny tower's first ones
+        deepstack_layers = (8, 16, 24) if shape.vision_layers > 24 else range(min(3, shape.vision_layers))
+    deepstack = list(deepstack_layers)
+    vision = Qwen3VLVisionConfig(
+        depth=shape.vision_layers,
+        hidden_size=shape.vision_hidden,
+        intermediate_size=2 * shape.vision_hidden,
+        num_heads=shape.vision_heads,
+        patch_size=shape.patch,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        out_hidden_size=shape.hidden,
+        num_position_embeddings=64,  # an 8 x 8 learned grid, resampled to each clip's
+        deepstack_visual_indexes=deepstack,
+    )
+    config = Qwen3VLConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=False,
+    )
+    model = _build(Qwen3VLForConditionalGeneration, config, seed, lm_head_scale, device)
+    model.to(dtype).save_pretrained(out)
+    del model
+    tok.save_pretrained(out)
+    common = dict(
+        patch_size=shape.patch,
+        temporal_patch_size=2,
+        merge_size=2,
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.5, 0.5, 0.5],
+        processor_class="Qwen3VLProcessor",
+    )
+    image = dict(common, image_processor_type="Qwen2VLImageProcessorFast")
+    image["size"] = {"shortest_edge": 65536, "longest_edge": 16777216}
+    (out / "preprocessor_config.json").write_text(json.dumps(image, indent=2))
+    video = dict(common, video_processor_type="Qwen3VLVideoProcessor", fps=2, min_frames=4, max_frames=768)
+    video["size"] = {"shortest_edge": budget[0], "longest_edge": budget[1]}
+    if cap_pixels_per_frame is not None:
+        video["cap_pixels_per_frame"] = cap_pixels_per_frame
+    (out / "video_preprocessor_config.json").write_text(json.dumps(video, indent=2))
+    (out / "chat_template.json").write_text(json.dumps({"chat_template": QWEN3_VL_TEMPLATE}, indent=2))
+    return out
+
+
+def _interleaved_mrope_section(head_dim: int) -> list[int]:
+    """Interleaved M-RoPE's (temporal, height, width) counts of head_dim / 2 rotary pairs, in
+    Qwen3-VL's proportions (24, 20, 20 of 64); height and width take every third pair from 1 and 2."""
+    half = head_dim // 2
+    hw = half * 20 // 64
+    return [half - 2 * hw, hw, hw]
 
 
 def _mrope_section(head_dim: int) -> list[int]:
