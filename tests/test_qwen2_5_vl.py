@@ -75,9 +75,7 @@ def test_positions_are_the_rope_index_in_three_dimensions(adapter):
         int(pos[1, 0, L.frames[0][1] - 1]) == v0 + H - 1 and int(pos[2, 0, L.frames[0][1] - 1]) == v0 + W - 1
     )
     assert int(pos[0, 0, L.frames[-1][1]]) == v0 + max(H, W)  # the installed transformers' rule
-    assert adapter.text_after_video == "start+max(h,w)" and adapter.settings == {
-        "text_after_video": "start+max(h,w)"
-    }
+    assert adapter.settings == {"text_after_video": "start+max(h,w)"}
     slower = replace(q, params=dict(q.params, frame_times=[2 * t for t in q.params["frame_times"]]))
     moved = adapter.prepare(slower, adapter.video_features(adapter.pixel_values(frames))).position_ids
     assert int(moved[0, 0, L.frames[1][0]]) == v0 + 2 * step  # seconds per group from the real times

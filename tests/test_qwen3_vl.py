@@ -211,3 +211,44 @@ def test_refusals(adapter, qwen2_5_vl_checkpoint):
             adapter.model, adapter.tokenizer, adapter.processor, adapter.template, pooling_shape=(8, 2, 2)
         )
     assert Qwen3VLAdapter.read_facts(adapter.model_id).grid is None  # no grid before a sample
+
+
+def test_probe_states_are_transformers_hidden_states_before_the_additions(adapter):
+    """The probes' states are transformers' own `hidden_states` of the model with DeepStack (each
+    layer's output before its addition), while the next layer reads the state with it."""
+    q, frames = synthetic_sample()
+    sample = adapter.prepare(q, adapter.video_features(adapter.pixel_values(frames)))
+    parts = adapter.decoder()
+    with torch.no_grad():
+        out = parts.text_model(
+            inputs_embeds=sample.inputs_embeds,
+            position_ids=sample.position_ids,
+            output_hidden_states=True,
+            **adapter.text_model_inputs(sample),
+        )
+    engine = KnockoutEngine(adapter)
+    states = list(engine.states(sample))
+    assert len(states) == len(out.hidden_states) == adapter.n_layers + 1
+    for mine, own in zip(states, out.hidden_states):
+        assert (mine - own[0]).abs().max() <= 1e-5
+    clean = engine.clean(sample)  # layer 1 reads layer 0's output with the first level added
+    video = torch.as_tensor(sample.layout.feature_indices())
+    added = states[1][video] + sample.layer_additions[0]
+    assert torch.allclose(clean.hidden_in[1][video], added, atol=1e-6)
+
+
+def test_frames_the_prompt_cannot_state_are_refused(tmp_path, adapter):
+    q, frames = synthetic_sample()
+    loader_times = replace(q, params=dict(q.params, frame_times_numpy=True))
+    with pytest.raises(ValueError, match="VideoLLaMA3's loader's"):
+        adapter.encode(loader_times)
+    with pytest.raises(ValueError, match=r"a clip of 1 frame\(s\): qwen3_vl takes at least 2"):
+        adapter.pixel_values(frames[:1])
+    # min_pixels / max_pixels: Qwen2-VL's video class reads them, Qwen3-VL's does not
+    (tmp_path / "video_preprocessor_config.json").write_text(
+        '{"size": {"shortest_edge": 1024, "longest_edge": 4096}, "min_pixels": 1, "max_pixels": 9}'
+    )
+    from vlmflow.models.qwen2_5_vl import video_processor_settings
+
+    assert video_processor_settings(str(tmp_path), VIDEO_DEFAULTS, False)["size"]["longest_edge"] == 4096
+    assert video_processor_settings(str(tmp_path), VIDEO_DEFAULTS, True)["size"]["longest_edge"] == 9

@@ -84,7 +84,8 @@ def clip(
         question: the question text; options: the option texts in display order.
         answer: the index of the correct option, or its text.
         sampling: the frame rule ("segments": the paper's; "linspace", "fps1": VideoLLaMA3's; "hf_uniform",
-            "hf_centered": transformers' video processors'; see vlmflow.data.frames).
+            "hf_centered", "fps2": transformers' video processors', fps2 Qwen3-VL's at most the
+            model's frames; see vlmflow.data.frames).
         bounds: the clip's [start, end] in seconds (None: the whole video).
         repeats: use a clip with fewer frames than the model takes, its frames repeated (else an
             error, as the workflow skips such a clip unless `short_clips: repeat`).

@@ -98,30 +98,40 @@ class KnockoutEngine:
         self, sample: PreparedSample, plan: _Plan, n_layers: int | None = None
     ) -> Iterator[torch.Tensor]:
         """A full forward of the first `n_layers` layers (all by default) under `plan`, yielding its
-        states one at a time: the embeddings, then each layer's output (before the final norm), [N, d]."""
+        states one at a time, [N, d]: the embeddings, then each layer's output as transformers' hidden
+        states hold it (before the final norm, and before the sample's layer additions, which the
+        next layer reads)."""
         a = self.adapter
         h = sample.inputs_embeds
         rope = a.rotary(sample, h)
         with a.attention_implementation(attention.NAME):
             yield h[0]
             for l in range(a.n_layers if n_layers is None else n_layers):
-                h = a.after_layer(l, a.layer_forward(l, h, rope, sample.position_ids, knockout=plan), sample)
-                yield h[0]
+                out = a.layer_forward(l, h, rope, sample.position_ids, knockout=plan)
+                yield out[0]
+                h = a.after_layer(l, out, sample)
 
     @torch.no_grad()
     def clean(self, sample: PreparedSample) -> CleanRun:
         plan = _Plan(self.backend)
         plan.recorded = [None] * self.adapter.n_layers
+        a = self.adapter
         states = list(self._forward(sample, plan))
         self.peak_mask_bytes = max(self.peak_mask_bytes, plan.peak_mask_bytes)
         self.peak_working_bytes = max(self.peak_working_bytes, plan.peak_working_bytes)
-        return CleanRun(states[:-1], plan.recorded, self._head(states[-1][-1:])[0])
+        # what each layer reads: the embeddings, then the layer before's output with its additions
+        hidden_in = [states[0]] + [
+            a.after_layer(l, states[l + 1][None], sample)[0] for l in range(a.n_layers - 1)
+        ]
+        # (the head reads the last position, a text token no addition reaches)
+        return CleanRun(hidden_in, plan.recorded, self._head(states[-1][-1:])[0])
 
     @torch.no_grad()
     def states(self, sample: PreparedSample) -> Iterator[torch.Tensor]:
         """The clean forward's states one at a time, nothing kept, each [N, d], on transformers'
-        `hidden_states` axis: state 0 the embeddings, state l < L the output of decoder layer l, state
-        L the last layer's output after the final norm (what the lm_head reads). For probes."""
+        `hidden_states` axis: state 0 the embeddings, state l < L the output of decoder layer l (before
+        any layer addition, as transformers records it: Qwen3-VL's DeepStack), state L the last
+        layer's output after the final norm (what the lm_head reads). For probes."""
         n = self.adapter.n_layers
         for l, h in enumerate(self._forward(sample, _Plan(self.backend))):
             yield self.adapter.decoder().norm(h) if l == n else h

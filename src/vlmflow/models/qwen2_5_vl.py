@@ -65,16 +65,16 @@ VIDEO_DEFAULTS = dict(
 )
 
 
-def video_processor_settings(path: str, defaults: dict = VIDEO_DEFAULTS) -> dict:
+def video_processor_settings(path: str, defaults: dict = VIDEO_DEFAULTS, pixel_keys: bool = True) -> dict:
     """The checkpoint's video processor settings (`video_preprocessor_config.json`, else
-    `preprocessor_config.json`), `min_pixels` / `max_pixels` read as the pixel budget as the video
-    class reads them, the class's `defaults` where the file is silent."""
+    `preprocessor_config.json`), the class's `defaults` where the file is silent; with `pixel_keys`,
+    `min_pixels` / `max_pixels` read as the pixel budget, as Qwen2-VL's video class reads them."""
     name, given = processor_file(path)
     out = {k: given.get(k, v) for k, v in defaults.items()}
     size = dict(out["size"])
-    if given.get("min_pixels") is not None:
+    if pixel_keys and given.get("min_pixels") is not None:
         size["shortest_edge"] = given["min_pixels"]
-    if given.get("max_pixels") is not None:
+    if pixel_keys and given.get("max_pixels") is not None:
         size["longest_edge"] = given["max_pixels"]
     return dict(out, size=size, file=name)
 
@@ -106,6 +106,7 @@ class Qwen25VLAdapter(Adapter):
     MODEL_CLASS = "Qwen2_5_VLForConditionalGeneration"
     CHECKPOINTS = "Qwen2.5-VL's transformers-format checkpoints"
     VIDEO_DEFAULTS = VIDEO_DEFAULTS
+    PIXEL_KEYS = True  # its video class reads `min_pixels` / `max_pixels` as the budget
 
     def __init__(
         self,
@@ -116,6 +117,7 @@ class Qwen25VLAdapter(Adapter):
         system_prompt: str = MVBENCH_SYSTEM,
         pooling_shape=None,
         model_id: str = "",
+        **options,
     ):
         if pooling_shape is not None:
             raise ValueError(
@@ -123,6 +125,8 @@ class Qwen25VLAdapter(Adapter):
                 "and their size (the checkpoint's pixel budget); leave pooling_shape out and set the "
                 "frames with n_frames (two per temporal group)"
             )
+        for name, value in self.settings_of(options).items():  # the family's own switches
+            setattr(self, name, value)
         self.model = model.eval()
         self.model_id = model_id
         self.tokenizer = tokenizer
@@ -133,7 +137,7 @@ class Qwen25VLAdapter(Adapter):
         self.temporal = processor["temporal_patch_size"]
         self.factor = processor["patch_size"] * processor["merge_size"]
         self.grid = (DEFAULT_FRAMES // self.temporal, *self.grid_of(self.default_size(), DEFAULT_FRAMES))
-        self.text_after_video = text_after_video_rule(model)
+        self.rope_rules = self.installed_rope_rules(model)
         # a template that cannot frame the prompt fails at loading, not at the first sample
         where = f"checkpoint {model_id or '(in memory)'}"
         template_format(template, tokenizer, system_prompt, VIDEO, VIDEO_TEXT, where)
@@ -142,10 +146,16 @@ class Qwen25VLAdapter(Adapter):
     def n_frames(self) -> int:
         return self.grid[0] * self.temporal
 
+    @staticmethod
+    def installed_rope_rules(model) -> dict:
+        """The installed transformers' rope-index rules that change every result: where the text
+        after a video starts (`text_after_video_rule`)."""
+        return {"text_after_video": text_after_video_rule(model)}
+
     @property
     def settings(self) -> dict:
-        """The rope rule of the installed transformers changes every result: recorded with each row."""
-        return {**super().settings, "text_after_video": self.text_after_video}
+        """The family's switches and the installed rope rules: recorded with each row."""
+        return {**super().settings, **self.rope_rules}
 
     @classmethod
     def read_facts(cls, path: str, pooling_shape=None) -> Facts | None:
@@ -181,7 +191,7 @@ class Qwen25VLAdapter(Adapter):
                 f"checkpoint {path}: the tokenizer's <|video_pad|> is not config.json's video_token_id "
                 f"{model.config.video_token_id}; use the tokenizer files saved with this checkpoint"
             )
-        processor = video_processor_settings(path, cls.VIDEO_DEFAULTS)
+        processor = video_processor_settings(path, cls.VIDEO_DEFAULTS, cls.PIXEL_KEYS)
         return cls(model, tokenizer, processor, chat_template(path, tokenizer), model_id=path, **kw)
 
     def decoder(self) -> DecoderParts:

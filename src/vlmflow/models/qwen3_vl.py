@@ -44,12 +44,11 @@ import math
 import torch
 
 from vlmflow.layout import TokenLayout
-from vlmflow.models.base import Adapter, PreparedSample
-from vlmflow.models.chat import VIDEO, template_format, templated_prompt
+from vlmflow.models.base import PreparedSample
+from vlmflow.models.chat import templated_prompt
 from vlmflow.models.encoding import embed_prompt, encode
 from vlmflow.models.qwen2_5_vl import VIDEO_TEXT, Qwen25VLAdapter, patchify, rope_inputs
 from vlmflow.open_ended import OpenAnswer
-from vlmflow.prompt import MVBENCH_SYSTEM
 from vlmflow.question import Question
 
 DEFAULT_FRAMES = 8  # the paper's frames per clip: 4 temporal groups
@@ -84,46 +83,18 @@ class Qwen3VLAdapter(Qwen25VLAdapter):
     VIDEO_DEFAULTS = VIDEO_DEFAULTS
     ATTENTION_BACKENDS = ("sdpa", "eager")  # transformers' Qwen3-VL text model refuses flex
     OPTIONS = {"deepstack": ("keep", "drop"), "frame_ranges": ("tokens", "markers")}
-    # the family's options only: both text-after-video rules agree where every group is one step
-    settings = Adapter.settings
+    PIXEL_KEYS = False  # its video class reads the budget from `size` only
 
-    def __init__(
-        self,
-        model,
-        tokenizer,
-        processor: dict,
-        template: str,
-        system_prompt: str = MVBENCH_SYSTEM,
-        pooling_shape=None,
-        model_id: str = "",
-        deepstack: str = "keep",
-        frame_ranges: str = "tokens",
-    ):
-        if pooling_shape is not None:
-            raise ValueError(
-                f"pooling_shape {list(pooling_shape)}: a {self.family} sample's grid follows its frames "
-                "and their size (the checkpoint's pixel budget); leave pooling_shape out and set the "
-                "frames with n_frames (two per temporal group)"
-            )
-        self.settings_of(dict(deepstack=deepstack, frame_ranges=frame_ranges))
-        self.model = model.eval()
-        self.model_id = model_id
-        self.tokenizer = tokenizer
-        self.processor = processor
-        self.template = template
-        self.system_prompt = system_prompt
-        self.deepstack, self.frame_ranges = deepstack, frame_ranges
-        self.video_id = model.config.video_token_id
-        self.temporal = processor["temporal_patch_size"]
-        self.factor = processor["patch_size"] * processor["merge_size"]
-        self.grid = (DEFAULT_FRAMES // self.temporal, *self.grid_of(self.default_size(), DEFAULT_FRAMES))
-        where = f"checkpoint {model_id or '(in memory)'}"
-        template_format(template, tokenizer, system_prompt, VIDEO, VIDEO_TEXT, where)
+    @staticmethod
+    def installed_rope_rules(model) -> dict:
+        """None to record: every group is one temporal step, where the text-after-video rules of
+        transformers 5 (start + max(h, w)) and of Qwen's own code (largest position + 1) agree."""
+        return {}
 
     # --- video -------------------------------------------------------------------------------
     def default_size(self) -> tuple[int, int]:
-        """A square frame that spends the whole budget on the paper's 8 frames: the grid the config's
-        checks assume."""
+        """A square frame at the budget's upper end for the paper's 8 frames (before any per-frame
+        cap): the grid the config's checks assume."""
         side = int(math.sqrt(self.processor["size"]["longest_edge"] / DEFAULT_FRAMES))
         return side, side
 
@@ -133,6 +104,11 @@ class Qwen3VLAdapter(Qwen25VLAdapter):
         class caps it where the processor file sets `cap_pixels_per_frame`."""
         from transformers.models.qwen3_vl.video_processing_qwen3_vl import smart_resize
 
+        if n_frames < self.temporal:
+            raise ValueError(
+                f"a clip of {n_frames} frame(s): {self.family} takes at least {self.temporal} (one "
+                "temporal group), as its processor does; sample more frames (n_frames, frame_sampling)"
+            )
         p = self.processor
         low, high = p["size"]["shortest_edge"], p["size"]["longest_edge"]
         if p["cap_pixels_per_frame"]:
@@ -151,12 +127,19 @@ class Qwen3VLAdapter(Qwen25VLAdapter):
 
     # --- text --------------------------------------------------------------------------------
     def sample_grid(self, q: Question, n_video: int | None = None) -> tuple[int, int, int]:
-        """(groups, h, w) of a sample from its frames' size and times (recorded by extract_frames)."""
+        """(groups, h, w) of a sample from its frames' size and times (recorded by extract_frames);
+        the groups follow the times, which the prompt states (`n_video` is not needed)."""
         size, times = q.params.get("frame_size"), q.params.get("frame_times")
         if size is None or times is None:
             raise ValueError(
                 f"{q.sample_id}: the {self.family} prompt needs the frames' size and times "
                 "(params['frame_size'], params['frame_times'], written by the extract_frames rule)"
+            )
+        if q.params.get("frame_times_numpy"):
+            raise ValueError(
+                f"{q.sample_id}: its frame times are VideoLLaMA3's loader's (frame_sampling linspace or "
+                f"fps1), where the {self.family} prompt states index / fps as its processor does; use "
+                "segments, hf_uniform, hf_centered, lvb_stride or fps2"
             )
         return (-(-len(times) // self.temporal), *self.grid_of(tuple(size), len(times)))
 
@@ -187,9 +170,10 @@ class Qwen3VLAdapter(Qwen25VLAdapter):
         n_ctx = getattr(self.model.config.text_config, "max_position_embeddings", None)
         return encode(self.tokenizer, prompt, q, self.video_id, grid, answer, n_ctx, True, blocks)
 
-    def positions(self, ids: list[int], layout: TokenLayout) -> torch.Tensor:
+    def positions(self, ids: list[int], layout: TokenLayout, q: Question | None = None) -> torch.Tensor:
         """[3, 1, N] from the model's own rope index: the expanded ids, their token types (2 on the
-        video) and the video's grid (which the rope index splits into one-step groups)."""
+        video) and the video's grid (which the rope index splits into one-step groups); the frames'
+        times are in the text, so `q` adds nothing."""
         T, H, W = layout.grid
         merge = self.processor["merge_size"]
         expanded, types = rope_inputs(ids, layout, self.video_id)
@@ -208,7 +192,7 @@ class Qwen3VLAdapter(Qwen25VLAdapter):
         embeds = embed_prompt(self.decoder().embed_tokens, ids, self.video_id, layout, video[:, 0])
         return PreparedSample(
             inputs_embeds=embeds.unsqueeze(0),
-            position_ids=self.positions(ids, layout).to(self.device),
+            position_ids=self.positions(ids, layout, q).to(self.device),
             layout=layout,
             gt_token=targets[q.answer_index] if answer is None else targets[0],
             option_tokens=targets if answer is None else [],

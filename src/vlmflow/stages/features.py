@@ -56,9 +56,10 @@ class FeaturesJob:
 
 @torch.no_grad()
 def cache_task(adapter: Adapter, job: Job) -> None:
-    """Write video tokens {sample_id: [n_video, d]} (.pt), the baseline table and the samples this
-    model cannot take (e.g. a prompt longer than its context, or NaN/Inf in its answer's
-    probabilities), with the reason."""
+    """Write video tokens {sample_id: [n_video, d]} (.pt; [n_video, k, d] for a family that feeds k
+    features per token, Qwen3-VL's DeepStack), the baseline table and the samples this model cannot
+    take (e.g. frames its processor refuses, a prompt longer than its context, or NaN/Inf in its
+    answer's probabilities), with the reason."""
     dataset, model_name = job.dataset, job.model
     questions_path, frames_path = job.input.questions, job.input.frames
     features_out, baseline_out, skipped_out = job.output.features, job.output.baseline, job.output.skipped
@@ -67,8 +68,8 @@ def cache_task(adapter: Adapter, job: Job) -> None:
     feats, rows, skipped = {}, [], []
     for k, (row, fr) in enumerate(zip(qs.itertuples(), frames)):
         q = Question.from_row(dataset, row)
-        video = adapter.video_features(adapter.pixel_values(fr))
-        try:  # a prompt the model cannot take, or NaN/Inf in its answer (NonFinite)
+        try:  # frames or a prompt the model cannot take, or NaN/Inf in its answer (NonFinite)
+            video = adapter.video_features(adapter.pixel_values(fr))
             sample = adapter.prepare(q, video)
             too_long(sample.layout.n_tokens, job.settings.max_tokens)
             b = baseline(adapter, sample, q)
@@ -133,7 +134,7 @@ def cached_samples(adapter: Adapter, job: Job, baseline: pd.DataFrame):
     """(baseline row, Question, PreparedSample) of every sample of `baseline`, from the job's cached
     video tokens (no vision rerun); the layout knows the option the baseline chose (`predicted_option`)."""
     qs = pd.read_parquet(job.input.questions).set_index("sample_id", drop=False)
-    feats = torch.load(job.input.features)
+    feats = torch.load(job.input.features, mmap=True)  # read per sample, not all at once
     for b in baseline.itertuples():
         q = Question.from_row(job.dataset, qs.loc[b.sample_id])
         sample = adapter.prepare(q, feats[b.sample_id].to(adapter.device))
