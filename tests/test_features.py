@@ -62,6 +62,15 @@ def test_features_and_baseline_with_recorded_skips(tiny_adapter, tmp_path):
     assert "non-option question span" in skipped.reason[1]  # an empty question has no span to place
     feats = torch.load(tmp_path / "feat.pt")
     assert feats["a"].shape == (72, tiny_adapter.model.config.text_config.hidden_size)
+    with torch.no_grad():  # the cached tokens are the sample's own, spilled to disk on the way
+        assert torch.equal(feats["a"], tiny_adapter.video_features(tiny_adapter.pixel_values(f1)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "base.parquet",
+        "f.npz",
+        "feat.pt",
+        "q.parquet",
+        "skip.parquet",
+    ]
     assert 0 < base.p_base.iloc[0] <= 1 and base["gt"].iloc[0] == "ABCD"[q1.answer_index]
     # the analyses' samples know which option the baseline chose (the failure cases knock it out)
     from vlmflow.stages.features import cached_samples

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -59,45 +61,50 @@ def cache_task(adapter: Adapter, job: Job) -> None:
     """Write video tokens {sample_id: [n_video, d]} (.pt; [n_video, k, d] for a family that feeds k
     features per token, Qwen3-VL's DeepStack), the baseline table and the samples this model cannot
     take (e.g. frames its processor refuses, a prompt longer than its context, or NaN/Inf in its
-    answer's probabilities), with the reason."""
+    answer's probabilities), with the reason. Each sample's tokens are spilled to disk as they come
+    and held memory-mapped, so a task's features need not fit in memory at once."""
     dataset, model_name = job.dataset, job.model
     questions_path, frames_path = job.input.questions, job.input.frames
     features_out, baseline_out, skipped_out = job.output.features, job.output.baseline, job.output.skipped
     qs = pd.read_parquet(questions_path)
     frames = load_frames(frames_path, list(qs.sample_id))
     feats, rows, skipped = {}, [], []
-    for k, (row, fr) in enumerate(zip(qs.itertuples(), frames)):
-        q = Question.from_row(dataset, row)
-        try:  # frames or a prompt the model cannot take, or NaN/Inf in its answer (NonFinite)
-            video = adapter.video_features(adapter.pixel_values(fr))
-            sample = adapter.prepare(q, video)
-            too_long(sample.layout.n_tokens, job.settings.max_tokens)
-            b = baseline(adapter, sample, q)
-        except ValueError as err:
-            print(f"[features] {model_name} {q.sample_id}: skipped: {err}", flush=True)
-            skipped.append(dict(sample_id=q.sample_id, task=q.task, reason=f"{model_name}: {err}"))
-            continue
-        feats[q.sample_id] = video.cpu()
-        rows.append(
-            dict(
-                dataset=dataset,
-                task=q.task,
-                model=model_name,
-                sample_id=q.sample_id,
-                n_tokens=sample.layout.n_tokens,
-                gt=LETTERS[q.answer_index],
-                pred_base=b.text,
-                pred_base_id=b.pred,
-                p_base=b.p,
-                p_base_gt=b.p_gt,
-                correct_base=b.correct,
-                n_options=len(q.candidates),
+    Path(features_out).parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=Path(features_out).parent, prefix=".spill-") as spill:
+        for k, (row, fr) in enumerate(zip(qs.itertuples(), frames)):
+            q = Question.from_row(dataset, row)
+            try:  # frames or a prompt the model cannot take, or NaN/Inf in its answer (NonFinite)
+                video = adapter.video_features(adapter.pixel_values(fr))
+                sample = adapter.prepare(q, video)
+                too_long(sample.layout.n_tokens, job.settings.max_tokens)
+                b = baseline(adapter, sample, q)
+            except ValueError as err:
+                print(f"[features] {model_name} {q.sample_id}: skipped: {err}", flush=True)
+                skipped.append(dict(sample_id=q.sample_id, task=q.task, reason=f"{model_name}: {err}"))
+                continue
+            part = Path(spill) / f"{len(feats)}.pt"
+            torch.save(video.cpu(), part)
+            feats[q.sample_id] = torch.load(part, mmap=True)  # file-backed: the OS may page it out
+            rows.append(
+                dict(
+                    dataset=dataset,
+                    task=q.task,
+                    model=model_name,
+                    sample_id=q.sample_id,
+                    n_tokens=sample.layout.n_tokens,
+                    gt=LETTERS[q.answer_index],
+                    pred_base=b.text,
+                    pred_base_id=b.pred,
+                    p_base=b.p,
+                    p_base_gt=b.p_gt,
+                    correct_base=b.correct,
+                    n_options=len(q.candidates),
+                )
             )
-        )
-        if (k + 1) % 25 == 0:
-            print(f"[features] {model_name} {q.task}: {k + 1}/{len(qs)}", flush=True)
-    with atomic_path(features_out) as tmp:
-        torch.save(feats, tmp)
+            if (k + 1) % 25 == 0:
+                print(f"[features] {model_name} {q.task}: {k + 1}/{len(qs)}", flush=True)
+        with atomic_path(features_out) as tmp:
+            torch.save(feats, tmp)
     df = pd.DataFrame(rows, columns=None if rows else BASELINE_COLUMNS)  # empty: the columns kept
     write_parquet(df, baseline_out)
     write_parquet(pd.DataFrame(skipped, columns=["sample_id", "task", "reason"]), skipped_out)
