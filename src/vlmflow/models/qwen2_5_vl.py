@@ -239,16 +239,20 @@ class Qwen25VLAdapter(Adapter):
         return out.pooler_output[0]
 
     # --- text --------------------------------------------------------------------------------
-    def sample_grid(self, q: Question, n_video: int | None = None) -> tuple[int, int, int]:
-        """(groups, h, w) of a sample: its frames' size (recorded by extract_frames) through the pixel
-        budget, and its frames (groups = video tokens / (h * w), or the recorded frames)."""
-        size = q.params.get("frame_size")
-        times = q.params.get("frame_times")
+    def recorded_frames(self, q: Question) -> tuple[list[int], list[float]]:
+        """The frames' size (height, width) and times that extract_frames records with a sample."""
+        size, times = q.params.get("frame_size"), q.params.get("frame_times")
         if size is None or times is None:
             raise ValueError(
                 f"{q.sample_id}: the {self.family} prompt needs the frames' size and times "
                 "(params['frame_size'], params['frame_times'], written by the extract_frames rule)"
             )
+        return size, times
+
+    def sample_grid(self, q: Question, n_video: int | None = None) -> tuple[int, int, int]:
+        """(groups, h, w) of a sample: its frames' size (recorded by extract_frames) through the pixel
+        budget, and its frames (groups = video tokens / (h * w), or the recorded frames)."""
+        size, times = self.recorded_frames(q)
         h, w = self.grid_of(tuple(size), len(times))
         groups = -(-len(times) // self.temporal) if n_video is None else n_video // (h * w)
         return groups, h, w
@@ -268,13 +272,30 @@ class Qwen25VLAdapter(Adapter):
     ) -> tuple[list[int], TokenLayout, list[int]]:
         """The chat template's prompt (one `<|video_pad|>`), the expanded layout in the sample's grid,
         the option-letter ids; with an `answer`, the open-ended prompt and the reference's ids."""
+        return self.encode_video(q, answer, grid or self.sample_grid(q), VIDEO_TEXT)
+
+    def encode_video(
+        self,
+        q: Question,
+        answer: OpenAnswer | None,
+        grid: tuple[int, int, int],
+        video: str,
+        per_frame: bool = False,
+        blocks: list[tuple[int, int]] | None = None,
+    ) -> tuple[list[int], TokenLayout, list[int]]:
+        """`encode` with the template's video written as `video` (one `<|video_pad|>`, or one per
+        group with `per_frame`); `blocks`: each frame's character span in `video`, where the
+        knockouts' frames take in more than its tokens."""
         system = self.system_prompt if answer is None or answer.system is None else answer.system
         what = f"{q.sample_id} ({self.model_id or 'model in memory'})"
         prompt = templated_prompt(
-            self.template, self.tokenizer, system, q, answer, self.family, VIDEO_TEXT, what=what
+            self.template, self.tokenizer, system, q, answer, self.family, VIDEO_TEXT, video, what
         )
+        if blocks is not None:
+            at = prompt.placeholder[0]
+            blocks = [(a + at, b + at) for a, b in blocks]
         n_ctx = getattr(self.model.config.text_config, "max_position_embeddings", None)
-        return encode(self.tokenizer, prompt, q, self.video_id, grid or self.sample_grid(q), answer, n_ctx)
+        return encode(self.tokenizer, prompt, q, self.video_id, grid, answer, n_ctx, per_frame, blocks)
 
     def positions(self, ids: list[int], layout: TokenLayout, q: Question) -> torch.Tensor:
         """[3, 1, N] from the model's own rope index: the expanded ids, their token types (2 on the
@@ -290,11 +311,12 @@ class Qwen25VLAdapter(Adapter):
     def prepare(
         self, q: Question, video_tokens: torch.Tensor, answer: OpenAnswer | None = None
     ) -> PreparedSample:
-        """Prompt + video tokens [groups*h*w, d] -> decoder inputs, 3-D positions [3, 1, N], the layout."""
+        """Prompt + cached video features (`split_features`: the tokens [groups*h*w, d] and any layer
+        additions) -> decoder inputs, 3-D positions [3, 1, N], the layout."""
         grid = self.sample_grid(q, len(video_tokens))
         ids, layout, targets = self.encode(q, answer, grid)
-        video = video_tokens.to(self.device)
-        embeds = embed_prompt(self.decoder().embed_tokens, ids, self.video_id, layout, video)
+        tokens, additions = self.split_features(video_tokens.to(self.device))
+        embeds = embed_prompt(self.decoder().embed_tokens, ids, self.video_id, layout, tokens)
         return PreparedSample(
             inputs_embeds=embeds.unsqueeze(0),
             position_ids=self.positions(ids, layout, q).to(self.device),
@@ -302,7 +324,13 @@ class Qwen25VLAdapter(Adapter):
             gt_token=targets[q.answer_index] if answer is None else targets[0],
             option_tokens=targets if answer is None else [],
             video_tokens=video_tokens,
+            layer_additions=additions,
         )
+
+    @staticmethod
+    def split_features(video: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """Cached video features -> the video tokens [n_video, d] and the layer additions (none)."""
+        return video, ()
 
 
 def rope_inputs(ids: list[int], layout: TokenLayout, video_id: int) -> tuple[torch.Tensor, torch.Tensor]:

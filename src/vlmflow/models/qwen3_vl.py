@@ -45,8 +45,6 @@ import torch
 
 from vlmflow.layout import TokenLayout
 from vlmflow.models.base import PreparedSample
-from vlmflow.models.chat import templated_prompt
-from vlmflow.models.encoding import embed_prompt, encode
 from vlmflow.models.qwen2_5_vl import VIDEO_TEXT, Qwen25VLAdapter, patchify, rope_inputs
 from vlmflow.open_ended import OpenAnswer
 from vlmflow.question import Question
@@ -129,12 +127,7 @@ class Qwen3VLAdapter(Qwen25VLAdapter):
     def sample_grid(self, q: Question, n_video: int | None = None) -> tuple[int, int, int]:
         """(groups, h, w) of a sample from its frames' size and times (recorded by extract_frames);
         the groups follow the times, which the prompt states (`n_video` is not needed)."""
-        size, times = q.params.get("frame_size"), q.params.get("frame_times")
-        if size is None or times is None:
-            raise ValueError(
-                f"{q.sample_id}: the {self.family} prompt needs the frames' size and times "
-                "(params['frame_size'], params['frame_times'], written by the extract_frames rule)"
-            )
+        size, times = self.recorded_frames(q)
         if q.params.get("frame_times_numpy"):
             raise ValueError(
                 f"{q.sample_id}: its frame times are VideoLLaMA3's loader's (frame_sampling linspace or "
@@ -158,17 +151,10 @@ class Qwen3VLAdapter(Qwen25VLAdapter):
         """The chat template's prompt with the video expanded per group, the layout (per-group spans;
         with `frame_ranges: markers` each group's block its whole text), the option-letter ids;
         with an `answer`, the open-ended prompt and the reference's ids."""
-        grid = grid or self.sample_grid(q)
-        system = self.system_prompt if answer is None or answer.system is None else answer.system
-        what = f"{q.sample_id} ({self.model_id or 'model in memory'})"
+        grid = grid or self.sample_grid(q)  # first: its checks name what the sample lacks
         video, spans = self.video_text(q)
-        prompt = templated_prompt(
-            self.template, self.tokenizer, system, q, answer, self.family, VIDEO_TEXT, video, what
-        )
-        at = prompt.placeholder[0]
-        blocks = [(a + at, b + at) for a, b in spans] if self.frame_ranges == "markers" else None
-        n_ctx = getattr(self.model.config.text_config, "max_position_embeddings", None)
-        return encode(self.tokenizer, prompt, q, self.video_id, grid, answer, n_ctx, True, blocks)
+        blocks = spans if self.frame_ranges == "markers" else None
+        return self.encode_video(q, answer, grid, video, True, blocks)
 
     def positions(self, ids: list[int], layout: TokenLayout, q: Question | None = None) -> torch.Tensor:
         """[3, 1, N] from the model's own rope index: the expanded ids, their token types (2 on the
@@ -182,23 +168,10 @@ class Qwen3VLAdapter(Qwen25VLAdapter):
         )
         return pos
 
-    def prepare(
-        self, q: Question, video_tokens: torch.Tensor, answer: OpenAnswer | None = None
-    ) -> PreparedSample:
-        """Prompt + video features [groups*h*w, 1 + levels, d] -> decoder inputs, 3-D positions
-        [3, 1, N], the layout, and with `deepstack: keep` the DeepStack levels as layer additions."""
-        ids, layout, targets = self.encode(q, answer)
-        video = video_tokens.to(self.device)
-        embeds = embed_prompt(self.decoder().embed_tokens, ids, self.video_id, layout, video[:, 0])
-        return PreparedSample(
-            inputs_embeds=embeds.unsqueeze(0),
-            position_ids=self.positions(ids, layout, q).to(self.device),
-            layout=layout,
-            gt_token=targets[q.answer_index] if answer is None else targets[0],
-            option_tokens=targets if answer is None else [],
-            video_tokens=video_tokens,
-            layer_additions=tuple(video[:, 1:].unbind(1)) if self.deepstack == "keep" else (),
-        )
+    def split_features(self, video: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """Cached features [n_video, 1 + levels, d] -> the video tokens [n_video, d] and, with
+        `deepstack: keep`, the DeepStack levels as layer additions (each [n_video, d])."""
+        return video[:, 0], tuple(video[:, 1:].unbind(1)) if self.deepstack == "keep" else ()
 
     def text_model_inputs(self, sample: PreparedSample) -> dict:
         """The DeepStack levels and their positions, as the model's own forward hands them to its text

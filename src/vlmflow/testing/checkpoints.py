@@ -594,6 +594,18 @@ QWEN_VISION_TOKENS = [
     "<|image_pad|>",
     "<|video_pad|>",
 ]
+
+
+def _qwen_vl_tokenizer():
+    """A Qwen2 tokenizer with the Qwen VL vision tokens, and their ids as the configs name them."""
+    tok = qwen2_tokenizer()
+    tok.add_tokens(QWEN_VISION_TOKENS, special_tokens=True)
+    ids = dict(zip(QWEN_VISION_TOKENS, tok.convert_tokens_to_ids(QWEN_VISION_TOKENS)))
+    names = ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")
+    pads = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")
+    return tok, {name: ids[t] for name, t in zip(names, pads)}
+
+
 QWEN2_5_VL_TINY = Shape(vision_layers=2, kv_heads=2)
 # Qwen2.5-VL-7B-Instruct: Qwen2.5-7B (28 x 3584, GQA 28 / 4) over its 32-layer ViT (1280 wide)
 QWEN2_5_VL_7B = Shape(
@@ -636,9 +648,7 @@ def write_qwen2_5_vl(
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    tok = qwen2_tokenizer()
-    tok.add_tokens(QWEN_VISION_TOKENS, special_tokens=True)
-    ids = dict(zip(QWEN_VISION_TOKENS, tok.convert_tokens_to_ids(QWEN_VISION_TOKENS)))
+    tok, vision_ids = _qwen_vl_tokenizer()
     head_dim = shape.hidden // shape.heads
     text = Qwen2_5_VLTextConfig(
         **_qwen2_fields(shape, tok),
@@ -664,10 +674,7 @@ def write_qwen2_5_vl(
     config = Qwen2_5_VLConfig(
         text_config=text,
         vision_config=vision,
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
+        **vision_ids,
         tie_word_embeddings=False,
     )
     model = _build(Qwen2_5_VLForConditionalGeneration, config, seed, lm_head_scale, device)
@@ -748,9 +755,7 @@ def write_qwen3_vl(
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    tok = qwen2_tokenizer()
-    tok.add_tokens(QWEN_VISION_TOKENS, special_tokens=True)
-    ids = dict(zip(QWEN_VISION_TOKENS, tok.convert_tokens_to_ids(QWEN_VISION_TOKENS)))
+    tok, vision_ids = _qwen_vl_tokenizer()
     head_dim = shape.hidden // shape.heads
     fields = _qwen2_fields(shape, tok)
     text = Qwen3VLTextConfig(
@@ -785,10 +790,7 @@ def write_qwen3_vl(
     config = Qwen3VLConfig(
         text_config=text,
         vision_config=vision,
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
+        **vision_ids,
         tie_word_embeddings=False,
     )
     model = _build(Qwen3VLForConditionalGeneration, config, seed, lm_head_scale, device)
