@@ -125,11 +125,25 @@ def test_the_time_text_sits_between_the_groups_and_frame_t_is_a_temporal_group(a
     assert group_times(odd.params["frame_times"], 2)[-1] == times[6]  # the last frame fills its group
 
 
-def test_positions_are_the_rope_index_one_step_per_group(adapter):
+@pytest.mark.parametrize("wide", [False, True])
+def test_positions_are_the_rope_index_one_step_per_group(adapter, wide):
+    """On square and wide frames (48 x 96 -> 64 x 96 px: 2 x 3 tokens per group), the positions are
+    the model's rope index on the processor's inputs (its grid from the patches), one temporal step
+    per group, rows and columns apart."""
     q, frames = synthetic_sample()
-    sample = adapter.prepare(q, adapter.video_features(adapter.pixel_values(frames)))
+    if wide:
+        frames = np.concatenate([frames, frames], axis=2)
+        q = replace(q, params=dict(q.params, frame_size=[48, 96]))
+    pixels = adapter.pixel_values(frames)
+    sample = adapter.prepare(q, adapter.video_features(pixels))
     L, pos = sample.layout, sample.position_ids
-    assert pos.shape == (3, 1, L.n_tokens)
+    assert pos.shape == (3, 1, L.n_tokens) and L.grid == ((4, 2, 3) if wide else (4, 2, 2))
+    ids, _, _ = adapter.encode(q)
+    n = L.grid[1] * L.grid[2]
+    full = torch.tensor([[j for i in ids for j in ([i] * n if i == adapter.video_id else [i])]])
+    _, grid_thw = patchify(pixels, 16, 2, 2)
+    own, _ = adapter.model.model.get_rope_index(full, (full == adapter.video_id).int() * 2, None, grid_thw)
+    assert torch.equal(pos, own)
     assert not torch.equal(pos[0, 0], torch.arange(L.n_tokens))  # not 1-D positions
     assert not torch.equal(pos[1, 0], pos[2, 0])  # height and width apart inside a group
     H, W = L.grid[1:]
@@ -252,3 +266,7 @@ def test_frames_the_prompt_cannot_state_are_refused(tmp_path, adapter):
 
     assert video_processor_settings(str(tmp_path), VIDEO_DEFAULTS, False)["size"]["longest_edge"] == 4096
     assert video_processor_settings(str(tmp_path), VIDEO_DEFAULTS, True)["size"]["longest_edge"] == 9
+    ckpt = write_qwen3_vl(tmp_path / "pixels", budget=(1024, 4096))
+    config = ckpt / "video_preprocessor_config.json"
+    config.write_text(config.read_text().replace('"fps": 2', '"min_pixels": 1, "max_pixels": 9, "fps": 2'))
+    assert Qwen3VLAdapter.from_pretrained(str(ckpt)).processor["size"]["longest_edge"] == 4096
